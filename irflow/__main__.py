@@ -1,0 +1,3 @@
+from irflow.cli.main import main
+
+main()

@@ -1,0 +1,184 @@
+"""Actions: the only code that changes Azure.
+
+An action is a class registered by name, with a pydantic ``Params`` model, the Azure RBAC ``permissions`` it
+needs, a docstring with a YAML example, and three methods:
+
+- ``plan(ctx)``: the exact diff it would make; reads only.
+- ``apply(ctx)``: makes Azure match the target state; a no-op (``changed=False``) when it already does.
+- ``verify(ctx)``: re-reads Azure and says whether the target state holds.
+
+Idempotency comes from Azure-side state, never from local memory. Actions never see the database: they
+meet the engine through :class:`StepContext`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+from pydantic import BaseModel, ConfigDict, Field
+
+from irflow.redaction import redact_text
+
+
+class ActionError(Exception):
+    """An action could not do its work; the message is safe to show and to audit."""
+
+    retryable: ClassVar[bool] = False
+
+
+class PermissionDenied(ActionError):
+    pass
+
+
+class ResourceMissing(ActionError):
+    pass
+
+
+class AzureCallFailed(ActionError):
+    retryable = True
+
+
+class Change(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    field: str
+    before: Any = None
+    after: Any = None
+
+
+class Plan(BaseModel):
+    action: str
+    target: str | None = None
+    changes: list[Change] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+    @property
+    def is_noop(self) -> bool:
+        return not self.changes
+
+
+class Result(BaseModel):
+    changed: bool
+    changes: list[Change] = Field(default_factory=list)
+    prior_state: dict[str, Any] = Field(default_factory=dict)
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+
+
+@dataclass
+class StepContext:
+    """What an action may see: its validated params, the target, a bound logger and Azure clients.
+
+    ``reference_time`` is the incident's containment epoch (when irflow opened it): Azure-side facts newer
+    than it (a key created after it, say) count as already done by this incident's response.
+    """
+
+    params: BaseModel
+    target: str | None
+    log: Any
+    clients: Any
+    reference_time: datetime
+    first_attempt_at: datetime | None = None
+
+
+class Action(ABC):
+    name: ClassVar[str]
+    Params: ClassVar[type[BaseModel]]
+    permissions: ClassVar[tuple[str, ...]]
+    target_param: ClassVar[str | None] = None
+
+    @abstractmethod
+    def plan(self, ctx: StepContext) -> Plan: ...
+
+    @abstractmethod
+    def apply(self, ctx: StepContext) -> Result: ...
+
+    @abstractmethod
+    def verify(self, ctx: StepContext) -> bool: ...
+
+    @classmethod
+    def example(cls) -> str:
+        """The YAML example of the docstring (the block after ``Example::``)."""
+        doc = cls.__doc__ or ""
+        marker = "Example::"
+        if marker not in doc:
+            return ""
+        block = doc.split(marker, 1)[1]
+        lines = [line for line in block.splitlines()]
+        indents = [len(line) - len(line.lstrip()) for line in lines if line.strip()]
+        cut = min(indents) if indents else 0
+        return "\n".join(line[cut:] for line in lines).strip() + "\n"
+
+    @classmethod
+    def summary(cls) -> str:
+        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+
+REGISTRY: dict[str, type[Action]] = {}
+
+
+def register(cls: type[Action]) -> type[Action]:
+    """Class decorator: add an action to the registry, refusing incomplete ones at import time."""
+    for attribute in ("name", "Params", "permissions"):
+        if not getattr(cls, attribute, None):
+            raise TypeError(f"action {cls.__qualname__} has no {attribute}")
+    if not cls.example():
+        raise TypeError(f"action {cls.name} has no 'Example::' YAML block in its docstring")
+    if cls.name in REGISTRY:
+        raise TypeError(f"action name {cls.name} registered twice")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_action(name: str) -> type[Action]:
+    _load_builtin_actions()
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(REGISTRY))
+        raise KeyError(f"unknown action {name!r}; known actions: {known}") from None
+
+
+def all_actions() -> dict[str, type[Action]]:
+    _load_builtin_actions()
+    return dict(sorted(REGISTRY.items()))
+
+
+def _load_builtin_actions() -> None:
+    from irflow.actions import storage  # noqa: F401  (registers on import)
+
+
+@contextmanager
+def azure_errors(*, permission: str, scope: str) -> Iterator[None]:
+    """Turn SDK errors into action errors that name the missing permission and scope, or the resource."""
+    try:
+        yield
+    except ResourceNotFoundError as exc:
+        raise ResourceMissing(f"not found: {scope} ({_arm_message(exc)})") from None
+    except ClientAuthenticationError as exc:
+        if exc.status_code == 403:
+            raise PermissionDenied(_denied(permission, scope, exc)) from None
+        raise PermissionDenied(f"authentication to Azure failed for {scope}: {_arm_message(exc)}") from None
+    except HttpResponseError as exc:
+        if exc.status_code == 403:
+            raise PermissionDenied(_denied(permission, scope, exc)) from None
+        raise AzureCallFailed(f"Azure answered {exc.status_code} for {scope}: {_arm_message(exc)}") from None
+
+
+def _denied(permission: str, scope: str, exc: HttpResponseError) -> str:
+    return f"permission denied: the irflow identity needs {permission} on {scope} ({_arm_message(exc)})"
+
+
+def _arm_message(exc: HttpResponseError) -> str:
+    error = getattr(exc, "error", None)
+    if error is not None and getattr(error, "code", None):
+        text = f"{error.code}: {error.message}"
+    else:
+        text = (exc.message or str(exc)).splitlines()[0]
+    return redact_text(text)[:500]

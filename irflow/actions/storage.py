@@ -1,0 +1,207 @@
+"""Storage account containment actions (``azure-mgmt-storage``)."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from irflow.actions.base import Action, Change, Plan, Result, StepContext, azure_errors, register
+from irflow.domain.resource_id import ResourceId, StorageAccountId
+from irflow.redaction import fingerprint
+
+READ = "Microsoft.Storage/storageAccounts/read"
+WRITE = "Microsoft.Storage/storageAccounts/write"
+REGENERATE_KEY = "Microsoft.Storage/storageAccounts/regeneratekey/action"
+
+
+def _get_account(ctx: StepContext, account_id: str) -> Any:
+    rid = ResourceId.parse(account_id)
+    with azure_errors(permission=READ, scope=account_id):
+        account = ctx.clients.storage(rid.subscription_id).storage_accounts.get_properties(
+            rid.resource_group, rid.name
+        )
+    return account
+
+
+def _network_state(props: dict[str, Any]) -> dict[str, Any]:
+    acls = props.get("networkAcls") or {}
+    return {
+        "publicNetworkAccess": props.get("publicNetworkAccess", "Enabled"),
+        "allowBlobPublicAccess": props.get("allowBlobPublicAccess", False),
+        "networkAcls": copy.deepcopy(acls) or {"defaultAction": "Allow", "bypass": "AzureServices"},
+    }
+
+
+class IsolateAccountParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account: StorageAccountId = Field(description="Resource id of the storage account to isolate.")
+
+
+@register
+class IsolateAccount(Action):
+    """Cut a storage account off every public network path.
+
+    Sets public network access to Disabled, the firewall's default action to Deny and blob public access off.
+    IP and virtual-network rules and the trusted-services bypass are kept, and the prior settings are recorded
+    in the step result so the account can be restored.
+
+    Example::
+
+        - id: isolate
+          action: storage.isolate_account
+          for_each: "{{ inputs.storage_accounts }}"
+          with: {account: "{{ item }}"}
+    """
+
+    name = "storage.isolate_account"
+    Params = IsolateAccountParams
+    permissions = (READ, WRITE)
+    target_param = "account"
+
+    TARGET = {"publicNetworkAccess": "Disabled", "allowBlobPublicAccess": False, "defaultAction": "Deny"}
+
+    def _diff(self, state: dict[str, Any]) -> list[Change]:
+        current = {
+            "publicNetworkAccess": state["publicNetworkAccess"],
+            "allowBlobPublicAccess": bool(state["allowBlobPublicAccess"]),
+            "defaultAction": state["networkAcls"].get("defaultAction", "Allow"),
+        }
+        paths = {
+            "publicNetworkAccess": "properties.publicNetworkAccess",
+            "allowBlobPublicAccess": "properties.allowBlobPublicAccess",
+            "defaultAction": "properties.networkAcls.defaultAction",
+        }
+        return [
+            Change(field=paths[key], before=current[key], after=target)
+            for key, target in self.TARGET.items()
+            if current[key] != target
+        ]
+
+    def plan(self, ctx: StepContext) -> Plan:
+        params: IsolateAccountParams = ctx.params  # type: ignore[assignment]
+        state = _network_state(_get_account(ctx, params.account).as_dict().get("properties", {}))
+        return Plan(action=self.name, target=params.account, changes=self._diff(state))
+
+    def apply(self, ctx: StepContext) -> Result:
+        params: IsolateAccountParams = ctx.params  # type: ignore[assignment]
+        state = _network_state(_get_account(ctx, params.account).as_dict().get("properties", {}))
+        changes = self._diff(state)
+        if not changes:
+            return Result(changed=False, prior_state=state, notes=["already isolated"])
+        acls = copy.deepcopy(state["networkAcls"])
+        acls["defaultAction"] = "Deny"
+        body = {
+            "properties": {
+                "publicNetworkAccess": "Disabled",
+                "allowBlobPublicAccess": False,
+                "networkAcls": acls,
+            }
+        }
+        rid = ResourceId.parse(params.account)
+        with azure_errors(permission=WRITE, scope=params.account):
+            ctx.clients.storage(rid.subscription_id).storage_accounts.update(
+                rid.resource_group, rid.name, body
+            )
+        ctx.log.info("storage account isolated", changes=len(changes))
+        return Result(changed=True, changes=changes, prior_state=state)
+
+    def verify(self, ctx: StepContext) -> bool:
+        params: IsolateAccountParams = ctx.params  # type: ignore[assignment]
+        state = _network_state(_get_account(ctx, params.account).as_dict().get("properties", {}))
+        return not self._diff(state)
+
+
+class RotateAccountKeysParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account: StorageAccountId = Field(description="Resource id of the storage account whose keys to rotate.")
+    keys: list[Literal["key1", "key2"]] = Field(
+        default=["key1", "key2"], min_length=1, description="Which account keys to regenerate."
+    )
+    rotated_since: datetime | None = Field(
+        default=None,
+        description="A key Azure shows as created at or after this time counts as already rotated. "
+        "Default: the incident's containment epoch (when irflow opened the incident).",
+    )
+
+
+@register
+class RotateAccountKeys(Action):
+    """Regenerate a storage account's access keys, invalidating every account-key SAS signed with them.
+
+    Idempotent from Azure-side facts: a key whose ``keyCreationTime`` is at or after ``rotated_since`` (by
+    default the incident's containment epoch) is not regenerated again, so re-running the step, the playbook
+    or a crashed attempt never rotates a key twice for one incident. Key values are never kept or logged; the
+    result holds a fingerprint of each new key.
+
+    Example::
+
+        - id: rotate-keys
+          action: storage.rotate_account_keys
+          for_each: "{{ inputs.storage_accounts }}"
+          with: {account: "{{ item }}", keys: [key1, key2]}
+          retry: {max_attempts: 5, backoff: exponential}
+    """
+
+    name = "storage.rotate_account_keys"
+    Params = RotateAccountKeysParams
+    permissions = (READ, REGENERATE_KEY)
+    target_param = "account"
+
+    def _stale_keys(self, ctx: StepContext) -> tuple[list[Change], dict[str, Any]]:
+        params: RotateAccountKeysParams = ctx.params  # type: ignore[assignment]
+        since = params.rotated_since or ctx.reference_time
+        account = _get_account(ctx, params.account)
+        created = account.key_creation_time
+        times = {
+            key: getattr(created, key, None) if created is not None else None for key in ("key1", "key2")
+        }
+        changes = [
+            Change(
+                field=f"keys.{key}",
+                before={"created": times[key].isoformat() if times[key] else None},
+                after="regenerate",
+            )
+            for key in params.keys
+            if times[key] is None or times[key] < since
+        ]
+        prior = {key: (value.isoformat() if value else None) for key, value in times.items()}
+        return changes, {"keyCreationTime": prior, "rotated_since": since.isoformat()}
+
+    def plan(self, ctx: StepContext) -> Plan:
+        params: RotateAccountKeysParams = ctx.params  # type: ignore[assignment]
+        changes, prior = self._stale_keys(ctx)
+        notes = [
+            f"{key} already rotated (created {prior['keyCreationTime'][key]})"
+            for key in params.keys
+            if not any(change.field == f"keys.{key}" for change in changes)
+        ]
+        return Plan(action=self.name, target=params.account, changes=changes, notes=notes)
+
+    def apply(self, ctx: StepContext) -> Result:
+        params: RotateAccountKeysParams = ctx.params  # type: ignore[assignment]
+        changes, prior = self._stale_keys(ctx)
+        if not changes:
+            return Result(changed=False, prior_state=prior, notes=["keys already rotated"])
+        rid = ResourceId.parse(params.account)
+        client = ctx.clients.storage(rid.subscription_id)
+        fingerprints: dict[str, str] = {}
+        for change in changes:
+            key_name = change.field.removeprefix("keys.")
+            with azure_errors(permission=REGENERATE_KEY, scope=params.account):
+                listed = client.storage_accounts.regenerate_key(
+                    rid.resource_group, rid.name, {"keyName": key_name}
+                )
+            for key in listed.as_dict().get("keys", []):
+                if key.get("keyName") == key_name and key.get("value"):
+                    fingerprints[key_name] = fingerprint(key["value"])
+            ctx.log.info("storage account key regenerated", key=key_name)
+        return Result(changed=True, changes=changes, prior_state=prior, outputs={"new_keys": fingerprints})
+
+    def verify(self, ctx: StepContext) -> bool:
+        changes, _ = self._stale_keys(ctx)
+        return not changes

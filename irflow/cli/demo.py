@@ -1,0 +1,177 @@
+"""``irflow demo``: a complete breach drill on the embedded simulated tenant and a new SQLite database.
+
+It plays the incident twice on purpose: the second run of the same playbook for the same incident, and a
+dry run after it, must leave the simulated tenant untouched (no write in its journal).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from irflow import clock
+from irflow.audit import AuditChain
+from irflow.cli.common import cli_actor, console, errors
+from irflow.cli.display import short_target, timeline_table
+from irflow.cli.runs import follow, report
+from irflow.engine import runtime
+from irflow.engine.runs import submit_run
+from irflow.settings import Settings
+from irflow.sim.models import Tenant
+from irflow.sim.server import SimServer
+
+PLAYBOOK = "storage-sas-exfiltration"
+
+
+def target_accounts(tenant: Tenant) -> list[str]:
+    """The accounts the scenario marks as holding PHI (tag ``data-classification: phi``)."""
+    return [
+        account.id
+        for account in tenant.storage_accounts()
+        if str(account.tags.get("data-classification", "")).lower() == "phi"
+    ]
+
+
+def run_demo(*, scenario: str, as_json: bool, workdir: Path) -> int:
+    tenant = Tenant.from_scenario(scenario)
+    targets = target_accounts(tenant)
+    if not targets:
+        errors.print(f"scenario {scenario} has no storage account tagged data-classification=phi")
+        return 2
+    run_dir = (workdir / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with SimServer(tenant) as server:
+        settings = Settings(
+            database_url=f"sqlite:///{run_dir / 'irflow.db'}",
+            azure_cloud="custom",
+            arm_endpoint=server.endpoint,
+            authority=server.endpoint,
+            azure_ca_bundle=Path(server.ca_file),
+            azure_token=server.token,
+            queue_polling_interval=0.05,
+        )
+        svc = runtime.launch(settings)
+        try:
+            summary = _drill(svc, tenant, targets, quiet=as_json)
+        finally:
+            runtime.shutdown()
+    summary["database"] = str(run_dir / "irflow.db")
+    if as_json:
+        console.print_json(json.dumps(summary, default=str))
+    else:
+        console.print(f"\ndatabase: {summary['database']}", markup=False)
+        console.print(
+            f"  inspect it with: IRFLOW_DATABASE_URL=sqlite:///{summary['database']} irflow audit verify",
+            markup=False,
+        )
+    return 0 if summary["ok"] else 1
+
+
+def _drill(svc: runtime.Services, tenant: Tenant, targets: list[str], *, quiet: bool) -> dict[str, Any]:
+    say = (lambda *a, **k: None) if quiet else console.print
+    say(
+        f"[bold]irflow demo[/]: simulated tenant with {len(tenant.storage_accounts())} storage accounts; "
+        f"{len(targets)} hold PHI and are exposed:"
+    )
+    for target in targets:
+        say(f"  {short_target(target)}")
+    params = {"storage_accounts": ",".join(targets)}
+
+    say("\n[bold]1. containment run[/]")
+    first = submit_run(
+        svc, PLAYBOOK, params, actor=cli_actor(), auto_approve=True, title="Demo: SAS exfiltration"
+    )
+    view = follow(svc, first.run_id, quiet=quiet, live=False)
+    if not quiet:
+        report(view, as_json=False)
+    writes_after_first = len(tenant.journal.writes())
+
+    say("\n[bold]2. the same playbook again, same incident[/] (must change nothing)")
+    second = submit_run(
+        svc, PLAYBOOK, params, actor=cli_actor(), auto_approve=True, incident_id=first.incident_id
+    )
+    second_view = follow(svc, second.run_id, quiet=quiet, live=False)
+    writes_after_second = len(tenant.journal.writes())
+
+    say("\n[bold]3. dry run[/] (must write nothing)")
+    third = submit_run(svc, PLAYBOOK, params, actor=cli_actor(), dry_run=True, incident_id=first.incident_id)
+    dry_view = follow(svc, third.run_id, quiet=True)
+    if not quiet:
+        report(dry_view, as_json=False)
+    writes_after_dry = len(tenant.journal.writes())
+
+    accounts = {a.id: a.summary() for a in tenant.storage_accounts()}
+    regenerations = Counter(
+        (entry.path.split("/")[8], (entry.body or {}).get("keyName"))
+        for entry in tenant.journal.writes()
+        if entry.route == "storage.accounts.regenerate_key"
+    )
+    checks = {
+        "run_succeeded": view["status"] == "succeeded",
+        "rerun_succeeded": second_view["status"] == "succeeded",
+        "dry_run_succeeded": dry_view["status"] == "succeeded",
+        "every_target_isolated": all(
+            accounts[t]["publicNetworkAccess"] == "Disabled"
+            and accounts[t]["networkAcls"]["defaultAction"] == "Deny"
+            and accounts[t]["allowBlobPublicAccess"] is False
+            for t in targets
+        ),
+        "each_key_regenerated_once": all(
+            regenerations[(short_target(t), key)] == 1 for t in targets for key in ("key1", "key2")
+        )
+        and sum(regenerations.values()) == 2 * len(targets),
+        "rerun_wrote_nothing": writes_after_second == writes_after_first,
+        "dry_run_wrote_nothing": writes_after_dry == writes_after_second,
+    }
+    with svc.db.transaction() as session:
+        chain = AuditChain()
+        events = [
+            {
+                "seq": e.seq,
+                "ts": e.ts.isoformat(),
+                "actor": e.actor,
+                "type": e.type,
+                "payload": json.loads(e.payload),
+            }
+            for e in chain.events(session, incident_id=first.incident_id)
+        ]
+        verdict = chain.verify(session)
+    checks["audit_chain_intact"] = verdict.ok
+
+    if not quiet:
+        console.print(timeline_table(events))
+        console.print(f"\n{verdict.describe()}", markup=False)
+        console.print("\n[bold]simulated tenant after the drill[/]")
+        for account_id, state in accounts.items():
+            mark = "target" if account_id in targets else "bystander"
+            keys = ", ".join(
+                f"{k} regenerated {regenerations[(state['name'], k)]}x" for k in ("key1", "key2")
+            )
+            console.print(
+                f"  {state['name']:<22} {mark:<9} publicNetworkAccess={state['publicNetworkAccess']} "
+                f"defaultAction={state['networkAcls']['defaultAction']} "
+                f"allowBlobPublicAccess={state['allowBlobPublicAccess']} ({keys})",
+                markup=False,
+            )
+        rerun_writes = writes_after_second - writes_after_first
+        dry_writes = writes_after_dry - writes_after_second
+        console.print(
+            f"  journal: {len(tenant.journal.entries())} requests; writes: {writes_after_first} by the run, "
+            f"{rerun_writes} by the re-run, {dry_writes} by the dry run",
+            markup=False,
+        )
+        for name, ok in checks.items():
+            console.print(
+                f"  [{'green' if ok else 'red'}]{'ok  ' if ok else 'FAIL'}[/] {name.replace('_', ' ')}"
+            )
+    return {
+        "ok": all(checks.values()),
+        "checks": checks,
+        "incident_id": first.incident_id,
+        "runs": {"containment": first.run_id, "rerun": second.run_id, "dry_run": third.run_id},
+        "audit": {"events": verdict.events, "ok": verdict.ok},
+        "finished_at": clock.now().isoformat(),
+    }

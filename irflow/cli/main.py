@@ -1,0 +1,314 @@
+"""The ``irflow`` command line."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from irflow.cli.common import EXIT_FAILED, cli_actor, console, engine, fail, load_settings
+
+app = typer.Typer(
+    name="irflow",
+    help="Incident-response orchestrator for PHI breaches on Azure.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+db_app = typer.Typer(help="Application database.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+playbooks_app = typer.Typer(help="Playbooks.", no_args_is_help=True)
+actions_app = typer.Typer(help="The action registry.", no_args_is_help=True)
+runs_app = typer.Typer(help="Playbook runs.", no_args_is_help=True)
+incidents_app = typer.Typer(help="Incidents.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
+app.add_typer(playbooks_app, name="playbooks")
+app.add_typer(actions_app, name="actions")
+app.add_typer(runs_app, name="runs")
+app.add_typer(incidents_app, name="incidents")
+
+
+def _mount_sim() -> None:
+    from irflow.cli.sim import sim_app
+
+    app.add_typer(sim_app, name="sim", help="The simulated Azure tenant.")
+
+
+_mount_sim()
+
+
+@app.callback()
+def _setup() -> None:
+    from irflow.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+
+
+def _parse_params(values: list[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for value in values:
+        key, sep, raw = value.partition("=")
+        if not sep or not key.strip():
+            fail(f"--param takes KEY=VALUE, got {value!r}")
+        if key.strip() in params:
+            fail(f"--param {key.strip()} given twice (a list takes comma-separated values)")
+        params[key.strip()] = raw
+    return params
+
+
+@app.command("run")
+def run_command(
+    playbook: Annotated[str, typer.Argument(help="Playbook name (in the playbooks directory) or file path.")],
+    param: Annotated[
+        list[str], typer.Option("--param", "-p", help="Input KEY=VALUE; lists comma-separated.")
+    ] = [],  # noqa: B006
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan every step; change nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve gated steps without asking.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
+    incident: Annotated[str | None, typer.Option(help="Attach the run to this incident id.")] = None,
+) -> None:
+    """Run one playbook in the foreground against the configured cloud. Exit 0 only when the run succeeded."""
+    from irflow.cli.runs import follow, report
+    from irflow.engine.playbook import PlaybookError
+    from irflow.engine.runs import submit_run
+
+    settings = load_settings()
+    params = _parse_params(param)
+    with engine(settings) as svc:
+        try:
+            submitted = submit_run(
+                svc,
+                playbook,
+                params,
+                actor=cli_actor(),
+                dry_run=dry_run,
+                auto_approve=yes,
+                incident_id=incident,
+            )
+        except PlaybookError as exc:
+            fail(str(exc))
+        except (ValueError, LookupError) as exc:
+            fail(str(exc))
+        if not as_json:
+            mode = "dry run" if dry_run else "run"
+            console.print(
+                f"{mode} {submitted.run_id} of {playbook} for incident {submitted.incident_id}", markup=False
+            )
+        view = follow(svc, submitted.run_id, quiet=as_json)
+        code = report(view, as_json=as_json)
+        _finish_resumed(svc, exclude=submitted.run_id)
+    raise typer.Exit(code)
+
+
+def _finish_resumed(svc, exclude: str | None = None) -> list[str]:  # type: ignore[no-untyped-def]
+    """Let runs this process resumed at launch finish, rather than interrupting them again."""
+    from dbos import DBOS
+    from sqlalchemy import select
+
+    from irflow.store.models import Run
+
+    with svc.db.transaction() as session:
+        open_runs = list(
+            session.execute(select(Run.id).where(Run.status.in_(("pending", "running")))).scalars()
+        )
+    finished = []
+    for run_id in open_runs:
+        if run_id == exclude:
+            continue
+        handle = DBOS.retrieve_workflow(run_id)
+        handle.get_result()
+        finished.append(run_id)
+    return finished
+
+
+@runs_app.command("resume")
+def runs_resume() -> None:
+    """Resume every run left unfinished by a stopped process, and wait for them."""
+    from irflow.engine.runs import run_view
+
+    settings = load_settings()
+    with engine(settings) as svc:
+        finished = _finish_resumed(svc)
+        for run_id in finished:
+            view = run_view(svc, run_id)
+            console.print(f"run {run_id}: {view['status']}", markup=False)
+        if not finished:
+            console.print("no unfinished runs")
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
+) -> None:
+    """One run with its steps, plans and results."""
+    from irflow.cli.display import steps_table
+    from irflow.engine.runs import run_view
+
+    with _reader() as svc:
+        try:
+            view = run_view(svc, run_id)
+        except LookupError as exc:
+            fail(str(exc))
+    if as_json:
+        console.print_json(json.dumps(view, default=str))
+    else:
+        console.print(steps_table(view))
+
+
+@contextmanager
+def _reader() -> Iterator:
+    """Services for commands that only read: the database, no engine."""
+    from irflow.engine.runtime import Services, open_database
+    from irflow.engine.state import StateStore
+    from irflow.store.db import SchemaOutOfDate
+
+    settings = load_settings()
+    try:
+        db = open_database(settings)
+    except SchemaOutOfDate as exc:
+        fail(str(exc))
+    try:
+        yield Services(settings=settings, db=db, state=StateStore(db))
+    finally:
+        db.dispose()
+
+
+@incidents_app.command("list")
+def incidents_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Incidents, newest first."""
+    from rich.table import Table
+
+    from irflow.engine.runs import incident_list
+
+    with _reader() as svc:
+        items = incident_list(svc)
+    if as_json:
+        console.print_json(json.dumps({"items": items, "total": len(items)}))
+        return
+    table = Table(title=f"{len(items)} incidents")
+    for column in ("id", "status", "severity", "source", "detected (UTC)", "title"):
+        table.add_column(column)
+    for item in items:
+        table.add_row(
+            item["id"],
+            item["status"],
+            item["severity"],
+            item["source"],
+            item["detected_at"][:19],
+            item["title"][:60],
+        )
+    console.print(table)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending schema migration to IRFLOW_DATABASE_URL."""
+    from irflow.store.db import Database, current_revision, head_revision, upgrade
+
+    settings = load_settings()
+    db = Database(settings.database_url)
+    before = current_revision(db.engine)
+    upgrade(db.engine)
+    console.print(f"database {db.describe()}: {before or 'empty'} -> {head_revision()}", markup=False)
+    db.dispose()
+
+
+@audit_app.command("verify")
+def audit_verify(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Verify the hash chain. Exit 1 naming the first bad event."""
+    from irflow.audit import AuditChain
+
+    with _reader() as svc, svc.db.transaction() as session:
+        report = AuditChain().verify(session)
+    if as_json:
+        console.print_json(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "events": report.events,
+                    "head_seq": report.head_seq,
+                    "first_bad_seq": report.first_bad_seq,
+                    "reason": report.reason,
+                }
+            )
+        )
+    else:
+        console.print(report.describe(), markup=False)
+    if not report.ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@playbooks_app.command("list")
+def playbooks_list() -> None:
+    """The playbooks found in the playbooks directory."""
+    from irflow.engine.playbook import PlaybookError, list_playbooks, load_playbook
+
+    settings = load_settings()
+    for path in list_playbooks(settings.playbooks_dir):
+        try:
+            spec = load_playbook(path).spec
+            console.print(f"{spec.name:<32} v{spec.version:<4} {spec.description}", markup=False)
+        except PlaybookError as exc:
+            console.print(f"{path.stem:<32} INVALID: {exc.problems[0]}", markup=False)
+
+
+@playbooks_app.command("validate")
+def playbooks_validate(paths: Annotated[list[Path] | None, typer.Argument()] = None) -> None:
+    """Validate playbooks against the schema and the action registry (exit 1 with file:line messages)."""
+    from irflow.cli.common import errors
+    from irflow.engine.playbook import PlaybookError, list_playbooks, load_playbook
+
+    settings = load_settings()
+    targets = paths or list_playbooks(settings.playbooks_dir)
+    bad = 0
+    for path in targets:
+        try:
+            spec = load_playbook(path).spec
+            console.print(f"ok {path} ({spec.name} v{spec.version}, {len(spec.steps)} steps)", markup=False)
+        except PlaybookError as exc:
+            bad += 1
+            for problem in exc.problems:
+                errors.print(problem, markup=False)
+    if bad:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@actions_app.command("list")
+def actions_list() -> None:
+    """The registered actions with their parameters and Azure permissions."""
+    from irflow.actions.base import all_actions
+
+    for name, action in all_actions().items():
+        console.print(f"[bold]{name}[/] — {action.summary()}")
+        for field_name, field in action.Params.model_fields.items():
+            required = "required" if field.is_required() else f"default {field.default!r}"
+            console.print(f"    {field_name}: {field.description or ''} ({required})", markup=False)
+        console.print(f"    permissions: {', '.join(action.permissions)}", markup=False)
+
+
+@app.command("demo")
+def demo_command(
+    scenario: Annotated[str, typer.Option(help="Scenario file or packaged scenario name.")] = "demo",
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
+    workdir: Annotated[Path, typer.Option(help="Where the demo's database is written.")] = Path(
+        "irflow-demo"
+    ),
+) -> None:
+    """A complete breach drill on the embedded simulated tenant and a new SQLite database."""
+    from irflow.cli.demo import run_demo
+
+    raise typer.Exit(run_demo(scenario=scenario, as_json=as_json, workdir=workdir))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Azure Resource Manager resource ids, parsed and validated."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import AfterValidator
+
+_RESOURCE_ID = re.compile(
+    r"^/subscriptions/(?P<sub>[0-9a-fA-F-]{36})/resourceGroups/(?P<rg>[-\w._()]{1,90})"
+    r"/providers/(?P<ns>[A-Za-z][\w.]*)/(?P<rest>[^?#\s]+)$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class ResourceId:
+    subscription_id: str
+    resource_group: str
+    namespace: str
+    types: tuple[str, ...]
+    names: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, value: str) -> ResourceId:
+        match = _RESOURCE_ID.match(value.strip())
+        if not match:
+            raise ValueError(
+                f"not an Azure resource id: {value[:200]!r} "
+                "(expected /subscriptions/<guid>/resourceGroups/<rg>/providers/<namespace>/<type>/<name>)"
+            )
+        parts = match["rest"].strip("/").split("/")
+        if len(parts) % 2:
+            raise ValueError(f"resource id has a type without a name: {value[:200]!r}")
+        return cls(
+            subscription_id=match["sub"].lower(),
+            resource_group=match["rg"],
+            namespace=match["ns"],
+            types=tuple(parts[0::2]),
+            names=tuple(parts[1::2]),
+        )
+
+    @property
+    def name(self) -> str:
+        return self.names[-1]
+
+    @property
+    def full_type(self) -> str:
+        return "/".join((self.namespace, *self.types))
+
+    def __str__(self) -> str:
+        rest = "/".join(f"{t}/{n}" for t, n in zip(self.types, self.names, strict=True))
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/{self.namespace}/{rest}"
+        )
+
+
+def _storage_account_id(value: str) -> str:
+    rid = ResourceId.parse(value)
+    if rid.full_type.lower() != "microsoft.storage/storageaccounts":
+        raise ValueError(f"not a storage account id (type {rid.full_type}): {value[:200]!r}")
+    if not re.fullmatch(r"[a-z0-9]{3,24}", rid.name):
+        raise ValueError(f"invalid storage account name {rid.name!r}: 3-24 lowercase letters and digits")
+    return str(rid)
+
+
+StorageAccountId = Annotated[str, AfterValidator(_storage_account_id)]

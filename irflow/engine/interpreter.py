@@ -1,0 +1,269 @@
+"""The playbook interpreter: a DBOS workflow per run, a child workflow per step target.
+
+Determinism: the workflow reads the playbook from the copy pinned in the run (content and hash), renders
+params from inputs and earlier outputs only, and touches the clock, the database and Azure only inside
+DBOS steps. Every state change with its audit event is one step; every Azure action call is one step. A
+killed process resumes from the last completed step; the step in flight is re-run, which is safe because
+actions are idempotent and state changes recognise a replay.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dbos import DBOS, SetWorkflowID
+from pydantic import ValidationError
+
+from irflow.actions.base import ActionError, StepContext, get_action
+from irflow.engine.playbook import PlaybookError, StepSpec, parse_playbook
+from irflow.engine.runtime import FANOUT_QUEUE, services
+from irflow.engine.templates import TemplateProblem, render
+from irflow.logs import bind_context, get_logger
+from irflow.redaction import redact_text
+
+APPROVAL_TOPIC = "approval"
+APPROVAL_TIMEOUT_S = 7 * 24 * 3600
+
+log = get_logger("irflow.engine")
+
+
+# --- steps: each one a DBOS step (recorded once completed) ---------------------------------------------
+@DBOS.step()
+def load_run(run_id: str) -> dict[str, Any]:
+    return services().state.run_snapshot(run_id)
+
+
+@DBOS.step()
+def change_run(run_id: str, trigger: str, error: str | None = None) -> str:
+    return services().state.transition_run(run_id, trigger, error=error)
+
+
+@DBOS.step()
+def create_steps(run_id: str, position: int, spec: dict[str, Any], items: list[dict[str, Any]]) -> list[str]:
+    return services().state.ensure_steps(
+        run_id,
+        position=position,
+        step_key=spec["id"],
+        action=spec["action"],
+        requires_approval=spec["requires_approval"],
+        max_attempts=spec["retry"]["max_attempts"],
+        items=items,
+    )
+
+
+@DBOS.step()
+def change_step(
+    step_id: str, trigger: str, fields: dict[str, Any] | None = None, payload: dict[str, Any] | None = None
+) -> str:
+    return services().state.transition_step(step_id, trigger, payload=payload, **(fields or {}))
+
+
+@DBOS.step()
+def plan_target(step_id: str) -> dict[str, Any]:
+    """Compute the step's plan (reads only) and record it."""
+    row = services().state.step_row(step_id)
+    with bind_context(incident_id=row["incident_id"], run_id=row["run_id"], step_id=row["step_key"]):
+        try:
+            action, ctx = _context(row)
+            plan = action.plan(ctx).model_dump(mode="json")
+        except (ActionError, ValidationError, KeyError) as exc:
+            return {"ok": False, "error": _safe_error(exc)}
+    if row["state"] == "pending":
+        services().state.transition_step(
+            step_id,
+            "plan",
+            fields={"plan": plan},
+            payload={"changes": plan["changes"], "notes": plan["notes"]},
+        )
+    return {"ok": True, "plan": plan}
+
+
+@DBOS.step()
+def apply_target(step_id: str) -> dict[str, Any]:
+    """Make Azure match the target state, then re-read it. Returns, never raises, for action errors."""
+    row = services().state.step_row(step_id)
+    with bind_context(incident_id=row["incident_id"], run_id=row["run_id"], step_id=row["step_key"]):
+        try:
+            action, ctx = _context(row)
+            result = action.apply(ctx)
+            verified = action.verify(ctx)
+        except ActionError as exc:
+            return {"ok": False, "error": _safe_error(exc), "retryable": exc.retryable}
+        except Exception as exc:  # an SDK or transport failure we did not classify: retry it
+            log.warning("action raised", action=row["action"], error_type=type(exc).__name__)
+            return {"ok": False, "error": _safe_error(exc), "retryable": True}
+    outcome = result.model_dump(mode="json")
+    if not verified:
+        return {
+            "ok": False,
+            "error": f"{row['action']}: applied, but Azure does not show the target state",
+            "retryable": True,
+            "result": outcome,
+        }
+    return {"ok": True, "result": outcome}
+
+
+def _context(row: dict[str, Any]) -> tuple[Any, StepContext]:
+    action_cls = get_action(row["action"])
+    params = action_cls.Params.model_validate(row["params"])
+    ctx = StepContext(
+        params=params,
+        target=row["target"],
+        log=get_logger("irflow.action").bind(action=row["action"], target=row["target"]),
+        clients=services().clients,
+        reference_time=row["reference_time"],
+        first_attempt_at=row["first_attempt_at"],
+    )
+    return action_cls(), ctx
+
+
+def _safe_error(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return redact_text(f"invalid params: {problems}")[:1000]
+    text = str(exc) if isinstance(exc, ActionError | KeyError) else f"{type(exc).__name__}: {exc}"
+    return redact_text(text)[:1000]
+
+
+# --- workflows -------------------------------------------------------------------------------------------
+@DBOS.workflow()
+def target_workflow(step_id: str, spec: dict[str, Any], dry_run: bool, auto_approve: bool) -> dict[str, Any]:
+    """One step on one target: plan, (approval), then attempts of apply+verify with backoff."""
+    step = StepSpec.model_validate(spec)
+    planned = plan_target(step_id)
+    if not planned["ok"]:
+        change_step(step_id, "fail", {"error": planned["error"]}, {"error": planned["error"]})
+        return {"state": "failed", "error": planned["error"]}
+    if dry_run:
+        return {"state": "planned", "plan": planned["plan"]}
+    if step.requires_approval and not auto_approve:
+        change_step(step_id, "request_approval", {"workflow_id": DBOS.workflow_id})
+        decision = DBOS.recv(APPROVAL_TOPIC, timeout_seconds=APPROVAL_TIMEOUT_S) or {}
+        actor = str(decision.get("actor", "unknown"))[:200]
+        if not decision.get("approved"):
+            reason = "rejected" if decision else "approval timed out"
+            change_step(step_id, "skip", payload={"reason": reason, "by": actor})
+            return {"state": "skipped", "error": reason}
+        change_step(
+            step_id, "approve", payload={"by": actor, "comment": str(decision.get("comment", ""))[:500]}
+        )
+    last_error = ""
+    for attempt in range(1, step.retry.max_attempts + 1):
+        if attempt > 1:
+            delay = step.retry.delay_before(attempt)
+            change_step(step_id, "retry_later", payload={"error": last_error, "delay_s": delay})
+            DBOS.sleep(delay)
+        change_step(step_id, "start")
+        outcome = apply_target(step_id)
+        if outcome["ok"]:
+            result = outcome["result"]
+            change_step(
+                step_id,
+                "succeed",
+                {"result": result, "error": None},
+                {
+                    "changed": result["changed"],
+                    "changes": result["changes"],
+                    "prior_state": result["prior_state"],
+                },
+            )
+            return {"state": "succeeded", "result": result}
+        last_error = outcome["error"]
+        if not outcome.get("retryable"):
+            break
+    change_step(step_id, "fail", {"error": last_error}, {"error": last_error})
+    return {"state": "failed", "error": last_error}
+
+
+@DBOS.workflow()
+def playbook_workflow(run_id: str) -> str:
+    run = load_run(run_id)
+    if run["status"] in ("succeeded", "failed", "cancelled"):
+        return run["status"]
+    try:
+        playbook = parse_playbook(run["content"], f"run {run_id}").spec
+    except PlaybookError as exc:
+        change_run(run_id, "start")
+        return change_run(run_id, "fail", error=f"pinned playbook no longer loads: {exc}")
+    change_run(run_id, "start")
+    outputs: dict[str, Any] = {}
+    queue = DBOS.retrieve_queue(FANOUT_QUEUE)
+    for position, step in enumerate(playbook.steps):
+        context = {"inputs": run["params"], "steps": outputs}
+        try:
+            items = _expand(step, context)
+        except (TemplateProblem, ValueError) as exc:
+            return change_run(run_id, "fail", error=f"step {step.id}: {exc}")
+        spec = step.model_dump(mode="json", by_alias=True)
+        step_ids = create_steps(run_id, position, spec, items)
+        outcomes: list[dict[str, Any]] = []
+        window: list[Any] = []
+        for step_id in step_ids:
+            if len(window) >= step.concurrency:
+                outcomes.append(window.pop(0).get_result())
+            window.append(queue.enqueue(target_workflow, step_id, spec, run["dry_run"], run["auto_approve"]))
+        outcomes.extend(handle.get_result() for handle in window)
+        outputs[step.id] = {
+            "states": [o["state"] for o in outcomes],
+            "outputs": [o.get("result", {}).get("outputs", {}) for o in outcomes],
+        }
+        failed = [o for o in outcomes if o["state"] == "failed"]
+        if failed and step.on_failure != "continue":
+            return change_run(
+                run_id,
+                "fail",
+                error=f"step {step.id}: {len(failed)} of {len(outcomes)} "
+                f"targets failed; first error: {failed[0].get('error', '')}",
+            )
+    return change_run(run_id, "succeed")
+
+
+def _expand(step: StepSpec, context: dict[str, Any]) -> list[dict[str, Any]]:
+    """The step's targets with their rendered params (``item`` bound for ``for_each``)."""
+    action = get_action(step.action)
+    if step.for_each is None:
+        params = render(step.with_, context)
+        target = params.get(action.target_param) if action.target_param else None
+        return [{"item_index": -1, "target": _as_target(target), "params": params}]
+    items = render(step.for_each, context)
+    if not isinstance(items, list) or not items:
+        raise ValueError("for_each must give a non-empty list")
+    expanded = []
+    for index, item in enumerate(items):
+        params = render(step.with_, {**context, "item": item})
+        if action.target_param and action.target_param not in params:
+            params[action.target_param] = item
+        target = params.get(action.target_param) if action.target_param else item
+        expanded.append({"item_index": index, "target": _as_target(target), "params": params})
+    return expanded
+
+
+def _as_target(value: Any) -> str | None:
+    return None if value is None else str(value)[:600]
+
+
+# --- starting ------------------------------------------------------------------------------------------
+def start_run_workflow(run_id: str) -> Any:
+    """Start (or find) the run's workflow; the workflow id is the run id, so a second start is a no-op."""
+    with SetWorkflowID(run_id):
+        return DBOS.start_workflow(playbook_workflow, run_id)
+
+
+def start_orphaned_runs() -> list[str]:
+    """Runs committed as pending whose workflow never started (the process died in between)."""
+    from sqlalchemy import select
+
+    from irflow.store.models import Run
+
+    with services().db.transaction() as session:
+        pending = list(session.execute(select(Run.id).where(Run.status == "pending")).scalars())
+    started = []
+    for run_id in pending:
+        if DBOS.get_workflow_status(run_id) is None:
+            start_run_workflow(run_id)
+            started.append(run_id)
+    return started
+
+
+def approve(step_workflow_id: str, *, approved: bool, actor: str, comment: str = "") -> None:
+    DBOS.send(step_workflow_id, {"approved": approved, "actor": actor, "comment": comment}, APPROVAL_TOPIC)

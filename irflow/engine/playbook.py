@@ -1,0 +1,295 @@
+"""Playbooks: YAML documents validated into typed specs, with errors that name the file and line."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from irflow.domain.resource_id import ResourceId
+
+STEP_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+PLAYBOOK_NAME = r"^[a-z0-9][a-z0-9-]{0,79}$"
+InputType = Literal["string", "int", "bool", "datetime", "resource_id", "list[string]", "list[resource_id]"]
+
+
+class PlaybookError(ValueError):
+    """A playbook that cannot be loaded; ``problems`` are ``file:line: message`` strings."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class RetryPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    backoff: Literal["fixed", "exponential"] = "exponential"
+    delay_s: float = Field(default=2.0, ge=0, le=600)
+    max_delay_s: float = Field(default=60.0, ge=0, le=3600)
+
+    def delay_before(self, attempt: int) -> float:
+        """Seconds to wait before attempt number ``attempt`` (2, 3, …)."""
+        if self.backoff == "fixed":
+            return self.delay_s
+        return min(self.max_delay_s, self.delay_s * 2 ** (attempt - 2))
+
+
+class InputSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: InputType = "string"
+    required: bool = True
+    default: Any = None
+    description: str = ""
+    from_entities: str | None = None
+
+
+class TriggerRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    match: dict[str, Any] = Field(default_factory=dict)
+    auto_start: bool = False
+
+
+class Triggers(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sentinel: list[TriggerRule] = Field(default_factory=list)
+
+
+class StepSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: str = Field(pattern=STEP_ID)
+    action: str
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+    for_each: str | list[Any] | None = None
+    concurrency: int = Field(default=8, ge=1, le=64)
+    requires_approval: bool = False
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    on_failure: Literal["stop", "continue", "escalate"] = "stop"
+    description: str = ""
+
+
+class Playbook(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=PLAYBOOK_NAME)
+    version: int = Field(ge=1)
+    description: str = ""
+    triggers: Triggers = Field(default_factory=Triggers)
+    inputs: dict[str, InputSpec] = Field(default_factory=dict)
+    steps: list[StepSpec] = Field(min_length=1)
+
+    @field_validator("inputs")
+    @classmethod
+    def _input_names(cls, value: dict[str, InputSpec]) -> dict[str, InputSpec]:
+        for name in value:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
+                raise ValueError(f"input name {name!r} must be lowercase letters, digits and _")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_step_ids(self) -> Playbook:
+        seen: set[str] = set()
+        for step in self.steps:
+            if step.id in seen:
+                raise ValueError(f"step id {step.id!r} is used twice")
+            seen.add(step.id)
+        return self
+
+
+@dataclass(frozen=True)
+class LoadedPlaybook:
+    spec: Playbook
+    content: str
+    content_hash: str
+    source: str
+
+
+def content_hash(content: str) -> str:
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
+def parse_playbook(content: str, source: str = "<playbook>") -> LoadedPlaybook:
+    """Parse and validate YAML text; errors carry ``source:line``."""
+    try:
+        node = yaml.compose(content, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"{mark.line + 1}" if mark is not None else "1"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PlaybookError([f"{source}:{line}: invalid YAML: {problem}"]) from None
+    if node is None:
+        raise PlaybookError([f"{source}:1: empty playbook"])
+    lines: dict[tuple[Any, ...], int] = {}
+    _index_lines(node, (), lines)
+    data = yaml.safe_load(content)
+    if not isinstance(data, dict):
+        raise PlaybookError([f"{source}:1: a playbook is a mapping (name, version, steps, …)"])
+    try:
+        spec = Playbook.model_validate(data)
+    except ValidationError as exc:
+        raise PlaybookError(
+            [f"{source}:{_line_for(err['loc'], lines)}: {_describe(err)}" for err in exc.errors()]
+        ) from None
+    problems = [f"{source}:{lines.get(loc, 1)}: {msg}" for loc, msg in _check_registry(spec)]
+    if problems:
+        raise PlaybookError(problems)
+    return LoadedPlaybook(spec=spec, content=content, content_hash=content_hash(content), source=source)
+
+
+def load_playbook(path: Path) -> LoadedPlaybook:
+    try:
+        content = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlaybookError([f"{path}: cannot read: {exc.strerror}"]) from None
+    return parse_playbook(content, str(path))
+
+
+def find_playbook(name_or_path: str, playbooks_dir: Path) -> Path:
+    """A playbook file by path, or by name in the playbooks directory."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
+        if candidate.is_file():
+            return candidate
+        raise PlaybookError([f"{name_or_path}: no such playbook file"])
+    for directory in _playbook_dirs(playbooks_dir):
+        for suffix in (".yaml", ".yml"):
+            path = directory / f"{name_or_path}{suffix}"
+            if path.is_file():
+                return path
+    known = ", ".join(sorted(p.stem for d in _playbook_dirs(playbooks_dir) for p in d.glob("*.y*ml")))
+    raise PlaybookError([f"no playbook named {name_or_path!r} (known: {known or 'none'})"])
+
+
+def list_playbooks(playbooks_dir: Path) -> list[Path]:
+    seen: dict[str, Path] = {}
+    for directory in _playbook_dirs(playbooks_dir):
+        for path in sorted(directory.glob("*.y*ml")):
+            seen.setdefault(path.stem, path)
+    return [seen[name] for name in sorted(seen)]
+
+
+def _playbook_dirs(configured: Path) -> list[Path]:
+    """The configured directory, then the one shipped beside the package (source checkouts)."""
+    shipped = Path(__file__).resolve().parents[2] / "playbooks"
+    dirs = [configured]
+    if shipped.is_dir() and shipped.resolve() != configured.resolve():
+        dirs.append(shipped)
+    return [d for d in dirs if d.is_dir()]
+
+
+def _index_lines(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> None:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            _index_lines(value_node, (*path, key), lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _index_lines(item, (*path, index), lines)
+
+
+def _line_for(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int:
+    for cut in range(len(loc), -1, -1):
+        if loc[:cut] in lines:
+            return lines[loc[:cut]]
+    return 1
+
+
+def _describe(err: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in err["loc"])
+    message = err["msg"]
+    if err["type"] == "extra_forbidden":
+        message = "unknown field"
+    return f"{where}: {message}" if where else message
+
+
+def _check_registry(spec: Playbook) -> list[tuple[tuple[Any, ...], str]]:
+    """Every step names a registered action, and its literal params fit the action's params model."""
+    from irflow.actions.base import all_actions
+
+    actions = all_actions()
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    for index, step in enumerate(spec.steps):
+        loc = ("steps", index)
+        action = actions.get(step.action)
+        if action is None:
+            problems.append(
+                (
+                    (*loc, "action"),
+                    f"steps.{index}.action: unknown action {step.action!r} (known: {', '.join(actions)})",
+                )
+            )
+            continue
+        fields = action.Params.model_fields
+        for key in step.with_:
+            if key not in fields:
+                problems.append(
+                    (
+                        (*loc, "with", key),
+                        f"steps.{index}.with.{key}: {step.action} has no parameter {key!r} "
+                        f"(parameters: {', '.join(fields)})",
+                    )
+                )
+        given = set(step.with_) | ({action.target_param} if step.for_each and action.target_param else set())
+        for name, field in fields.items():
+            if field.is_required() and name not in given:
+                problems.append(
+                    ((*loc, "with"), f"steps.{index}.with: {step.action} needs parameter {name!r}")
+                )
+    return problems
+
+
+def coerce_inputs(spec: Playbook, raw: dict[str, str | list[Any] | Any]) -> dict[str, Any]:
+    """Turn CLI/API parameters into typed inputs; raises ValueError naming the input."""
+    unknown = sorted(set(raw) - set(spec.inputs))
+    if unknown:
+        takes = ", ".join(spec.inputs) or "none"
+        raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; {spec.name} takes: {takes}")
+    values: dict[str, Any] = {}
+    for name, input_spec in spec.inputs.items():
+        if name not in raw:
+            if input_spec.required and input_spec.default is None:
+                raise ValueError(f"missing parameter {name!r} ({input_spec.type}): {input_spec.description}")
+            values[name] = input_spec.default
+            continue
+        try:
+            values[name] = _coerce(input_spec.type, raw[name])
+        except ValueError as exc:
+            raise ValueError(f"parameter {name!r}: {exc}") from None
+    return values
+
+
+def _coerce(kind: str, value: Any) -> Any:
+    if kind.startswith("list["):
+        items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+        if not items:
+            raise ValueError("needs at least one value")
+        inner = kind[5:-1]
+        coerced = [_coerce(inner, item) for item in items]
+        if len(set(map(str, coerced))) != len(coerced):
+            raise ValueError("lists the same value twice")
+        return coerced
+    if kind == "resource_id":
+        return str(ResourceId.parse(str(value)))
+    if kind == "int":
+        return int(value)
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("true", "yes", "1"):
+            return True
+        if str(value).lower() in ("false", "no", "0"):
+            return False
+        raise ValueError(f"not a boolean: {value!r}")
+    return str(value)

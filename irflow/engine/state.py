@@ -1,0 +1,318 @@
+"""Persisted state changes: each new state is written with its audit event in one transaction.
+
+Every change is safe to replay: a DBOS step that committed but crashed before DBOS recorded it runs again,
+finds the object already in the destination state, and writes nothing twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from irflow import clock
+from irflow.audit import AuditChain
+from irflow.engine.machines import INCIDENT, RUN, STEP, IllegalTransition, StateMachine
+from irflow.store.db import Database
+from irflow.store.models import Incident, Run, Step
+
+ENGINE_ACTOR = "irflow-engine"
+
+
+@dataclass(frozen=True)
+class NewRun:
+    incident_id: str
+    run_id: str
+
+
+class StateStore:
+    def __init__(self, db: Database, chain: AuditChain | None = None) -> None:
+        self.db = db
+        self.chain = chain or AuditChain()
+
+    # -- creation -------------------------------------------------------------------------------------
+    def open_incident_and_run(
+        self,
+        *,
+        title: str,
+        severity: str,
+        source: str,
+        actor: str,
+        playbook_name: str,
+        playbook_version: int,
+        playbook_hash: str,
+        playbook_content: str,
+        params: dict[str, Any],
+        dry_run: bool,
+        auto_approve: bool,
+        incident_id: str | None = None,
+    ) -> NewRun:
+        now = clock.now()
+        with self.db.transaction() as session:
+            if incident_id is None:
+                incident = Incident(
+                    title=title,
+                    severity=severity,
+                    source=source,
+                    status="open",
+                    detected_at=now,
+                    created_at=now,
+                    updated_at=now,
+                    affected_by_state={},
+                )
+                session.add(incident)
+                session.flush()
+                self.chain.append(
+                    session,
+                    actor=actor,
+                    type="incident.opened",
+                    incident_id=incident.id,
+                    payload={"title": title, "severity": severity, "source": source},
+                )
+            else:
+                incident = session.get(Incident, incident_id)
+                if incident is None:
+                    raise LookupError(f"no incident {incident_id}")
+            run = Run(
+                incident_id=incident.id,
+                playbook_name=playbook_name,
+                playbook_version=playbook_version,
+                playbook_hash=playbook_hash,
+                playbook_content=playbook_content,
+                params=params,
+                dry_run=dry_run,
+                auto_approve=auto_approve,
+                status="pending",
+                actor=actor,
+                created_at=now,
+            )
+            session.add(run)
+            session.flush()
+            self.chain.append(
+                session,
+                actor=actor,
+                type="run.created",
+                incident_id=incident.id,
+                payload={
+                    "run_id": run.id,
+                    "playbook": playbook_name,
+                    "version": playbook_version,
+                    "playbook_sha256": playbook_hash,
+                    "params": params,
+                    "dry_run": dry_run,
+                    "auto_approve": auto_approve,
+                },
+            )
+            return NewRun(incident_id=incident.id, run_id=run.id)
+
+    def ensure_steps(
+        self,
+        run_id: str,
+        *,
+        position: int,
+        step_key: str,
+        action: str,
+        requires_approval: bool,
+        max_attempts: int,
+        items: list[dict[str, Any]],
+    ) -> list[str]:
+        """Create the step rows of one playbook step (one per target), or return the existing ones."""
+        with self.db.transaction() as session:
+            existing = {
+                step.item_index: step.id
+                for step in session.execute(
+                    select(Step).where(Step.run_id == run_id, Step.step_key == step_key)
+                ).scalars()
+            }
+            now = clock.now()
+            ids = []
+            for item in items:
+                index = item["item_index"]
+                if index not in existing:
+                    step = Step(
+                        run_id=run_id,
+                        step_key=step_key,
+                        position=position,
+                        item_index=index,
+                        target=item["target"],
+                        action=action,
+                        params=item["params"],
+                        requires_approval=requires_approval,
+                        state="pending",
+                        attempts=0,
+                        max_attempts=max_attempts,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    session.add(step)
+                    session.flush()
+                    existing[index] = step.id
+                ids.append(existing[index])
+            return ids
+
+    # -- transitions ----------------------------------------------------------------------------------
+    def transition_run(
+        self,
+        run_id: str,
+        trigger: str,
+        *,
+        actor: str = ENGINE_ACTOR,
+        payload: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> str:
+        with self.db.transaction() as session:
+            run = session.get(Run, run_id, with_for_update=True)
+            if run is None:
+                raise LookupError(f"no run {run_id}")
+            new = _next(RUN, run.status, trigger)
+            if new is None:
+                return run.status
+            old, run.status = run.status, new
+            now = clock.now()
+            if new == "running" and run.started_at is None:
+                run.started_at = now
+            if new in ("succeeded", "failed", "cancelled"):
+                run.finished_at = now
+            if error is not None:
+                run.error = error
+            self.chain.append(
+                session,
+                actor=actor,
+                type=f"run.{new}",
+                incident_id=run.incident_id,
+                payload={
+                    "run_id": run_id,
+                    "from": old,
+                    "to": new,
+                    **({"error": error} if error else {}),
+                    **(payload or {}),
+                },
+            )
+            if not run.dry_run:
+                self._follow_incident(session, run, new, actor)
+            return new
+
+    def _follow_incident(self, session: Session, run: Run, run_state: str, actor: str) -> None:
+        trigger = {"running": "begin_containment", "succeeded": "contain"}.get(run_state)
+        if trigger is None:
+            return
+        incident = session.get(Incident, run.incident_id, with_for_update=True)
+        assert incident is not None
+        try:
+            new = INCIDENT.next_state(incident.status, trigger)
+        except IllegalTransition:
+            return
+        if new == incident.status:
+            return
+        old, incident.status, incident.updated_at = incident.status, new, clock.now()
+        self.chain.append(
+            session,
+            actor=actor,
+            type="incident.status_changed",
+            incident_id=incident.id,
+            payload={"from": old, "to": new, "run_id": run.id},
+        )
+
+    def transition_step(
+        self,
+        step_id: str,
+        trigger: str,
+        *,
+        actor: str = ENGINE_ACTOR,
+        payload: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> str:
+        with self.db.transaction() as session:
+            step = session.get(Step, step_id, with_for_update=True)
+            if step is None:
+                raise LookupError(f"no step {step_id}")
+            new = _next(STEP, step.state, trigger)
+            if new is None:
+                return step.state
+            old, step.state = step.state, new
+            now = clock.now()
+            step.updated_at = now
+            if trigger == "start":
+                step.attempts += 1
+                step.next_attempt_at = None
+                if step.first_attempt_at is None:
+                    step.first_attempt_at = now
+            for name, value in fields.items():
+                setattr(step, name, value)
+            run = session.get(Run, step.run_id)
+            assert run is not None
+            self.chain.append(
+                session,
+                actor=actor,
+                type=f"step.{new}",
+                incident_id=run.incident_id,
+                payload={
+                    "run_id": step.run_id,
+                    "step": step.step_key,
+                    "item": step.item_index,
+                    "target": step.target,
+                    "action": step.action,
+                    "from": old,
+                    "attempt": step.attempts,
+                    **(payload or {}),
+                },
+            )
+            return new
+
+    # -- reads ----------------------------------------------------------------------------------------
+    def run_snapshot(self, run_id: str) -> dict[str, Any]:
+        with self.db.transaction() as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                raise LookupError(f"no run {run_id}")
+            return {
+                "id": run.id,
+                "incident_id": run.incident_id,
+                "playbook": run.playbook_name,
+                "content": run.playbook_content,
+                "content_hash": run.playbook_hash,
+                "params": run.params,
+                "dry_run": run.dry_run,
+                "auto_approve": run.auto_approve,
+                "status": run.status,
+            }
+
+    def step_row(self, step_id: str) -> dict[str, Any]:
+        with self.db.transaction() as session:
+            step = session.get(Step, step_id)
+            if step is None:
+                raise LookupError(f"no step {step_id}")
+            run = session.get(Run, step.run_id)
+            incident = session.get(Incident, run.incident_id) if run else None
+            assert run is not None and incident is not None
+            return {
+                "id": step.id,
+                "run_id": step.run_id,
+                "incident_id": run.incident_id,
+                "step_key": step.step_key,
+                "action": step.action,
+                "params": step.params,
+                "target": step.target,
+                "state": step.state,
+                "attempts": step.attempts,
+                "first_attempt_at": step.first_attempt_at,
+                "reference_time": incident.detected_at,
+                "requires_approval": step.requires_approval,
+            }
+
+
+def _next(machine: StateMachine, current: str, trigger: str) -> str | None:
+    """The new state, or None when this change was already made (a replayed step)."""
+    try:
+        return machine.next_state(current, trigger)
+    except IllegalTransition:
+        if current == machine.destination(trigger):
+            return None
+        raise
+
+
+def utc_iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

@@ -1,0 +1,63 @@
+"""Process settings, read from the environment (prefix ``IRFLOW_``) and an optional ``.env`` file.
+
+Build them with :func:`get_settings`; nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+AzureCloud = Literal["public", "usgov", "china", "custom"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IRFLOW_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///./irflow.db"
+
+    azure_cloud: AzureCloud = "public"
+    arm_endpoint: str | None = None
+    logs_endpoint: str | None = None
+    graph_endpoint: str | None = None
+    authority: str | None = None
+    azure_ca_bundle: Path | None = None
+    azure_token: SecretStr | None = None
+
+    sentinel_secret: SecretStr | None = None
+    playbooks_dir: Path = Path("playbooks")
+    templates_dir: Path = Path("notifications")
+
+    # Engine: a stable id per replica (DBOS executor id); the embedded SQLite mode runs one replica.
+    executor_id: str = "local"
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    # Polling of DBOS queues (seconds); tests lower it.
+    queue_polling_interval: float = Field(default=0.2, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("IRFLOW_DATABASE_URL must be a sqlite:// or postgresql+psycopg:// URL")
+        return value
+
+    @field_validator("azure_ca_bundle")
+    @classmethod
+    def _ca_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"IRFLOW_AZURE_CA_BUNDLE: no such file: {value}")
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings_cache() -> None:
+    get_settings.cache_clear()

@@ -1,0 +1,141 @@
+"""SQLAlchemy models: incidents, runs, steps and the audit chain.
+
+Schema changes go through Alembic (``irflow/store/migrations``); ``tests/store`` checks the two agree.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from irflow.store.types import JSONDocument, UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Incident(Base):
+    __tablename__ = "incidents"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    title: Mapped[str] = mapped_column(String(300))
+    severity: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))
+    external_ref: Mapped[str | None] = mapped_column(String(600), unique=True)
+    status: Mapped[str] = mapped_column(String(24))
+    role: Mapped[str] = mapped_column(String(24), default="covered_entity")
+    detected_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    discovered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    affected_total: Mapped[int | None] = mapped_column(Integer)
+    affected_by_state: Mapped[dict[str, int]] = mapped_column(JSONDocument, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    runs: Mapped[list[Run]] = relationship(back_populates="incident", order_by="Run.created_at")
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id"), index=True)
+    playbook_name: Mapped[str] = mapped_column(String(120))
+    playbook_version: Mapped[int] = mapped_column(Integer)
+    playbook_hash: Mapped[str] = mapped_column(String(64))
+    playbook_content: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    auto_approve: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(24))
+    actor: Mapped[str] = mapped_column(String(200))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    incident: Mapped[Incident] = relationship(back_populates="runs")
+    steps: Mapped[list[Step]] = relationship(
+        back_populates="run", order_by="[Step.position, Step.item_index]"
+    )
+
+
+class Step(Base):
+    """One execution of a playbook step on one target (``item_index`` is -1 without ``for_each``)."""
+
+    __tablename__ = "steps"
+    __table_args__ = (UniqueConstraint("run_id", "step_key", "item_index", name="uq_steps_run_key_item"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    step_key: Mapped[str] = mapped_column(String(120))
+    position: Mapped[int] = mapped_column(Integer)
+    item_index: Mapped[int] = mapped_column(Integer, default=-1)
+    target: Mapped[str | None] = mapped_column(String(600))
+    action: Mapped[str] = mapped_column(String(120))
+    params: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    requires_approval: Mapped[bool] = mapped_column(Boolean, default=False)
+    workflow_id: Mapped[str | None] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(24))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=1)
+    first_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    plan: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    run: Mapped[Run] = relationship(back_populates="steps")
+
+
+class AuditEvent(Base):
+    """One link of the hash chain. Rows are only ever inserted; ``irflow audit verify`` proves it."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_incident_seq", "incident_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(200))
+    incident_id: Mapped[str | None] = mapped_column(String(36))
+    type: Mapped[str] = mapped_column(String(80))
+    payload: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditHead(Base):
+    """The single row naming the chain's last event; appends lock it, so they are serialized everywhere."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
