@@ -199,7 +199,7 @@ class RotateAccountKeys(Action):
             for key in listed.as_dict().get("keys", []):
                 if key.get("keyName") == key_name and key.get("value"):
                     fingerprints[key_name] = fingerprint(key["value"])
-            ctx.log.info("storage account key regenerated", key=key_name)
+            ctx.log.info("storage account key regenerated", key_name=key_name)
         return Result(changed=True, changes=changes, prior_state=prior, outputs={"new_keys": fingerprints})
 
     def verify(self, ctx: StepContext) -> bool:

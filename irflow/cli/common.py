@@ -14,8 +14,9 @@ from rich.console import Console
 
 from irflow.settings import Settings, get_settings
 
-console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False)
+# Rich wraps at 80 columns when stdout is not a terminal; logs and CI captures read better wider.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+errors = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 140)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2

@@ -153,7 +153,7 @@ def _drill(svc: runtime.Services, tenant: Tenant, targets: list[str], *, quiet: 
             console.print(
                 f"  {state['name']:<22} {mark:<9} publicNetworkAccess={state['publicNetworkAccess']} "
                 f"defaultAction={state['networkAcls']['defaultAction']} "
-                f"allowBlobPublicAccess={state['allowBlobPublicAccess']} ({keys})",
+                f"allowBlobPublicAccess={state['allowBlobPublicAccess']} keys regenerated: {keys}",
                 markup=False,
             )
         rerun_writes = writes_after_second - writes_after_first

@@ -70,10 +70,7 @@ def plan_target(step_id: str) -> dict[str, Any]:
             return {"ok": False, "error": _safe_error(exc)}
     if row["state"] == "pending":
         services().state.transition_step(
-            step_id,
-            "plan",
-            fields={"plan": plan},
-            payload={"changes": plan["changes"], "notes": plan["notes"]},
+            step_id, "plan", plan=plan, payload={"changes": plan["changes"], "notes": plan["notes"]}
         )
     return {"ok": True, "plan": plan}
 
@@ -188,6 +185,7 @@ def playbook_workflow(run_id: str) -> str:
     change_run(run_id, "start")
     outputs: dict[str, Any] = {}
     queue = DBOS.retrieve_queue(FANOUT_QUEUE)
+    poll = services().settings.queue_polling_interval
     for position, step in enumerate(playbook.steps):
         context = {"inputs": run["params"], "steps": outputs}
         try:
@@ -200,9 +198,9 @@ def playbook_workflow(run_id: str) -> str:
         window: list[Any] = []
         for step_id in step_ids:
             if len(window) >= step.concurrency:
-                outcomes.append(window.pop(0).get_result())
+                outcomes.append(window.pop(0).get_result(polling_interval_sec=poll))
             window.append(queue.enqueue(target_workflow, step_id, spec, run["dry_run"], run["auto_approve"]))
-        outcomes.extend(handle.get_result() for handle in window)
+        outcomes.extend(handle.get_result(polling_interval_sec=poll) for handle in window)
         outputs[step.id] = {
             "states": [o["state"] for o in outcomes],
             "outputs": [o.get("result", {}).get("outputs", {}) for o in outcomes],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, TemplateError, Undefined
 from jinja2.nativetypes import NativeEnvironment
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -29,9 +29,12 @@ def render(value: Any, context: dict[str, Any]) -> Any:
         if "{{" not in value and "{%" not in value:
             return value
         try:
-            return _ENV.from_string(value).render(**context)
+            rendered = _ENV.from_string(value).render(**context)
+            if isinstance(rendered, Undefined):
+                str(rendered)  # a lone undefined expression comes back unrendered; this raises its error
         except TemplateError as exc:
             raise TemplateProblem(f"cannot render {value!r}: {exc}") from None
+        return rendered
     if isinstance(value, dict):
         return {key: render(item, context) for key, item in value.items()}
     if isinstance(value, list):

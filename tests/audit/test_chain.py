@@ -17,7 +17,9 @@ def _append(db: Database, count: int, incident_id: str = "inc-1") -> None:
     chain = AuditChain()
     for index in range(count):
         with db.transaction() as session:
-            chain.append(session, actor="tester", type="test.event", incident_id=incident_id, payload={"i": index})
+            chain.append(
+                session, actor="tester", type="test.event", incident_id=incident_id, payload={"i": index}
+            )
 
 
 def _verify(db: Database):  # type: ignore[no-untyped-def]
@@ -54,7 +56,10 @@ def test_payload_is_redacted_before_it_is_hashed(database: Database) -> None:
             session,
             actor="tester",
             type="test.secret",
-            payload={"url": "https://a.blob.core.windows.net/c?sv=2024&sig=abcdEFGH1234%3D", "password": "hunter2"},
+            payload={
+                "url": "https://a.blob.core.windows.net/c?sv=2024&sig=abcdEFGH1234%3D",
+                "password": "hunter2",
+            },
         )
     stored = json.loads(event.payload)
     assert "abcdEFGH1234" not in event.payload and "hunter2" not in event.payload
@@ -83,7 +88,9 @@ def test_a_rolled_back_append_leaves_no_trace(database: Database) -> None:
         ("DELETE FROM audit_events WHERE seq = 1", 1, "missing"),
     ],
 )
-def test_tampering_is_detected_and_named(database: Database, statement: str, bad_seq: int, words: str) -> None:
+def test_tampering_is_detected_and_named(
+    database: Database, statement: str, bad_seq: int, words: str
+) -> None:
     _append(database, 5)
     with database.engine.begin() as conn:
         conn.exec_driver_sql(statement)

@@ -1,0 +1,120 @@
+"""``irflow sim …``: the simulated Azure tenant as a process.
+
+``irflow sim serve`` prints exactly one JSON line on stdout, ``{"endpoint", "ca_file", "token",
+"subscription_id", "env"}``, then serves over HTTPS until SIGINT or SIGTERM. Logs go to stderr.
+Also runnable without the main CLI: ``python -m irflow.cli.sim serve``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from irflow.sim.models import FaultSettings
+from irflow.sim.scenario import load_scenario, packaged_scenarios
+from irflow.sim.server import SimServer
+
+log = logging.getLogger("irflow.sim")
+
+sim_app = typer.Typer(
+    help="Simulated Azure tenant (ARM storage accounts) for tests, demos and drills.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _log_to_stderr(level: str) -> None:
+    """stdout carries the one JSON line and nothing else: irflow.sim logs go to stderr only."""
+    if level.upper() not in logging.getLevelNamesMapping():
+        typer.echo(f"error: unknown log level {level!r}", err=True)
+        raise typer.Exit(2)
+    if not any(getattr(h, "_irflow_sim_stderr", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._irflow_sim_stderr = True  # type: ignore[attr-defined]
+        log.addHandler(handler)
+    log.propagate = False
+    log.setLevel(level.upper())
+
+
+@sim_app.callback()
+def _sim() -> None:
+    """Simulated Azure tenant."""
+
+
+@sim_app.command()
+def serve(
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port; 0 picks a free one.")] = 0,
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
+    scenario: Annotated[
+        str, typer.Option(help="Scenario YAML file, or the name of a packaged scenario.")
+    ] = "demo",
+    latency_ms: Annotated[int, typer.Option(min=0, help="Delay added to every Azure call (ms).")] = 0,
+    error_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of Azure calls answered 500 InternalServerError.")
+    ] = 0.0,
+    throttle: Annotated[
+        bool,
+        typer.Option(
+            "--throttle",
+            help="ARM token-bucket limits (429 + Retry-After). Recorded only: enforcement is not built yet.",
+        ),
+    ] = False,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the error-rate draws, for repeatable drills.")
+    ] = None,
+    page_size: Annotated[int | None, typer.Option(min=1, help="List page size (nextLink beyond it).")] = None,
+    log_level: Annotated[str, typer.Option(help="Log level of irflow.sim on stderr.")] = "WARNING",
+) -> None:
+    """Serve the simulated tenant over HTTPS with a throw-away CA until SIGINT/SIGTERM."""
+    _log_to_stderr(log_level)
+    source = Path(scenario) if Path(scenario).is_file() else scenario
+    if not isinstance(source, Path) and scenario.removesuffix(".yaml") not in packaged_scenarios():
+        typer.echo(
+            f"error: no scenario file {scenario!r} and no packaged scenario of that name "
+            f"(packaged: {', '.join(packaged_scenarios())})",
+            err=True,
+        )
+        raise typer.Exit(2)
+    kwargs = {
+        "faults": FaultSettings(latency_ms=latency_ms, error_rate=error_rate, throttle=throttle),
+        "seed": seed,
+    }
+    if page_size is not None:
+        kwargs["page_size"] = page_size
+    try:
+        tenant = load_scenario(source, **kwargs)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if throttle:
+        log.warning("--throttle is recorded but not enforced yet: no 429s until the ARM token bucket lands")
+
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    server = SimServer(tenant, host=host, port=port)
+    try:
+        try:
+            server.start()
+        except OSError as exc:
+            typer.echo(f"error: cannot serve on {host}:{port}: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        sys.stdout.write(json.dumps(server.connection_info()) + "\n")
+        sys.stdout.flush()
+        stop.wait()
+    finally:
+        server.stop()
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+if __name__ == "__main__":
+    sim_app()

@@ -1,0 +1,81 @@
+"""ARM error responses: ``{"error": {"code": ..., "message": ...}}`` with an HTTP status.
+
+Handlers raise :class:`ArmError`; the router turns it into the wire body. The helpers below carry the codes
+and messages Azure Resource Manager uses, so SDK callers see the same ``e.error.code`` as against Azure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ArmError(Exception):
+    """An ARM error answer: HTTP status, ARM error code, human message."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+def missing_api_version() -> ArmError:
+    return ArmError(
+        400,
+        "MissingApiVersionParameter",
+        "The api-version query parameter (?api-version=) is required for all requests.",
+    )
+
+
+def invalid_request_content(detail: str) -> ArmError:
+    return ArmError(
+        400,
+        "InvalidRequestContent",
+        f"The request content was invalid and could not be deserialized: '{detail}'.",
+    )
+
+
+def invalid_values(*names: str) -> ArmError:
+    """The storage resource provider's answer to a body or query value it does not accept."""
+    return ArmError(
+        400,
+        "InvalidValuesForRequestParameters",
+        f"Values for request parameters are invalid: {', '.join(names)}.",
+    )
+
+
+def subscription_not_found(subscription_id: str) -> ArmError:
+    return ArmError(404, "SubscriptionNotFound", f"The subscription '{subscription_id}' could not be found.")
+
+
+def resource_group_not_found(resource_group: str) -> ArmError:
+    return ArmError(404, "ResourceGroupNotFound", f"Resource group '{resource_group}' could not be found.")
+
+
+def resource_not_found(resource_type: str, name: str, resource_group: str) -> ArmError:
+    return ArmError(
+        404,
+        "ResourceNotFound",
+        f"The Resource '{resource_type}/{name}' under resource group '{resource_group}' was not found. "
+        "For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+    )
+
+
+def route_not_found(method: str, path: str) -> ArmError:
+    return ArmError(
+        404,
+        "NotFound",
+        f"No route for {method} {path}: the simulated tenant (irflow.sim) does not implement this operation.",
+    )
+
+
+def internal_server_error() -> ArmError:
+    return ArmError(
+        500,
+        "InternalServerError",
+        "Encountered internal server error. Diagnostic information: injected by the irflow.sim error rate.",
+    )

@@ -1,0 +1,300 @@
+"""The simulated tenant's state: subscriptions → resource groups → resources, in plain classes.
+
+One re-entrant lock (``Tenant.lock``) guards the whole model; the router holds it while a handler runs,
+and every public method here takes it too, so the Python API and both mounts can be used from many threads.
+ARM names are case-insensitive and case-preserving: lookups go through lower-cased keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import random
+import secrets
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from irflow import clock as irflow_clock
+from irflow.sim import arm, errors
+from irflow.sim.journal import Journal
+from irflow.sim.storage.models import STORAGE_ACCOUNT_TYPE, StorageAccount
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+@dataclass
+class FaultSettings:
+    """Knobs that make the tenant misbehave like a loaded Azure.
+
+    ``latency_ms``: added to every Azure call. ``error_rate``: probability (0..1) that an Azure call answers
+    500 ``InternalServerError`` without touching state. ``throttle``: ARM token-bucket limits (429 with
+    ``Retry-After``); recorded here, enforced once the token bucket lands (not yet).
+    """
+
+    latency_ms: int = 0
+    error_rate: float = 0.0
+    throttle: bool = False
+
+    def __post_init__(self) -> None:
+        if self.latency_ms < 0:
+            raise ValueError("latency_ms must be >= 0")
+        if not 0.0 <= self.error_rate <= 1.0:
+            raise ValueError("error_rate must be between 0 and 1")
+
+
+@dataclass
+class ResourceGroup:
+    subscription_id: str
+    name: str
+    location: str
+    tags: dict[str, str] = field(default_factory=dict)
+    storage_accounts: dict[str, StorageAccount] = field(default_factory=dict)  # lower-cased name → account
+
+    @property
+    def id(self) -> str:
+        return arm.resource_group_id(self.subscription_id, self.name)
+
+
+@dataclass
+class Subscription:
+    subscription_id: str
+    display_name: str
+    resource_groups: dict[str, ResourceGroup] = field(default_factory=dict)  # lower-cased name → group
+
+
+def new_account_key() -> str:
+    """A storage account key as Azure issues them: 64 random bytes, base64 (88 characters)."""
+    return base64.b64encode(secrets.token_bytes(64)).decode("ascii")
+
+
+class Tenant:
+    """A simulated Azure tenant.
+
+    ``token`` is the one bearer token its endpoints accept. ``journal`` records every request.
+    ``page_size`` bounds list answers (the rest follows through ``nextLink``). ``faults`` holds the knobs.
+    """
+
+    def __init__(
+        self,
+        *,
+        tenant_id: str | None = None,
+        token: str | None = None,
+        clock: Callable[[], datetime] | None = None,
+        page_size: int = 100,
+        faults: FaultSettings | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if page_size < 1:
+            raise ValueError("page_size must be >= 1")
+        self.tenant_id = tenant_id or str(uuid.uuid4())
+        self.token = token or secrets.token_urlsafe(32)
+        self.clock: Callable[[], datetime] = clock or irflow_clock.now
+        self.page_size = page_size
+        self.faults = faults or FaultSettings()
+        self.random = random.Random(seed)  # fault injection draws; seed it for reproducible drills
+        self.lock = threading.RLock()
+        self._subscriptions: dict[str, Subscription] = {}
+        self._issued_secrets: set[str] = set()
+        self.journal = Journal(clock=self.now, secrets=self.secret_values)
+        self._baseline: tuple[dict[str, Subscription], set[str]] = ({}, set())
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_scenario(cls, source: str | Path | Mapping[str, Any], **kwargs: Any) -> Tenant:
+        """A tenant loaded from a scenario: a packaged name (``"demo"``), a YAML file path, or a dict."""
+        from irflow.sim.scenario import load_scenario
+
+        return load_scenario(source, **kwargs)
+
+    @classmethod
+    def demo(cls, **kwargs: Any) -> Tenant:
+        """The packaged ``demo`` scenario: a breached PHI resource group and one bystander account."""
+        return cls.from_scenario("demo", **kwargs)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def add_subscription(self, subscription_id: str, display_name: str | None = None) -> Subscription:
+        with self.lock:
+            if subscription_id.lower() in self._subscriptions:
+                raise ValueError(f"subscription {subscription_id} already exists")
+            subscription = Subscription(subscription_id, display_name or subscription_id)
+            self._subscriptions[subscription_id.lower()] = subscription
+            return subscription
+
+    def add_resource_group(
+        self, subscription_id: str, name: str, location: str = "eastus", tags: dict[str, str] | None = None
+    ) -> ResourceGroup:
+        with self.lock:
+            subscription = self.subscription(subscription_id)
+            if name.lower() in subscription.resource_groups:
+                raise ValueError(f"resource group {name} already exists in {subscription_id}")
+            group = ResourceGroup(subscription.subscription_id, name, location, dict(tags or {}))
+            subscription.resource_groups[name.lower()] = group
+            return group
+
+    def add_storage_account(
+        self,
+        subscription_id: str,
+        resource_group: str,
+        name: str,
+        *,
+        location: str | None = None,
+        kind: str = "StorageV2",
+        sku: str = "Standard_LRS",
+        tags: dict[str, str] | None = None,
+        properties: dict[str, Any] | None = None,
+        created_at: datetime | None = None,
+        keys_created_at: datetime | dict[str, datetime] | None = None,
+    ) -> StorageAccount:
+        """Add a storage account. ``properties`` are ARM properties merged over Azure's defaults
+        (e.g. ``{"publicNetworkAccess": "Enabled", "networkAcls": {"defaultAction": "Allow"}}``)."""
+        with self.lock:
+            group = self.resource_group(subscription_id, resource_group)
+            if self.find_storage_account(name) is not None:
+                raise ValueError(f"storage account name {name!r} is already taken (names are global)")
+            now = self.now()
+            created = created_at or now
+            if isinstance(keys_created_at, dict):
+                key_times = {k: keys_created_at.get(k, created) for k in StorageAccount.KEY_NAMES}
+            else:
+                key_times = dict.fromkeys(StorageAccount.KEY_NAMES, keys_created_at or created)
+            account = StorageAccount(
+                subscription_id=group.subscription_id,
+                resource_group=group.name,
+                name=name,
+                location=location or group.location,
+                kind=kind,
+                sku_name=sku,
+                tags=dict(tags or {}),
+                created=created,
+                key_values={k: self.issue_secret(new_account_key()) for k in StorageAccount.ALL_KEY_NAMES},
+                key_times={**key_times, **dict.fromkeys(StorageAccount.KERB_KEY_NAMES, created)},
+                properties=properties or {},
+            )
+            group.storage_accounts[name.lower()] = account
+            return account
+
+    # ----------------------------------------------------------------- lookups (ARM errors when missing)
+    @property
+    def subscriptions(self) -> list[Subscription]:
+        with self.lock:
+            return list(self._subscriptions.values())
+
+    @property
+    def default_subscription_id(self) -> str | None:
+        """The first subscription added (the scenario's first one), or None for an empty tenant."""
+        with self.lock:
+            first = next(iter(self._subscriptions.values()), None)
+            return first.subscription_id if first else None
+
+    def subscription(self, subscription_id: str) -> Subscription:
+        with self.lock:
+            found = self._subscriptions.get(subscription_id.lower())
+            if found is None:
+                raise errors.subscription_not_found(subscription_id)
+            return found
+
+    def resource_group(self, subscription_id: str, name: str) -> ResourceGroup:
+        with self.lock:
+            found = self.subscription(subscription_id).resource_groups.get(name.lower())
+            if found is None:
+                raise errors.resource_group_not_found(name)
+            return found
+
+    def get_storage_account(self, subscription_id: str, resource_group: str, name: str) -> StorageAccount:
+        with self.lock:
+            found = self.resource_group(subscription_id, resource_group).storage_accounts.get(name.lower())
+            if found is None:
+                raise errors.resource_not_found(STORAGE_ACCOUNT_TYPE, name, resource_group)
+            return found
+
+    def find_storage_account(self, name: str) -> StorageAccount | None:
+        """The account with this (globally unique) name anywhere in the tenant, or None."""
+        with self.lock:
+            for account in self.storage_accounts():
+                if account.name.lower() == name.lower():
+                    return account
+            return None
+
+    def storage_account(self, name: str) -> StorageAccount:
+        """The account with this name anywhere in the tenant; KeyError when there is none."""
+        account = self.find_storage_account(name)
+        if account is None:
+            raise KeyError(name)
+        return account
+
+    def storage_accounts(
+        self, subscription_id: str | None = None, resource_group: str | None = None
+    ) -> list[StorageAccount]:
+        """Accounts in ARM list order (resource group, then name), optionally within one scope."""
+        with self.lock:
+            if resource_group is not None:
+                if subscription_id is None:
+                    raise ValueError("resource_group needs subscription_id")
+                groups = [self.resource_group(subscription_id, resource_group)]
+            elif subscription_id is not None:
+                groups = list(self.subscription(subscription_id).resource_groups.values())
+            else:
+                groups = [g for s in self._subscriptions.values() for g in s.resource_groups.values()]
+            accounts = [a for g in groups for a in g.storage_accounts.values()]
+            return sorted(accounts, key=lambda a: (a.resource_group.lower(), a.name.lower()))
+
+    # ----------------------------------------------------------------- secrets
+    def issue_secret(self, value: str) -> str:
+        """Register a secret value so the journal redacts it wherever it appears; returns it."""
+        with self.lock:
+            self._issued_secrets.add(value)
+        return value
+
+    def secret_values(self) -> frozenset[str]:
+        with self.lock:
+            return frozenset(self._issued_secrets) | {self.token}
+
+    # ----------------------------------------------------------------- baseline and reset
+    def set_baseline(self) -> None:
+        """Make the current state the one :meth:`reset` returns to (scenario loading does this)."""
+        with self.lock:
+            self._baseline = (copy.deepcopy(self._subscriptions), set(self._issued_secrets))
+
+    def reset(self) -> None:
+        """Back to the baseline state (the loaded scenario, key values included) with an empty journal.
+
+        The token, fault settings and page size are kept, so running clients and servers stay usable.
+        """
+        with self.lock:
+            subscriptions, issued = self._baseline
+            self._subscriptions = copy.deepcopy(subscriptions)
+            self._issued_secrets |= issued
+            self.journal.clear()
+
+    # ----------------------------------------------------------------- views
+    def state(self) -> dict[str, Any]:
+        """A secret-free summary of the tenant (``GET /_sim/state``)."""
+        with self.lock:
+            return {
+                "tenant_id": self.tenant_id,
+                "default_subscription_id": self.default_subscription_id,
+                "faults": {
+                    "latency_ms": self.faults.latency_ms,
+                    "error_rate": self.faults.error_rate,
+                    "throttle": self.faults.throttle,
+                },
+                "subscriptions": [
+                    {
+                        "subscription_id": s.subscription_id,
+                        "display_name": s.display_name,
+                        "resource_groups": [
+                            {"name": g.name, "location": g.location} for g in s.resource_groups.values()
+                        ],
+                    }
+                    for s in self._subscriptions.values()
+                ],
+                "storage_accounts": [a.summary() for a in self.storage_accounts()],
+            }

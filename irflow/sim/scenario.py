@@ -1,0 +1,194 @@
+"""Scenario files: the starting state of a simulated tenant, in YAML.
+
+A scenario names subscriptions, their resource groups and storage accounts. Times are relative to the
+tenant clock (``created_days_ago``, ``keys_created_days_ago``) or absolute (``created_at``,
+``keys_created_at``); key values are always random and never written in a scenario. Example::
+
+    tenant_id: 3b5c2d1e-8a4f-4c6b-9d2e-7f1a0b3c4d5e
+    page_size: 100                     # optional: list page size (nextLink beyond it)
+    subscriptions:
+      - id: 9b2f6c1d-4e8a-4f3b-a1c7-2d5e8f0a6b3c
+        display_name: PHI Production
+        resource_groups:
+          - name: rg-phi-prod
+            location: eastus
+            storage_accounts:
+              - name: phipatientexports
+                sku: Standard_GRS
+                tags: {data-classification: phi}
+                created_days_ago: 540
+                keys_created_days_ago: 63          # or {key1: 63, key2: 120}
+                properties:                        # ARM properties over Azure's defaults
+                  publicNetworkAccess: Enabled
+                  allowBlobPublicAccess: true
+                  networkAcls: {defaultAction: Allow, bypass: AzureServices}
+
+Packaged scenarios live in ``irflow/sim/scenarios/`` and load by name (``load_scenario("demo")``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from irflow.sim.errors import ArmError
+from irflow.sim.models import Tenant
+
+
+def _packaged_dir() -> Traversable:
+    """``irflow/sim/scenarios/``: a plain data directory shipped inside the package."""
+    return resources.files("irflow.sim").joinpath("scenarios")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class StorageAccountSpec(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9]{3,24}$")
+    location: str | None = None
+    kind: str = "StorageV2"
+    sku: str = "Standard_LRS"
+    tags: dict[str, str] = Field(default_factory=dict)
+    properties: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime | None = None
+    created_days_ago: float | None = Field(default=None, ge=0)
+    keys_created_at: datetime | dict[str, datetime] | None = None
+    keys_created_days_ago: float | dict[str, float] | None = None
+
+    @model_validator(mode="after")
+    def _one_way_to_say_when(self) -> StorageAccountSpec:
+        if self.created_at is not None and self.created_days_ago is not None:
+            raise ValueError("give created_at or created_days_ago, not both")
+        if self.keys_created_at is not None and self.keys_created_days_ago is not None:
+            raise ValueError("give keys_created_at or keys_created_days_ago, not both")
+        for field in ("keys_created_at", "keys_created_days_ago"):
+            value = getattr(self, field)
+            if isinstance(value, dict) and not set(value) <= {"key1", "key2"}:
+                raise ValueError(f"{field} may only name key1 and key2")
+        return self
+
+
+class ResourceGroupSpec(_Strict):
+    name: str = Field(min_length=1, max_length=90)
+    location: str = "eastus"
+    tags: dict[str, str] = Field(default_factory=dict)
+    storage_accounts: list[StorageAccountSpec] = Field(default_factory=list)
+
+
+class SubscriptionSpec(_Strict):
+    id: str = Field(pattern=r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+    display_name: str | None = None
+    resource_groups: list[ResourceGroupSpec] = Field(default_factory=list)
+
+
+class ScenarioSpec(_Strict):
+    name: str | None = None
+    description: str | None = None
+    tenant_id: str | None = None
+    page_size: int | None = Field(default=None, ge=1)
+    subscriptions: list[SubscriptionSpec] = Field(default_factory=list)
+
+
+def packaged_scenarios() -> list[str]:
+    """Names of the scenarios shipped in ``irflow/sim/scenarios/``."""
+    return sorted(
+        entry.name.removesuffix(".yaml")
+        for entry in _packaged_dir().iterdir()
+        if entry.name.endswith(".yaml")
+    )
+
+
+def read_scenario(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+    """The raw scenario document: a dict as given, a YAML file, or a packaged scenario by name."""
+    if isinstance(source, Mapping):
+        return dict(source)
+    path = Path(source)
+    if path.is_file():
+        text = path.read_text(encoding="utf-8")
+        origin = str(path)
+    else:
+        name = str(source).removesuffix(".yaml")
+        if name not in packaged_scenarios():
+            raise FileNotFoundError(
+                f"no scenario file {source!r} and no packaged scenario of that name "
+                f"(packaged: {', '.join(packaged_scenarios())})"
+            )
+        text = _packaged_dir().joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+        origin = f"packaged scenario {name!r}"
+    document = yaml.safe_load(text)
+    if not isinstance(document, dict):
+        raise ValueError(f"{origin}: a scenario must be a YAML mapping")
+    return document
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _when(now: datetime, at: datetime | None, days_ago: float | None) -> datetime | None:
+    if at is not None:
+        return _aware(at)
+    if days_ago is not None:
+        return now - timedelta(days=days_ago)
+    return None
+
+
+def _key_times(now: datetime, spec: StorageAccountSpec) -> datetime | dict[str, datetime] | None:
+    at, days = spec.keys_created_at, spec.keys_created_days_ago
+    if isinstance(at, dict):
+        return {k: _aware(v) for k, v in at.items()}
+    if isinstance(days, dict):
+        return {k: now - timedelta(days=v) for k, v in days.items()}
+    return _when(now, at, days)
+
+
+def load_scenario(source: str | Path | Mapping[str, Any], **tenant_kwargs: Any) -> Tenant:
+    """A new :class:`Tenant` in the scenario's state (which also becomes its reset baseline).
+
+    ``source``: a packaged name (``"demo"``), a YAML path, or an already-parsed dict. Extra keyword
+    arguments go to :class:`Tenant` (``token``, ``clock``, ``faults``, ``seed``, ``page_size``).
+    Raises ``ValueError`` naming the problem when the scenario is invalid.
+    """
+    document = read_scenario(source)
+    try:
+        spec = ScenarioSpec.model_validate(document)
+    except ValidationError as exc:
+        raise ValueError(f"invalid scenario: {exc}") from exc
+    if spec.page_size is not None:
+        tenant_kwargs.setdefault("page_size", spec.page_size)
+    if spec.tenant_id is not None:
+        tenant_kwargs.setdefault("tenant_id", spec.tenant_id)
+    tenant = Tenant(**tenant_kwargs)
+    now = tenant.now()
+    for subscription in spec.subscriptions:
+        tenant.add_subscription(subscription.id, subscription.display_name)
+        for group in subscription.resource_groups:
+            tenant.add_resource_group(subscription.id, group.name, group.location, group.tags)
+            for account in group.storage_accounts:
+                try:
+                    tenant.add_storage_account(
+                        subscription.id,
+                        group.name,
+                        account.name,
+                        location=account.location,
+                        kind=account.kind,
+                        sku=account.sku,
+                        tags=account.tags,
+                        properties=account.properties,
+                        created_at=_when(now, account.created_at, account.created_days_ago),
+                        keys_created_at=_key_times(now, account),
+                    )
+                except ArmError as exc:
+                    raise ValueError(
+                        f"invalid scenario: storage account {account.name}: {exc.message}"
+                    ) from exc
+    tenant.set_baseline()
+    return tenant

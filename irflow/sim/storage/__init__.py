@@ -1,0 +1,1 @@
+"""Microsoft.Storage: storage accounts (model, wire handlers, routes)."""

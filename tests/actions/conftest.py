@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import structlog
+from pydantic import SecretStr
+
+from irflow.actions.base import StepContext, get_action
+from irflow.azure import AzureClients
+from irflow.settings import Settings
+from irflow.sim.mock import mount
+from irflow.sim.models import Tenant
+
+
+@pytest.fixture
+def tenant() -> Iterator[Tenant]:
+    tenant = Tenant.demo()
+    with mount(tenant):
+        yield tenant
+
+
+@pytest.fixture
+def clients(tenant: Tenant) -> Iterator[AzureClients]:
+    clients = AzureClients(Settings(azure_token=SecretStr(tenant.token)))
+    yield clients
+    clients.close()
+
+
+@pytest.fixture
+def make_context(clients: AzureClients):  # type: ignore[no-untyped-def]
+    epoch = datetime.now(UTC) - timedelta(seconds=1)
+
+    def build(action: str, **params: object) -> StepContext:
+        cls = get_action(action)
+        validated = cls.Params.model_validate(params)
+        return StepContext(
+            params=validated,
+            target=str(params.get(cls.target_param or "", "")) or None,
+            log=structlog.get_logger("test"),
+            clients=clients,
+            reference_time=epoch,
+        )
+
+    return build

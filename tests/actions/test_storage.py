@@ -1,0 +1,120 @@
+"""Storage actions through the official SDK against the simulated tenant (in-process mount)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from irflow.actions.base import ResourceMissing, all_actions
+from irflow.actions.storage import IsolateAccount, RotateAccountKeys
+from irflow.sim.models import Tenant
+
+
+def _account_id(tenant: Tenant, name: str) -> str:
+    return tenant.storage_account(name).id
+
+
+def _writes(tenant: Tenant) -> list:  # type: ignore[type-arg]
+    return tenant.journal.writes()
+
+
+class TestIsolateAccount:
+    def test_plan_is_exact_and_writes_nothing(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        ctx = make_context("storage.isolate_account", account=_account_id(tenant, "phipatientexports"))
+        plan = IsolateAccount().plan(ctx)
+        assert {(c.field, c.before, c.after) for c in plan.changes} == {
+            ("properties.publicNetworkAccess", "Enabled", "Disabled"),
+            ("properties.allowBlobPublicAccess", True, False),
+            ("properties.networkAcls.defaultAction", "Allow", "Deny"),
+        }
+        assert _writes(tenant) == []
+
+    def test_apply_twice_makes_one_change_and_verifies(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        account = _account_id(tenant, "phiimaging")
+        ctx = make_context("storage.isolate_account", account=account)
+        action = IsolateAccount()
+        assert action.verify(ctx) is False
+        first = action.apply(ctx)
+        assert first.changed and len(first.changes) == 3
+        assert first.prior_state["networkAcls"]["ipRules"] == [{"value": "203.0.113.0/24", "action": "Allow"}]
+        writes_after_first = _writes(tenant)
+        assert len(writes_after_first) == 1 and writes_after_first[0].method == "PATCH"
+        second = action.apply(ctx)
+        assert not second.changed
+        assert _writes(tenant) == writes_after_first
+        assert action.verify(ctx) is True
+        state = tenant.storage_account("phiimaging").summary()
+        assert state["publicNetworkAccess"] == "Disabled"
+        assert state["networkAcls"]["defaultAction"] == "Deny"
+        assert state["allowBlobPublicAccess"] is False
+        # rules and the trusted-services bypass are kept for a later restore
+        props = tenant.storage_account("phiimaging").properties
+        assert props["networkAcls"]["ipRules"] == [{"value": "203.0.113.0/24", "action": "Allow"}]
+        assert props["networkAcls"]["bypass"] == "AzureServices"
+
+    def test_missing_account_is_named(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        missing = _account_id(tenant, "phiimaging").replace("phiimaging", "phigone")
+        ctx = make_context("storage.isolate_account", account=missing)
+        with pytest.raises(ResourceMissing, match="phigone"):
+            IsolateAccount().plan(ctx)
+
+    def test_params_are_validated(self) -> None:
+        from irflow.actions.storage import IsolateAccountParams
+
+        with pytest.raises(ValidationError, match="not an Azure resource id"):
+            IsolateAccountParams(account="phiimaging")
+        with pytest.raises(ValidationError, match="not a storage account"):
+            IsolateAccountParams(
+                account="/subscriptions/9b2f6c1d-4e8a-4f3b-a1c7-2d5e8f0a6b3c/resourceGroups/rg/providers/"
+                "Microsoft.KeyVault/vaults/kv1"
+            )
+        with pytest.raises(ValidationError, match="Extra inputs"):
+            IsolateAccountParams.model_validate({"account": "x", "surprise": 1})
+
+
+class TestRotateAccountKeys:
+    def test_plan_writes_nothing_and_names_both_keys(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        ctx = make_context("storage.rotate_account_keys", account=_account_id(tenant, "phiclaimsarchive"))
+        plan = RotateAccountKeys().plan(ctx)
+        assert [c.field for c in plan.changes] == ["keys.key1", "keys.key2"]
+        assert _writes(tenant) == []
+
+    def test_each_key_rotates_exactly_once(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        account = tenant.storage_account("phipatientexports")
+        old = {k: account.key_value(k) for k in ("key1", "key2")}
+        ctx = make_context("storage.rotate_account_keys", account=account.id)
+        action = RotateAccountKeys()
+        result = action.apply(ctx)
+        assert result.changed
+        assert set(result.outputs["new_keys"]) == {"key1", "key2"}
+        assert all(v.startswith("sha256:") for v in result.outputs["new_keys"].values())
+        assert all(account.key_value(k) != old[k] for k in old)
+        writes = _writes(tenant)
+        assert [w.route for w in writes] == ["storage.accounts.regenerate_key"] * 2
+        again = action.apply(ctx)
+        assert not again.changed
+        assert _writes(tenant) == writes
+        assert action.verify(ctx)
+        # no key value anywhere in what the action returns
+        dumped = result.model_dump_json() + again.model_dump_json()
+        assert all(account.key_value(k) not in dumped and old[k] not in dumped for k in old)
+
+    def test_only_the_requested_key(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        account = tenant.storage_account("phiimaging")
+        key2 = account.key_value("key2")
+        ctx = make_context("storage.rotate_account_keys", account=account.id, keys=["key1"])
+        RotateAccountKeys().apply(ctx)
+        assert account.key_value("key2") == key2
+        assert [w.body for w in _writes(tenant)] == [{"keyName": "key1"}]
+
+
+def test_registry_is_complete() -> None:
+    """Every action carries params, a docstring example, permissions and a target parameter."""
+    actions = all_actions()
+    assert {"storage.isolate_account", "storage.rotate_account_keys"} <= set(actions)
+    for name, action in actions.items():
+        assert action.name == name
+        assert action.Params.model_fields, name
+        assert action.example().strip().startswith("- id:"), name
+        assert action.permissions and all(p.startswith("Microsoft.") for p in action.permissions), name
+        assert action.summary(), name

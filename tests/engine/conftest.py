@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from irflow.engine import runtime
+from irflow.settings import Settings
+from irflow.sim.models import Tenant
+from irflow.sim.server import SimServer
+
+
+@pytest.fixture
+def sim() -> Iterator[SimServer]:
+    with SimServer(Tenant.demo()) as server:
+        yield server
+
+
+@pytest.fixture
+def settings(database_url: str, sim: SimServer) -> Settings:
+    return Settings(
+        database_url=database_url,
+        azure_cloud="custom",
+        arm_endpoint=sim.endpoint,
+        azure_ca_bundle=Path(sim.ca_file),
+        azure_token=SecretStr(sim.token),
+        queue_polling_interval=0.05,
+        playbooks_dir=Path(__file__).resolve().parents[2] / "playbooks",
+    )
+
+
+@pytest.fixture
+def svc(settings: Settings) -> Iterator[runtime.Services]:
+    services = runtime.launch(settings)
+    yield services
+    runtime.shutdown()

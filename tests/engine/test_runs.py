@@ -1,0 +1,168 @@
+"""Playbook runs end to end: DBOS workflows on SQLite and PostgreSQL, the official SDK, the HTTPS simulator."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+
+import pytest
+from irflow.logs import configure_logging
+from sqlalchemy import func, select
+
+from irflow.audit import AuditChain
+from irflow.engine import runtime
+from irflow.engine.runs import run_view, submit_run
+from irflow.engine.state import StateStore
+from irflow.sim.server import SimServer
+from irflow.store.models import AuditEvent, Incident, Run
+
+PLAYBOOK = "storage-sas-exfiltration"
+TARGETS = ("phipatientexports", "phiclaimsarchive", "phiimaging")
+
+
+def _targets(sim: SimServer) -> str:
+    return ",".join(sim.tenant.storage_account(name).id for name in TARGETS)
+
+
+def _regenerations(sim: SimServer) -> Counter[tuple[str, str]]:
+    return Counter(
+        (entry.path.split("/")[8], entry.body["keyName"])
+        for entry in sim.tenant.journal.writes()
+        if entry.route == "storage.accounts.regenerate_key"
+    )
+
+
+def test_containment_run_is_complete_idempotent_and_audited(svc: runtime.Services, sim: SimServer) -> None:
+    params = {"storage_accounts": _targets(sim)}
+    first = submit_run(svc, PLAYBOOK, params, actor="cli:tester", auto_approve=True)
+    assert first.handle.get_result() == "succeeded"
+
+    view = run_view(svc, first.run_id)
+    assert view["status"] == "succeeded"
+    assert [(s["step"], s["state"]) for s in view["steps"]] == [("isolate", "succeeded")] * 3 + [
+        ("rotate-keys", "succeeded")
+    ] * 3
+    for name in TARGETS:
+        state = sim.tenant.storage_account(name).summary()
+        assert state["publicNetworkAccess"] == "Disabled"
+        assert state["networkAcls"]["defaultAction"] == "Deny"
+        assert state["allowBlobPublicAccess"] is False
+    assert _regenerations(sim) == Counter({(name, key): 1 for name in TARGETS for key in ("key1", "key2")})
+    bystander = sim.tenant.storage_account("webassetscdn").summary()
+    assert bystander["publicNetworkAccess"] == "Enabled"
+    writes = len(sim.tenant.journal.writes())
+    assert writes == 3 + 6  # one PATCH per account, one regenerateKey per key
+
+    again = submit_run(
+        svc, PLAYBOOK, params, actor="cli:tester", auto_approve=True, incident_id=first.incident_id
+    )
+    assert again.handle.get_result() == "succeeded"
+    assert len(sim.tenant.journal.writes()) == writes
+    assert all(not step["result"]["changed"] for step in run_view(svc, again.run_id)["steps"])
+
+    dry = submit_run(svc, PLAYBOOK, params, actor="cli:tester", dry_run=True, incident_id=first.incident_id)
+    assert dry.handle.get_result() == "succeeded"
+    assert len(sim.tenant.journal.writes()) == writes
+    dry_view = run_view(svc, dry.run_id)
+    assert {s["state"] for s in dry_view["steps"]} == {"planned"}
+    assert all(s["plan"]["changes"] == [] for s in dry_view["steps"])
+
+    with svc.db.transaction() as session:
+        incident = session.get(Incident, first.incident_id)
+        assert incident is not None and incident.status == "contained"
+        types = [e.type for e in AuditChain().events(session, incident_id=first.incident_id)]
+        report = AuditChain().verify(session)
+    assert report.ok, report.describe()
+    assert types[:3] == ["incident.opened", "run.created", "run.running"]
+    assert "incident.status_changed" in types and types.count("run.succeeded") == 3
+    assert types.count("step.succeeded") == 12 and types.count("step.planned") == 18
+
+
+def test_dry_run_on_a_fresh_tenant_plans_every_change_and_writes_nothing(
+    svc: runtime.Services, sim: SimServer
+) -> None:
+    dry = submit_run(svc, PLAYBOOK, {"storage_accounts": _targets(sim)}, actor="cli:tester", dry_run=True)
+    assert dry.handle.get_result() == "succeeded"
+    assert sim.tenant.journal.writes() == []
+    view = run_view(svc, dry.run_id)
+    isolate = [s for s in view["steps"] if s["step"] == "isolate"]
+    rotate = [s for s in view["steps"] if s["step"] == "rotate-keys"]
+    assert all(len(s["plan"]["changes"]) == 3 for s in isolate)
+    assert all([c["field"] for c in s["plan"]["changes"]] == ["keys.key1", "keys.key2"] for s in rotate)
+    with svc.db.transaction() as session:
+        incident = session.get(Incident, view["incident_id"])
+        assert incident is not None and incident.status == "open"  # a dry run contains nothing
+
+
+def test_a_missing_account_fails_the_run_with_its_name(svc: runtime.Services, sim: SimServer) -> None:
+    gone = sim.tenant.storage_account("phiimaging").id.replace("phiimaging", "phideleted")
+    params = {"storage_accounts": f"{sim.tenant.storage_account('phiclaimsarchive').id},{gone}"}
+    submitted = submit_run(svc, PLAYBOOK, params, actor="cli:tester", auto_approve=True)
+    assert submitted.handle.get_result() == "failed"
+    view = run_view(svc, submitted.run_id)
+    failed = [s for s in view["steps"] if s["state"] == "failed"]
+    assert len(failed) == 1 and "phideleted" in failed[0]["error"] and "not found" in failed[0]["error"]
+    assert "phideleted" in view["error"]
+    assert {s["step"] for s in view["steps"]} == {"isolate"}  # stopped before rotating keys
+    with svc.db.transaction() as session:
+        assert AuditChain().verify(session).ok
+
+
+def test_bad_input_writes_nothing(svc: runtime.Services) -> None:
+    with pytest.raises(ValueError, match="not an Azure resource id"):
+        submit_run(svc, PLAYBOOK, {"storage_accounts": "phiimaging"}, actor="cli:tester")
+    with pytest.raises(ValueError, match="no playbook named"):
+        submit_run(svc, "no-such-playbook", {}, actor="cli:tester")
+    with svc.db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Incident)) == 0
+        assert session.scalar(select(func.count()).select_from(Run)) == 0
+        assert session.scalar(select(func.count()).select_from(AuditEvent)) == 0
+
+
+def test_replayed_state_change_writes_nothing_twice(svc: runtime.Services, sim: SimServer) -> None:
+    dry = submit_run(svc, PLAYBOOK, {"storage_accounts": _targets(sim)}, actor="cli:tester", dry_run=True)
+    dry.handle.get_result()
+    store = StateStore(svc.db)
+    with svc.db.transaction() as session:
+        before = session.scalar(select(func.count()).select_from(AuditEvent))
+    assert store.transition_run(dry.run_id, "succeed") == "succeeded"  # a replay of the last change
+    with svc.db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(AuditEvent)) == before
+
+
+def test_no_secret_reaches_the_logs(settings, sim: SimServer) -> None:  # type: ignore[no-untyped-def]
+    stream = io.StringIO()
+    configure_logging(level="DEBUG", fmt="json", stream=stream)
+    old_keys = {
+        k
+        for a in TARGETS
+        for k in (
+            sim.tenant.storage_account(a).key_value("key1"),
+            sim.tenant.storage_account(a).key_value("key2"),
+        )
+    }
+    svc = runtime.launch(settings)
+    try:
+        submitted = submit_run(
+            svc, PLAYBOOK, {"storage_accounts": _targets(sim)}, actor="cli:t", auto_approve=True
+        )
+        assert submitted.handle.get_result() == "succeeded"
+    finally:
+        runtime.shutdown()
+        configure_logging(level="INFO", fmt="json")
+    new_keys = {
+        k
+        for a in TARGETS
+        for k in (
+            sim.tenant.storage_account(a).key_value("key1"),
+            sim.tenant.storage_account(a).key_value("key2"),
+        )
+    }
+    output = stream.getvalue()
+    assert output, "nothing was logged"
+    for line in output.splitlines():
+        json.loads(line)
+    for secret in old_keys | new_keys | {sim.token}:
+        assert secret not in output
+    assert "storage account key regenerated" in output

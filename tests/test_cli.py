@@ -1,0 +1,113 @@
+"""The CLI as users and scripts drive it: real processes, exit codes, messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+ACCOUNT_KEY = re.compile(r"[A-Za-z0-9+/]{86}==")
+
+
+def irflow(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 180):  # type: ignore[no-untyped-def]
+    return subprocess.run(
+        [sys.executable, "-m", "irflow", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.slow
+def test_demo_contains_the_breach_and_proves_it(tmp_path: Path) -> None:
+    result = irflow("demo", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["ok"] is True
+    assert all(summary["checks"].values()), summary["checks"]
+    database = Path(summary["database"])
+    assert database.is_file() and database.is_relative_to(tmp_path)
+
+    output = result.stdout + result.stderr
+    assert not ACCOUNT_KEY.search(output)
+    assert "Bearer " not in output and "sig=" not in output
+
+    env = {"IRFLOW_DATABASE_URL": f"sqlite:///{database}"}
+    verify = irflow("audit", "verify", cwd=tmp_path, env=env)
+    assert verify.returncode == 0 and "intact" in verify.stdout
+
+    with sqlite3.connect(database) as conn:
+        conn.execute("UPDATE audit_events SET payload = '{}' WHERE seq = 7")
+    tampered = irflow("audit", "verify", cwd=tmp_path, env=env)
+    assert tampered.returncode == 1
+    assert "#7" in tampered.stdout and "edited" in tampered.stdout
+
+
+def test_demo_human_output(tmp_path: Path) -> None:
+    result = irflow("demo", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for words in (
+        "containment run",
+        "audit timeline",
+        "audit chain intact",
+        "database:",
+        "each key regenerated once",
+    ):
+        assert words in result.stdout, words
+    assert "FAIL" not in result.stdout
+
+
+def test_run_with_bad_params_is_refused_cleanly(tmp_path: Path) -> None:
+    env = {"IRFLOW_DATABASE_URL": f"sqlite:///{tmp_path / 'irflow.db'}"}
+    result = irflow(
+        "run", "storage-sas-exfiltration", "--param", "storage_accounts=phiimaging", cwd=REPO, env=env
+    )
+    assert result.returncode == 2
+    assert "not an Azure resource id" in result.stderr
+    assert "Traceback" not in result.stderr
+    with sqlite3.connect(tmp_path / "irflow.db") as conn:
+        assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM audit_events").fetchone()[0] == 0
+
+    missing = irflow("run", "storage-sas-exfiltration", "--param", "nonsense", cwd=REPO, env=env)
+    assert missing.returncode == 2 and "KEY=VALUE" in missing.stderr
+
+
+def test_invalid_configuration_is_reported(tmp_path: Path) -> None:
+    result = irflow("audit", "verify", cwd=tmp_path, env={"IRFLOW_DATABASE_URL": "mysql://nope"})
+    assert result.returncode == 2
+    assert "IRFLOW_DATABASE_URL" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_db_upgrade_and_verify_on_a_new_database(tmp_path: Path) -> None:
+    env = {"IRFLOW_DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}"}
+    upgraded = irflow("db", "upgrade", cwd=tmp_path, env=env)
+    assert upgraded.returncode == 0 and "0001" in upgraded.stdout
+    verify = irflow("audit", "verify", "--json", cwd=tmp_path, env=env)
+    assert verify.returncode == 0 and json.loads(verify.stdout)["ok"] is True
+
+
+def test_playbooks_validate_names_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nversion: 1\nsteps:\n  - id: one\n    action: storage.nope\n")
+    result = irflow("playbooks", "validate", str(bad), cwd=REPO)
+    assert result.returncode == 1
+    assert f"{bad}:5:" in result.stderr and "unknown action" in result.stderr
+    good = irflow("playbooks", "validate", cwd=REPO)
+    assert good.returncode == 0 and "storage-sas-exfiltration" in good.stdout
+
+
+def test_actions_list_shows_permissions(tmp_path: Path) -> None:
+    result = irflow("actions", "list", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "storage.rotate_account_keys" in result.stdout
+    assert "Microsoft.Storage/storageAccounts/regeneratekey/action" in result.stdout
