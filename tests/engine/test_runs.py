@@ -1,4 +1,4 @@
-"""Playbook runs end to end: DBOS workflows on SQLite and PostgreSQL, the official SDK, the HTTPS simulator."""
+"""Playbook runs end to end: DBOS workflows on SQLite and PostgreSQL, the official SDK, the HTTPS sim."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import json
 from collections import Counter
 
 import pytest
-from irflow.logs import configure_logging
 from sqlalchemy import func, select
 
 from irflow.audit import AuditChain
 from irflow.engine import runtime
 from irflow.engine.runs import run_view, submit_run
 from irflow.engine.state import StateStore
+from irflow.logs import configure_logging
 from irflow.sim.server import SimServer
 from irflow.store.models import AuditEvent, Incident, Run
 
