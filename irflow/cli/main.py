@@ -292,6 +292,28 @@ def actions_list() -> None:
         console.print(f"    permissions: {', '.join(action.permissions)}", markup=False)
 
 
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[
+        bool, typer.Option("--workers/--no-workers", help="Run the engine worker here.")
+    ] = True,
+) -> None:
+    """HTTP service (health, readiness, metrics) and the engine worker that runs and resumes playbooks."""
+    import uvicorn
+
+    from irflow.api.app import create_app
+
+    settings = load_settings()
+    if workers:
+        with engine(settings) as svc:
+            uvicorn.run(create_app(svc.db), host=host, port=port, log_config=None)
+        return
+    with _reader() as svc:
+        uvicorn.run(create_app(svc.db), host=host, port=port, log_config=None)
+
+
 @app.command("demo")
 def demo_command(
     scenario: Annotated[str, typer.Option(help="Scenario file or packaged scenario name.")] = "demo",
