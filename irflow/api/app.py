@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
+from starlette.exceptions import HTTPException
 
 from irflow import __version__
 from irflow.api.metrics import StoreCollector

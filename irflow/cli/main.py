@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,7 +14,17 @@ from typing import Annotated
 
 import typer
 
-from irflow.cli.common import EXIT_FAILED, cli_actor, console, engine, fail, load_settings
+from irflow.cli.common import (
+    EXIT_FAILED,
+    EXIT_WAITING,
+    cli_actor,
+    console,
+    engine,
+    errors,
+    fail,
+    is_tty,
+    load_settings,
+)
 
 app = typer.Typer(
     name="irflow",
@@ -76,7 +90,7 @@ def run_command(
     """Run one playbook in the foreground against the configured cloud. Exit 0 only when the run succeeded."""
     from irflow.cli.runs import follow, report
     from irflow.engine.playbook import PlaybookError
-    from irflow.engine.runs import submit_run
+    from irflow.engine.runs import submit_run, wait_for_unfinished_runs
 
     settings = load_settings()
     params = _parse_params(param)
@@ -101,40 +115,102 @@ def run_command(
                 f"{mode} {submitted.run_id} of {playbook} for incident {submitted.incident_id}", markup=False
             )
         view = follow(svc, submitted.run_id, quiet=as_json)
+        while view["status"] == "awaiting_approval" and is_tty() and not as_json:
+            _ask_for_approvals(svc, submitted.run_id)
+            view = follow(svc, submitted.run_id)
         code = report(view, as_json=as_json)
-        _finish_resumed(svc, exclude=submitted.run_id)
+        if view["status"] == "awaiting_approval":
+            errors.print(
+                f"run {submitted.run_id} waits for approval: irflow runs approve {submitted.run_id} "
+                f"(or reject); it is kept and resumes when decided",
+                markup=False,
+            )
+        wait_for_unfinished_runs(svc, exclude=submitted.run_id)
     raise typer.Exit(code)
 
 
-def _finish_resumed(svc, exclude: str | None = None) -> list[str]:  # type: ignore[no-untyped-def]
-    """Let runs this process resumed at launch finish, rather than interrupting them again."""
-    from dbos import DBOS
-    from sqlalchemy import select
+def _ask_for_approvals(svc, run_id: str) -> None:  # type: ignore[no-untyped-def]
+    from irflow.cli.display import short_target
+    from irflow.engine.runs import decide_approvals
 
-    from irflow.store.models import Run
-
-    with svc.db.transaction() as session:
-        open_runs = list(
-            session.execute(select(Run.id).where(Run.status.in_(("pending", "running")))).scalars()
+    for step in svc.state.steps_awaiting_approval(run_id):
+        console.print(
+            f"\n[bold]{step['step']}[/] on {short_target(step['target'])} waits for approval. Plan:"
         )
-    finished = []
-    for run_id in open_runs:
-        if run_id == exclude:
-            continue
-        handle = DBOS.retrieve_workflow(run_id)
-        handle.get_result()
-        finished.append(run_id)
-    return finished
+        for change in (step["plan"] or {}).get("changes", []):
+            console.print(f"  {change['field']}: {change['before']!r} -> {change['after']!r}", markup=False)
+        approved = typer.confirm("approve?", default=False)
+        decide_approvals(svc, run_id, approved=approved, actor=cli_actor(), step_key=step["step"])
+
+
+def _decide(run_id: str, step: str | None, comment: str, *, approved: bool, as_json: bool) -> None:
+    from irflow.cli.runs import follow, report
+    from irflow.engine.runs import decide_approvals
+
+    settings = load_settings()
+    with engine(settings) as svc:
+        try:
+            decided = decide_approvals(
+                svc, run_id, approved=approved, actor=cli_actor(), step_key=step, comment=comment
+            )
+        except LookupError as exc:
+            fail(str(exc))
+        if not as_json:
+            verb = "approved" if approved else "rejected"
+            console.print(f"{verb} {len(decided)} waiting step(s) of run {run_id}", markup=False)
+        _wait_until_taken(svc, run_id, {step["id"] for step in decided})
+        code = report(follow(svc, run_id, quiet=as_json), as_json=as_json)
+    raise typer.Exit(code)
+
+
+def _wait_until_taken(svc, run_id: str, step_ids: set[str]) -> None:  # type: ignore[no-untyped-def]
+    """The decision is delivered durably; wait (a bounded time) until the resumed workflow acts on it."""
+    import time
+
+    deadline = time.monotonic() + 120
+    while step_ids & {step["id"] for step in svc.state.steps_awaiting_approval(run_id)}:
+        if time.monotonic() > deadline:
+            fail(
+                f"decision recorded; no worker has taken it yet: check `irflow runs show {run_id}` later",
+                code=EXIT_WAITING,
+            )
+        time.sleep(0.1)
+
+
+@runs_app.command("approve")
+def runs_approve(
+    run_id: str,
+    step: Annotated[
+        str | None, typer.Option(help="Only this playbook step (default: every gate waiting).")
+    ] = None,
+    comment: Annotated[str, typer.Option(help="Recorded in the audit trail.")] = "",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Approve gated steps of a run, then follow it to its end."""
+    _decide(run_id, step, comment, approved=True, as_json=as_json)
+
+
+@runs_app.command("reject")
+def runs_reject(
+    run_id: str,
+    step: Annotated[
+        str | None, typer.Option(help="Only this playbook step (default: every gate waiting).")
+    ] = None,
+    comment: Annotated[str, typer.Option(help="Recorded in the audit trail.")] = "",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Reject gated steps of a run (they are skipped), then follow it to its end."""
+    _decide(run_id, step, comment, approved=False, as_json=as_json)
 
 
 @runs_app.command("resume")
 def runs_resume() -> None:
     """Resume every run left unfinished by a stopped process, and wait for them."""
-    from irflow.engine.runs import run_view
+    from irflow.engine.runs import run_view, wait_for_unfinished_runs
 
     settings = load_settings()
     with engine(settings) as svc:
-        finished = _finish_resumed(svc)
+        finished = wait_for_unfinished_runs(svc)
         for run_id in finished:
             view = run_view(svc, run_id)
             console.print(f"run {run_id}: {view['status']}", markup=False)
@@ -329,7 +405,24 @@ def demo_command(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    if _parked_workflow_threads():
+        # A workflow waiting on a durable event (an approval) still holds a DBOS worker thread. Its state is
+        # in the database and it resumes at the next launch, so the process ends without joining the thread.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _parked_workflow_threads() -> bool:
+    main_thread = threading.main_thread()
+    return any(t.is_alive() and not t.daemon and t is not main_thread for t in threading.enumerate())
 
 
 if __name__ == "__main__":

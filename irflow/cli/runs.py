@@ -14,6 +14,7 @@ from irflow.engine.runs import run_view
 
 POLL_S = 0.25
 TERMINAL = {"succeeded", "failed", "cancelled"}
+STEP_DONE = {"succeeded", "failed", "skipped", "cancelled"}
 
 
 def follow(svc: Any, run_id: str, *, quiet: bool = False, live: bool | None = None) -> dict[str, Any]:
@@ -39,11 +40,16 @@ def _wait(svc: Any, run_id: str, show: Any) -> dict[str, Any]:
     while True:
         view = run_view(svc, run_id)
         show(view)
-        if view["status"] in TERMINAL or view["status"] == "awaiting_approval":
-            return view
-        if any(step["state"] == "awaiting_approval" for step in view["steps"]):
+        if view["status"] in TERMINAL or _settled_at_gates(view):
             return view
         time.sleep(POLL_S)
+
+
+def _settled_at_gates(view: dict[str, Any]) -> bool:
+    """Waiting for approval, with every sibling target either at its gate too or finished."""
+    return view["status"] == "awaiting_approval" and all(
+        step["state"] == "awaiting_approval" or step["state"] in STEP_DONE for step in view["steps"]
+    )
 
 
 def report(view: dict[str, Any], *, as_json: bool) -> int:
@@ -60,6 +66,6 @@ def report(view: dict[str, Any], *, as_json: bool) -> int:
             errors.print(f"run {view['status']}: {view['error']}", markup=False)
     if view["status"] == "succeeded":
         return 0
-    if any(step["state"] == "awaiting_approval" for step in view["steps"]):
+    if view["status"] == "awaiting_approval":
         return EXIT_WAITING
     return EXIT_FAILED

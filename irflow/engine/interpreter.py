@@ -263,5 +263,8 @@ def start_orphaned_runs() -> list[str]:
     return started
 
 
-def approve(step_workflow_id: str, *, approved: bool, actor: str, comment: str = "") -> None:
-    DBOS.send(step_workflow_id, {"approved": approved, "actor": actor, "comment": comment}, APPROVAL_TOPIC)
+def decide(step_workflow_id: str, *, approved: bool, actor: str, comment: str = "") -> None:
+    """Deliver a human decision to a step waiting for approval (durably: it survives restarts)."""
+    DBOS.send(
+        step_workflow_id, {"approved": approved, "actor": actor, "comment": comment[:500]}, APPROVAL_TOPIC
+    )

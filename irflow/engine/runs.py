@@ -111,3 +111,35 @@ def incident_list(svc: Services) -> list[dict[str, Any]]:
             }
             for i in incidents
         ]
+
+
+def decide_approvals(
+    svc: Services, run_id: str, *, approved: bool, actor: str, step_key: str | None = None, comment: str = ""
+) -> list[dict[str, Any]]:
+    """Approve or reject the run's waiting steps (one playbook step, or every gate now waiting)."""
+    from irflow.engine.interpreter import decide
+
+    waiting = svc.state.steps_awaiting_approval(run_id, step_key)
+    if not waiting:
+        where = f"step {step_key!r} of run" if step_key else "run"
+        raise LookupError(f"{where} {run_id} has no step waiting for approval")
+    for step in waiting:
+        decide(step["workflow_id"], approved=approved, actor=actor, comment=comment)
+    return waiting
+
+
+def wait_for_unfinished_runs(svc: Services, *, exclude: str | None = None) -> list[str]:
+    """Wait for the runs this process resumed at launch (pending or running), rather than interrupt them."""
+    from dbos import DBOS
+
+    with svc.db.transaction() as session:
+        open_runs = list(
+            session.execute(select(Run.id).where(Run.status.in_(("pending", "running")))).scalars()
+        )
+    finished = []
+    for run_id in open_runs:
+        if run_id == exclude:
+            continue
+        DBOS.retrieve_workflow(run_id).get_result(polling_interval_sec=svc.settings.queue_polling_interval)
+        finished.append(run_id)
+    return finished

@@ -7,10 +7,9 @@ finds the object already in the destination state, and writes nothing twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from irflow import clock
@@ -242,7 +241,7 @@ class StateStore:
                     step.first_attempt_at = now
             for name, value in fields.items():
                 setattr(step, name, value)
-            run = session.get(Run, step.run_id)
+            run = session.get(Run, step.run_id, with_for_update=True)
             assert run is not None
             self.chain.append(
                 session,
@@ -260,7 +259,45 @@ class StateStore:
                     **(payload or {}),
                 },
             )
+            if "awaiting_approval" in (old, new):
+                session.flush()
+                self._follow_approvals(session, run, actor)
             return new
+
+    def _follow_approvals(self, session: Session, run: Run, actor: str) -> None:
+        """The run waits for approval exactly while one of its steps does."""
+        waiting = session.scalar(
+            select(func.count()).where(Step.run_id == run.id, Step.state == "awaiting_approval")
+        )
+        trigger = "await_approval" if waiting else "resume"
+        try:
+            new = RUN.next_state(run.status, trigger)
+        except IllegalTransition:
+            return
+        old, run.status = run.status, new
+        self.chain.append(
+            session,
+            actor=actor,
+            type=f"run.{new}",
+            incident_id=run.incident_id,
+            payload={"run_id": run.id, "from": old, "to": new, "steps_waiting": waiting},
+        )
+
+    def steps_awaiting_approval(self, run_id: str, step_key: str | None = None) -> list[dict[str, Any]]:
+        with self.db.transaction() as session:
+            query = select(Step).where(Step.run_id == run_id, Step.state == "awaiting_approval")
+            if step_key is not None:
+                query = query.where(Step.step_key == step_key)
+            return [
+                {
+                    "id": s.id,
+                    "step": s.step_key,
+                    "target": s.target,
+                    "workflow_id": s.workflow_id,
+                    "plan": s.plan,
+                }
+                for s in session.execute(query.order_by(Step.position, Step.item_index)).scalars()
+            ]
 
     # -- reads ----------------------------------------------------------------------------------------
     def run_snapshot(self, run_id: str) -> dict[str, Any]:
@@ -312,7 +349,3 @@ def _next(machine: StateMachine, current: str, trigger: str) -> str | None:
         if current == machine.destination(trigger):
             return None
         raise
-
-
-def utc_iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None

@@ -12,6 +12,7 @@ import copy
 import random
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -98,6 +99,7 @@ class Tenant:
         self.page_size = page_size
         self.faults = faults or FaultSettings()
         self.random = random.Random(seed)  # fault injection draws; seed it for reproducible drills
+        self.sleep: Callable[[float], None] = time.sleep  # the latency knob's wait; tests replace it
         self.lock = threading.RLock()
         self._subscriptions: dict[str, Subscription] = {}
         self._issued_secrets: set[str] = set()

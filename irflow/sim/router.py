@@ -14,7 +14,6 @@ from __future__ import annotations
 import hmac
 import logging
 import re
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -107,7 +106,7 @@ class Router:
                 raise errors.route_not_found(request.method, request.path)
             faults = tenant.faults
             if faults.latency_ms:
-                time.sleep(faults.latency_ms / 1000.0)
+                tenant.sleep(faults.latency_ms / 1000.0)
             if faults.error_rate and tenant.random.random() < faults.error_rate:
                 raise errors.internal_server_error()
             with tenant.lock:

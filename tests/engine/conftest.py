@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,3 +40,19 @@ def svc(settings: Settings) -> Iterator[runtime.Services]:
     services = runtime.launch(settings)
     yield services
     runtime.shutdown()
+
+
+@pytest.fixture
+def sim_process() -> Iterator[dict]:  # type: ignore[type-arg]
+    """``irflow sim serve`` as a real process (120 ms per Azure call); yields its JSON start line."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "irflow", "sim", "serve", "--port", "0", "--latency-ms", "120"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    info = json.loads(process.stdout.readline())
+    yield info
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=10)

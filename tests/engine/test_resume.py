@@ -6,9 +6,7 @@ Real processes: ``irflow sim serve`` over HTTPS with latency, ``irflow run`` kil
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -24,23 +22,8 @@ pytestmark = pytest.mark.slow
 TARGETS = ("phipatientexports", "phiclaimsarchive", "phiimaging")
 
 
-def _irflow(*args: str) -> list[str]:
+def irflow_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "irflow", *args]
-
-
-@pytest.fixture
-def sim_process():  # type: ignore[no-untyped-def]
-    process = subprocess.Popen(
-        _irflow("sim", "serve", "--port", "0", "--latency-ms", "120"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    info = json.loads(process.stdout.readline())
-    yield info
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=10)
 
 
 def _journal(info: dict) -> list[dict]:  # type: ignore[type-arg]
@@ -77,7 +60,7 @@ def test_killed_run_resumes_from_its_last_completed_step(sim_process, tmp_path: 
         for name in TARGETS
     )
     run = subprocess.Popen(
-        _irflow(
+        irflow_command(
             "run", "storage-sas-exfiltration", "--param", f"storage_accounts={accounts}", "--yes", "--json"
         ),
         env=env,
@@ -98,7 +81,7 @@ def test_killed_run_resumes_from_its_last_completed_step(sim_process, tmp_path: 
     assert status == "running" and done_before < 6
 
     resumed = subprocess.run(
-        _irflow("runs", "resume"),
+        irflow_command("runs", "resume"),
         env=env,
         capture_output=True,
         text=True,
@@ -123,5 +106,7 @@ def test_killed_run_resumes_from_its_last_completed_step(sim_process, tmp_path: 
     patches = Counter(e["path"].split("/")[8] for e in writes if e["method"] == "PATCH")
     assert patches == Counter({name: 1 for name in TARGETS})
 
-    verify = subprocess.run(_irflow("audit", "verify"), env=env, capture_output=True, text=True, timeout=60)
+    verify = subprocess.run(
+        irflow_command("audit", "verify"), env=env, capture_output=True, text=True, timeout=60
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr

@@ -2,37 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from azure.core.credentials import AccessToken
 from azure.mgmt.storage import StorageManagementClient
 
+from irflow.azure.clients import StaticTokenCredential
 from irflow.sim import Tenant
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 PHI_RG = "rg-phi-prod"
 PHI_ACCOUNTS = ["phiclaimsarchive", "phiimaging", "phipatientexports"]
 ALL_ACCOUNTS = [*PHI_ACCOUNTS, "webassetscdn"]
-
-
-class StaticTokenCredential:
-    """The smallest credential azure-core accepts: a fixed bearer token."""
-
-    def __init__(self, token: str) -> None:
-        self.token = token
-
-    def get_token(
-        self,
-        *scopes: str,
-        claims: str | None = None,
-        tenant_id: str | None = None,
-        enable_cae: bool = False,
-        **kwargs: Any,
-    ) -> AccessToken:
-        return AccessToken(self.token, int(time.time()) + 3600)
 
 
 @dataclass

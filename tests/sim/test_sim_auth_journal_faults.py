@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import pytest
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
@@ -104,11 +103,13 @@ def test_error_rate_answers_500_and_changes_nothing(sim: Sim) -> None:
 
 
 def test_latency_delays_each_call(sim: Sim) -> None:
+    waits: list[float] = []
+    sim.tenant.sleep = waits.append
     sim.tenant.faults.latency_ms = 60
     client = sim.client()
-    started = time.monotonic()
     client.storage_accounts.get_properties(PHI_RG, "phiimaging")
-    assert time.monotonic() - started >= 0.06
+    client.storage_accounts.list_by_resource_group(PHI_RG).next()
+    assert waits == [0.06, 0.06]
 
 
 def test_admin_state_and_reset(sim: Sim) -> None:

@@ -1,0 +1,128 @@
+"""Gated steps: nothing changes until a human decides; the decision is durable and audited."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from irflow.audit import AuditChain
+from irflow.engine import runtime
+from irflow.engine.runs import decide_approvals, run_view, submit_run
+from irflow.sim.server import SimServer
+
+REPO = Path(__file__).resolve().parents[2]
+TARGETS = ("phipatientexports", "phiimaging")
+
+
+def gated_playbook(directory: Path) -> Path:
+    text = (REPO / "playbooks" / "storage-sas-exfiltration.yaml").read_text()
+    text = text.replace("name: storage-sas-exfiltration", "name: gated-containment")
+    text = text.replace(
+        "    concurrency: 16\n    retry: {max_attempts: 4",
+        "    requires_approval: true\n    concurrency: 16\n    retry: {max_attempts: 4",
+    )
+    assert "requires_approval: true" in text
+    path = directory / "gated-containment.yaml"
+    path.write_text(text)
+    return path
+
+
+def _wait_for_gates(svc: runtime.Services, run_id: str, count: int) -> dict:  # type: ignore[type-arg]
+    """Until ``count`` steps wait for approval (the run waits from the first of them on)."""
+    deadline = time.monotonic() + 60
+    while True:
+        view = run_view(svc, run_id)
+        if sum(s["state"] == "awaiting_approval" for s in view["steps"]) == count:
+            return view
+        assert time.monotonic() < deadline, view
+        time.sleep(0.05)
+
+
+def _params(sim: SimServer) -> dict[str, str]:
+    return {"storage_accounts": ",".join(sim.tenant.storage_account(n).id for n in TARGETS)}
+
+
+def test_gate_holds_until_approved(svc: runtime.Services, sim: SimServer, tmp_path: Path) -> None:
+    submitted = submit_run(svc, str(gated_playbook(tmp_path)), _params(sim), actor="cli:responder")
+    view = _wait_for_gates(svc, submitted.run_id, 2)
+    assert view["status"] == "awaiting_approval"
+    assert [s["state"] for s in view["steps"]] == ["awaiting_approval"] * 2
+    assert all(len(s["plan"]["changes"]) == 3 for s in view["steps"])
+    assert sim.tenant.journal.writes() == []
+
+    with pytest.raises(LookupError, match="no step waiting"):
+        decide_approvals(svc, submitted.run_id, approved=True, actor="cli:approver", step_key="rotate-keys")
+    decide_approvals(svc, submitted.run_id, approved=True, actor="cli:approver", comment="go")
+    assert submitted.handle.get_result() == "succeeded"
+    assert len(sim.tenant.journal.writes()) == 2 + 4
+    with svc.db.transaction() as session:
+        events = [(e.type, json.loads(e.payload)) for e in AuditChain().events(session)]
+        assert AuditChain().verify(session).ok
+    types = [t for t, _ in events]
+    assert types.count("run.awaiting_approval") == 1
+    approvals = [p for t, p in events if t == "step.planned" and p.get("from") == "awaiting_approval"]
+    assert len(approvals) == 2 and all(p["by"] == "cli:approver" and p["comment"] == "go" for p in approvals)
+
+
+def test_rejected_gate_skips_the_change(svc: runtime.Services, sim: SimServer, tmp_path: Path) -> None:
+    submitted = submit_run(svc, str(gated_playbook(tmp_path)), _params(sim), actor="cli:responder")
+    _wait_for_gates(svc, submitted.run_id, 2)
+    decide_approvals(svc, submitted.run_id, approved=False, actor="cli:approver", comment="not this one")
+    assert submitted.handle.get_result() == "succeeded"
+    view = run_view(svc, submitted.run_id)
+    assert [s["state"] for s in view["steps"] if s["step"] == "isolate"] == ["skipped"] * 2
+    assert all(w.method != "PATCH" for w in sim.tenant.journal.writes())
+
+
+@pytest.mark.slow
+def test_cli_leaves_a_gated_run_waiting_and_approves_it_later(sim_process, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    info = sim_process
+    env = {
+        **os.environ,
+        **info["env"],
+        "IRFLOW_DATABASE_URL": f"sqlite:///{tmp_path / 'irflow.db'}",
+        "IRFLOW_QUEUE_POLLING_INTERVAL": "0.05",
+    }
+    accounts = ",".join(
+        f"/subscriptions/{info['subscription_id']}/resourceGroups/rg-phi-prod/providers/Microsoft.Storage/"
+        f"storageAccounts/{name}"
+        for name in TARGETS
+    )
+    playbook = gated_playbook(tmp_path)
+    first = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "irflow",
+            "run",
+            str(playbook),
+            "--param",
+            f"storage_accounts={accounts}",
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert first.returncode == 3, first.stderr
+    view = json.loads(first.stdout)
+    assert view["status"] == "awaiting_approval"
+    assert f"irflow runs approve {view['id']}" in first.stderr
+
+    second = subprocess.run(
+        [sys.executable, "-m", "irflow", "runs", "approve", view["id"], "--comment", "approved by IC"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "approved 2 waiting step(s)" in second.stdout
