@@ -10,11 +10,11 @@ from rich.live import Live
 
 from irflow.cli.common import EXIT_FAILED, EXIT_WAITING, console, errors, is_tty
 from irflow.cli.display import plan_lines, short_target, steps_table
+from irflow.engine.machines import RUN_TERMINAL, STEP_TERMINAL
 from irflow.engine.runs import run_view
 
 POLL_S = 0.25
-TERMINAL = {"succeeded", "failed", "cancelled"}
-STEP_DONE = {"succeeded", "failed", "skipped", "cancelled"}
+TERMINAL = RUN_TERMINAL
 
 
 def follow(svc: Any, run_id: str, *, quiet: bool = False, live: bool | None = None) -> dict[str, Any]:
@@ -48,7 +48,7 @@ def _wait(svc: Any, run_id: str, show: Any) -> dict[str, Any]:
 def _settled_at_gates(view: dict[str, Any]) -> bool:
     """Waiting for approval, with every sibling target either at its gate too or finished."""
     return view["status"] == "awaiting_approval" and all(
-        step["state"] == "awaiting_approval" or step["state"] in STEP_DONE for step in view["steps"]
+        step["state"] == "awaiting_approval" or step["state"] in STEP_TERMINAL for step in view["steps"]
     )
 
 
