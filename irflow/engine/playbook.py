@@ -74,7 +74,8 @@ class StepSpec(BaseModel):
     concurrency: int = Field(default=8, ge=1, le=64)
     requires_approval: bool = False
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
-    on_failure: Literal["stop", "continue", "escalate"] = "stop"
+    # "escalate" (stop and notify on-call) arrives with the notify.* actions.
+    on_failure: Literal["stop", "continue"] = "stop"
     description: str = ""
 
 

@@ -166,3 +166,24 @@ def test_no_secret_reaches_the_logs(settings, sim: SimServer) -> None:  # type: 
     for secret in old_keys | new_keys | {sim.token}:
         assert secret not in output
     assert "storage account key regenerated" in output
+
+
+def test_on_failure_continue_runs_the_next_step(svc: runtime.Services, sim: SimServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    text = (svc.settings.playbooks_dir / f"{PLAYBOOK}.yaml").read_text()
+    text = text.replace(
+        "    concurrency: 16\n    retry: {max_attempts: 4",
+        "    on_failure: continue\n    concurrency: 16\n    retry: {max_attempts: 4",
+    )
+    path = tmp_path / "tolerant.yaml"
+    path.write_text(text)
+    gone = sim.tenant.storage_account("phiimaging").id.replace("phiimaging", "phideleted")
+    params = {"storage_accounts": f"{sim.tenant.storage_account('phiclaimsarchive').id},{gone}"}
+    submitted = submit_run(svc, str(path), params, actor="cli:tester", auto_approve=True)
+    assert submitted.handle.get_result() == "failed"  # rotate-keys on the missing account fails and stops
+    view = run_view(svc, submitted.run_id)
+    assert [(s["step"], s["state"]) for s in view["steps"]] == [
+        ("isolate", "succeeded"),
+        ("isolate", "failed"),
+        ("rotate-keys", "succeeded"),
+        ("rotate-keys", "failed"),
+    ]
