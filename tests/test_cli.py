@@ -111,3 +111,24 @@ def test_actions_list_shows_permissions(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert "storage.rotate_account_keys" in result.stdout
     assert "Microsoft.Storage/storageAccounts/regeneratekey/action" in result.stdout
+
+
+def test_actions_permissions_and_least_privilege_role(tmp_path: Path) -> None:
+    from irflow.actions.base import all_actions
+
+    expected = sorted({p for action in all_actions().values() for p in action.permissions}, key=str.lower)
+    table = irflow("actions", "permissions", cwd=tmp_path)
+    assert table.returncode == 0 and all(p in table.stdout for p in expected)
+
+    scope = "/subscriptions/9b2f6c1d-4e8a-4f3b-a1c7-2d5e8f0a6b3c/resourceGroups/rg-phi-prod"
+    role = irflow("actions", "permissions", "--format", "azure-role", "--scope", scope, cwd=tmp_path)
+    assert role.returncode == 0, role.stderr
+    definition = json.loads(role.stdout)
+    assert definition["IsCustom"] is True
+    assert sorted(definition["Actions"] + definition["DataActions"], key=str.lower) == expected
+    assert definition["AssignableScopes"] == [scope] and definition["NotActions"] == []
+
+    unscoped = irflow("actions", "permissions", "--format", "azure-role", cwd=tmp_path)
+    assert unscoped.returncode == 2 and "--scope" in unscoped.stderr
+    bad = irflow("actions", "permissions", "--format", "azure-role", "--scope", "/nope", cwd=tmp_path)
+    assert bad.returncode == 2 and "not an assignable scope" in bad.stderr

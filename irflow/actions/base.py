@@ -150,6 +150,39 @@ def all_actions() -> dict[str, type[Action]]:
     return dict(sorted(REGISTRY.items()))
 
 
+def required_permissions(actions: dict[str, type[Action]] | None = None) -> dict[str, list[str]]:
+    """Every Azure RBAC permission the given actions need (default: all), with the actions needing each."""
+    needed: dict[str, list[str]] = {}
+    for name, action in (actions or all_actions()).items():
+        for permission in action.permissions:
+            needed.setdefault(permission, []).append(name)
+    return dict(sorted(needed.items(), key=lambda item: item[0].lower()))
+
+
+def azure_role_definition(scopes: list[str], name: str = "irflow incident responder") -> dict[str, Any]:
+    """A least-privilege Azure custom role covering exactly the registered actions' permissions."""
+    permissions = list(required_permissions())
+    data = [p for p in permissions if _is_data_action(p)]
+    return {
+        "Name": name,
+        "IsCustom": True,
+        "Description": "Lets irflow run its containment, revocation and forensics actions; nothing else.",
+        "Actions": [p for p in permissions if p not in data],
+        "NotActions": [],
+        "DataActions": data,
+        "NotDataActions": [],
+        "AssignableScopes": scopes,
+    }
+
+
+def _is_data_action(permission: str) -> bool:
+    """Data-plane permissions (blob contents, key operations) belong in a role's DataActions."""
+    lowered = permission.lower()
+    return "/blobservices/containers/blobs/" in lowered or lowered.startswith(
+        "microsoft.keyvault/vaults/keys/"
+    )
+
+
 def _load_builtin_actions() -> None:
     from irflow.actions import storage  # noqa: F401  (registers on import)
 

@@ -368,6 +368,44 @@ def actions_list() -> None:
         console.print(f"    permissions: {', '.join(action.permissions)}", markup=False)
 
 
+@actions_app.command("permissions")
+def actions_permissions(
+    fmt: Annotated[str, typer.Option("--format", help="table, json or azure-role.")] = "table",
+    scope: Annotated[
+        list[str], typer.Option(help="Assignable scope of the azure-role definition (repeatable).")
+    ] = [],  # noqa: B006
+) -> None:
+    """The Azure RBAC permissions each action needs; `--format azure-role` prints a custom role definition."""
+    from irflow.actions.base import azure_role_definition, required_permissions
+    from irflow.domain.resource_id import validate_scope
+
+    if fmt == "azure-role":
+        if not scope:
+            fail(
+                "--format azure-role needs --scope /subscriptions/<id> (or a resource group) to assign it at"
+            )
+        try:
+            scopes = [validate_scope(s) for s in scope]
+        except ValueError as exc:
+            fail(str(exc))
+        console.print_json(json.dumps(azure_role_definition(scopes)))
+        return
+    needed = required_permissions()
+    if fmt == "json":
+        console.print_json(json.dumps(needed))
+        return
+    if fmt != "table":
+        fail(f"--format must be table, json or azure-role, not {fmt!r}")
+    from rich.table import Table
+
+    table = Table(title=f"{len(needed)} Azure permissions")
+    table.add_column("permission")
+    table.add_column("needed by")
+    for permission, names in needed.items():
+        table.add_row(permission, ", ".join(names))
+    console.print(table)
+
+
 @app.command("serve")
 def serve_command(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",

@@ -68,3 +68,15 @@ def _storage_account_id(value: str) -> str:
 
 
 StorageAccountId = Annotated[str, AfterValidator(_storage_account_id)]
+
+
+_SCOPE = re.compile(r"^/subscriptions/[0-9a-fA-F-]{36}(/resourceGroups/[-\w._()]{1,90})?$", re.IGNORECASE)
+
+
+def validate_scope(value: str) -> str:
+    """An RBAC assignable scope: a subscription or a resource group."""
+    if not _SCOPE.match(value.rstrip("/")):
+        raise ValueError(
+            f"not an assignable scope: {value[:200]!r} (expected /subscriptions/<guid>[/resourceGroups/<rg>])"
+        )
+    return value.rstrip("/")
