@@ -11,6 +11,7 @@ from typing import NoReturn
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from irflow.settings import Settings, get_settings
 
@@ -24,7 +25,7 @@ EXIT_WAITING = 3
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    errors.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    errors.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
     raise typer.Exit(code)
 
 

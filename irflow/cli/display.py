@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 STATE_STYLE = {
@@ -26,19 +27,21 @@ def short_target(target: str | None) -> str:
 
 
 def steps_table(view: dict[str, Any]) -> Table:
-    table = Table(title=f"run {view['id']} · {view['playbook']} v{view['version']} · {view['status']}")
+    table = Table(
+        title=escape(f"run {view['id']} · {view['playbook']} v{view['version']} · {view['status']}")
+    )
     for column in ("step", "target", "action", "state", "attempts", "changes"):
         table.add_column(column)
     for step in view["steps"]:
         style = STATE_STYLE.get(step["state"], "")
         changes = _change_summary(step)
         table.add_row(
-            step["step"],
-            short_target(step["target"]),
-            step["action"],
-            f"[{style}]{step['state']}[/]" if style else step["state"],
+            escape(step["step"]),
+            escape(short_target(step["target"])),
+            escape(step["action"]),
+            f"[{style}]{step['state']}[/]" if style else escape(step["state"]),
             str(step["attempts"]),
-            changes,
+            escape(changes),
         )
     return table
 
@@ -87,5 +90,11 @@ def timeline_table(events: list[dict[str, Any]]) -> Table:
             )
             if part
         )
-        table.add_row(str(event["seq"]), event["ts"][11:23], event["actor"], event["type"], detail[:90])
+        table.add_row(
+            str(event["seq"]),
+            event["ts"][11:23],
+            escape(event["actor"]),
+            escape(event["type"]),
+            escape(detail[:90]),
+        )
     return table
