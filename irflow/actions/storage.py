@@ -205,3 +205,80 @@ class RotateAccountKeys(Action):
     def verify(self, ctx: StepContext) -> bool:
         changes, _ = self._stale_keys(ctx)
         return not changes
+
+
+class NetworkState(BaseModel):
+    """The account settings ``storage.isolate_account`` changes, as recorded in its step result."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    publicNetworkAccess: Literal["Enabled", "Disabled", "SecuredByPerimeter"]  # noqa: N815 (ARM names)
+    allowBlobPublicAccess: bool  # noqa: N815
+    networkAcls: dict[str, Any]  # noqa: N815
+
+
+class RestoreAccountNetworkParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account: StorageAccountId = Field(description="Resource id of the storage account to restore.")
+    prior: NetworkState = Field(
+        description="The state before containment: the prior_state recorded by storage.isolate_account "
+        "(in a playbook: {{ incident.prior_state['storage.isolate_account'][item] }})."
+    )
+
+
+@register
+class RestoreAccountNetwork(Action):
+    """Undo ``storage.isolate_account``: put back the network settings recorded before containment.
+
+    Restores public network access, blob public access and the whole firewall rule set (default action,
+    bypass, IP and virtual-network rules) exactly as they were. A no-op when the account already matches.
+
+    Example::
+
+        - id: restore-network
+          action: storage.restore_account_network
+          for_each: "{{ inputs.storage_accounts }}"
+          with:
+            account: "{{ item }}"
+            prior: "{{ incident.prior_state['storage.isolate_account'][item] }}"
+    """
+
+    name = "storage.restore_account_network"
+    Params = RestoreAccountNetworkParams
+    permissions = (READ, WRITE)
+    target_param = "account"
+
+    def _diff(self, ctx: StepContext) -> tuple[list[Change], dict[str, Any]]:
+        params: RestoreAccountNetworkParams = ctx.params  # type: ignore[assignment]
+        current = _network_state(_get_account(ctx, params.account).as_dict().get("properties", {}))
+        target = params.prior.model_dump()
+        changes = [
+            Change(field=f"properties.{key}", before=current[key], after=target[key])
+            for key in ("publicNetworkAccess", "allowBlobPublicAccess", "networkAcls")
+            if current[key] != target[key]
+        ]
+        return changes, current
+
+    def plan(self, ctx: StepContext) -> Plan:
+        params: RestoreAccountNetworkParams = ctx.params  # type: ignore[assignment]
+        changes, _ = self._diff(ctx)
+        return Plan(action=self.name, target=params.account, changes=changes)
+
+    def apply(self, ctx: StepContext) -> Result:
+        params: RestoreAccountNetworkParams = ctx.params  # type: ignore[assignment]
+        changes, current = self._diff(ctx)
+        if not changes:
+            return Result(changed=False, prior_state=current, notes=["already restored"])
+        rid = ResourceId.parse(params.account)
+        body = {"properties": {change.field.removeprefix("properties."): change.after for change in changes}}
+        with azure_errors(permission=WRITE, scope=params.account):
+            ctx.clients.storage(rid.subscription_id).storage_accounts.update(
+                rid.resource_group, rid.name, body
+            )
+        ctx.log.info("storage account network restored", changes=len(changes))
+        return Result(changed=True, changes=changes, prior_state=current)
+
+    def verify(self, ctx: StepContext) -> bool:
+        changes, _ = self._diff(ctx)
+        return not changes

@@ -187,7 +187,11 @@ def playbook_workflow(run_id: str) -> str:
     queue = DBOS.retrieve_queue(FANOUT_QUEUE)
     poll = services().settings.queue_polling_interval
     for position, step in enumerate(playbook.steps):
-        context = {"inputs": run["params"], "steps": outputs}
+        context = {
+            "inputs": run["params"],
+            "steps": outputs,
+            "incident": {"id": run["incident_id"], "prior_state": run["prior_states"]},
+        }
         try:
             items = _expand(step, context)
         except (TemplateProblem, ValueError) as exc:

@@ -315,7 +315,24 @@ class StateStore:
                 "dry_run": run.dry_run,
                 "auto_approve": run.auto_approve,
                 "status": run.status,
+                "prior_states": self._prior_states(session, run.incident_id),
             }
+
+    @staticmethod
+    def _prior_states(session: Session, incident_id: str) -> dict[str, dict[str, Any]]:
+        """For each action and target, the state before the incident's first change to it (for restores)."""
+        rows = session.execute(
+            select(Step.action, Step.target, Step.result)
+            .join(Run, Run.id == Step.run_id)
+            .where(Run.incident_id == incident_id, Run.dry_run.is_(False), Step.state == "succeeded")
+            .order_by(Step.updated_at)
+        ).all()
+        prior: dict[str, dict[str, Any]] = {}
+        for action, target, result in rows:
+            if target is None or not result or not result.get("changed"):
+                continue
+            prior.setdefault(action, {}).setdefault(target, result.get("prior_state", {}))
+        return prior
 
     def step_row(self, step_id: str) -> dict[str, Any]:
         with self.db.transaction() as session:

@@ -118,3 +118,34 @@ def test_registry_is_complete() -> None:
         assert action.example().strip().startswith("- id:"), name
         assert action.permissions and all(p.startswith("Microsoft.") for p in action.permissions), name
         assert action.summary(), name
+
+
+class TestRestoreAccountNetwork:
+    def test_isolate_then_restore_round_trips(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        from irflow.actions.storage import RestoreAccountNetwork
+
+        account = tenant.storage_account("phiimaging")
+        original = dict(account.properties["networkAcls"])
+        isolated = IsolateAccount().apply(make_context("storage.isolate_account", account=account.id))
+        ctx = make_context("storage.restore_account_network", account=account.id, prior=isolated.prior_state)
+        action = RestoreAccountNetwork()
+        plan = action.plan(ctx)
+        assert {c.field for c in plan.changes} == {
+            "properties.publicNetworkAccess",
+            "properties.allowBlobPublicAccess",
+            "properties.networkAcls",
+        }
+        writes = len(_writes(tenant))
+        assert action.apply(ctx).changed
+        assert len(_writes(tenant)) == writes + 1
+        assert not action.apply(ctx).changed
+        assert len(_writes(tenant)) == writes + 1
+        assert action.verify(ctx)
+        assert account.properties["networkAcls"] == original
+        assert account.summary()["publicNetworkAccess"] == "Enabled"
+
+    def test_prior_state_is_validated(self, tenant: Tenant) -> None:
+        from irflow.actions.storage import RestoreAccountNetworkParams
+
+        with pytest.raises(ValidationError, match="publicNetworkAccess"):
+            RestoreAccountNetworkParams(account=_account_id(tenant, "phiimaging"), prior={"networkAcls": {}})

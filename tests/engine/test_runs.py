@@ -187,3 +187,47 @@ def test_on_failure_continue_runs_the_next_step(svc: runtime.Services, sim: SimS
         ("rotate-keys", "succeeded"),
         ("rotate-keys", "failed"),
     ]
+
+
+def test_release_restores_the_recorded_prior_state(svc: runtime.Services, sim: SimServer) -> None:
+    before = {name: sim.tenant.storage_account(name).properties["networkAcls"] for name in TARGETS}
+    params = {"storage_accounts": _targets(sim)}
+    contained = submit_run(svc, PLAYBOOK, params, actor="cli:tester", auto_approve=True)
+    assert contained.handle.get_result() == "succeeded"
+    assert all(sim.tenant.storage_account(n).summary()["publicNetworkAccess"] == "Disabled" for n in TARGETS)
+
+    released = submit_run(
+        svc,
+        "release-containment",
+        params,
+        actor="cli:ic",
+        auto_approve=True,
+        incident_id=contained.incident_id,
+    )
+    assert released.handle.get_result() == "succeeded"
+    for name in TARGETS:
+        account = sim.tenant.storage_account(name)
+        assert account.summary()["publicNetworkAccess"] == "Enabled"
+        assert account.summary()["allowBlobPublicAccess"] is True
+        assert account.properties["networkAcls"] == before[name]
+    writes = len(sim.tenant.journal.writes())
+    again = submit_run(
+        svc,
+        "release-containment",
+        params,
+        actor="cli:ic",
+        auto_approve=True,
+        incident_id=contained.incident_id,
+    )
+    assert again.handle.get_result() == "succeeded"
+    assert len(sim.tenant.journal.writes()) == writes  # restoring twice changes nothing
+
+
+def test_release_without_a_recorded_containment_fails_clearly(svc: runtime.Services, sim: SimServer) -> None:
+    released = submit_run(
+        svc, "release-containment", {"storage_accounts": _targets(sim)}, actor="cli:ic", auto_approve=True
+    )
+    assert released.handle.get_result() == "failed"
+    view = run_view(svc, released.run_id)
+    assert "restore-network" in view["error"] and "storage.isolate_account" in view["error"]
+    assert sim.tenant.journal.writes() == []
