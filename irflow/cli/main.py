@@ -47,13 +47,15 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(incidents_app, name="incidents")
 
 
-def _mount_sim() -> None:
+def _mount_subcommands() -> None:
+    from irflow.cli.deadlines import deadlines_app
     from irflow.cli.sim import sim_app
 
     app.add_typer(sim_app, name="sim", help="The simulated Azure tenant.")
+    app.add_typer(deadlines_app, name="deadlines", help="HIPAA and state breach-notification deadlines.")
 
 
-_mount_sim()
+_mount_subcommands()
 
 
 @app.callback()

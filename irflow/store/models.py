@@ -115,6 +115,33 @@ class Step(Base):
     run: Mapped[Run] = relationship(back_populates="steps")
 
 
+class Notification(Base):
+    """The outbox: a notification is stored first, then delivered with retries; each outcome is audited.
+
+    ``recipient`` is needed to deliver and is never logged or audited (``recipient_fingerprint`` is).
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    incident_id: Mapped[str | None] = mapped_column(ForeignKey("incidents.id"), index=True)
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    channel: Mapped[str] = mapped_column(String(24))
+    template: Mapped[str] = mapped_column(String(80))
+    recipient: Mapped[str] = mapped_column(String(2000))
+    recipient_fingerprint: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(500))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=5)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class AuditEvent(Base):
     """One link of the hash chain. Rows are only ever inserted; ``irflow audit verify`` proves it."""
 

@@ -1,0 +1,45 @@
+"""The compliance clock: HIPAA breach-notification (45 CFR 164.400-414) and state-law deadlines.
+
+Pure code: every date is an input, nothing reads the system clock; the only file read is the packaged
+state table.
+"""
+
+from irflow.compliance.clock import (
+    add_business_days,
+    add_days_tolled,
+    annual_log_due,
+    compute_obligations,
+    tolling_periods,
+)
+from irflow.compliance.models import (
+    ComplianceResult,
+    IncidentFacts,
+    LawEnforcementDelay,
+    Obligation,
+    ObligationKind,
+    OralStatement,
+    Role,
+    TollingPeriod,
+    WrittenStatement,
+)
+from irflow.compliance.states import StateLaw, load_state_laws, parse_state_laws
+
+__all__ = [
+    "ComplianceResult",
+    "IncidentFacts",
+    "LawEnforcementDelay",
+    "Obligation",
+    "ObligationKind",
+    "OralStatement",
+    "Role",
+    "StateLaw",
+    "TollingPeriod",
+    "WrittenStatement",
+    "add_business_days",
+    "add_days_tolled",
+    "annual_log_due",
+    "compute_obligations",
+    "load_state_laws",
+    "parse_state_laws",
+    "tolling_periods",
+]
