@@ -45,6 +45,31 @@ def test_demo_contains_the_breach_and_proves_it(tmp_path: Path) -> None:
     verify = irflow("audit", "verify", cwd=tmp_path, env=env)
     assert verify.returncode == 0 and "intact" in verify.stdout
 
+    incident = summary["incident_id"]
+    facts = irflow(
+        "incidents",
+        "facts",
+        incident,
+        "--discovered",
+        "2026-03-02",
+        "--affected",
+        "1200",
+        "--state",
+        "TX=600",
+        "--json",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert facts.returncode == 0, facts.stderr
+    deadlines = {
+        (d["kind"], d["jurisdiction"]): d["due"] for d in json.loads(facts.stdout)["incident"]["deadlines"]
+    }
+    assert deadlines[("individuals", "US")] == "2026-05-01" and ("media", "TX") in deadlines
+    shown = irflow("incidents", "show", incident, cwd=tmp_path, env=env)
+    assert shown.returncode == 0 and "2026-05-01" in shown.stdout and "contained" in shown.stdout
+    bad = irflow("incidents", "facts", incident, "--state", "TX=5000", cwd=tmp_path, env=env)
+    assert bad.returncode == 2 and "more than the total" in bad.stderr and "Traceback" not in bad.stderr
+
     with sqlite3.connect(database) as conn:
         conn.execute("UPDATE audit_events SET payload = '{}' WHERE seq = 7")
     tampered = irflow("audit", "verify", cwd=tmp_path, env=env)

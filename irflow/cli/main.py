@@ -284,6 +284,146 @@ def incidents_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
     console.print(table)
 
 
+@incidents_app.command("show")
+def incidents_show(
+    incident_id: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
+) -> None:
+    """One incident: its facts, runs and deadlines."""
+    from irflow.engine.incidents import incident_view
+
+    with _reader() as svc:
+        try:
+            view = incident_view(svc.db, incident_id)
+        except LookupError as exc:
+            fail(str(exc))
+    if as_json:
+        console.print_json(json.dumps(view, default=str))
+        return
+    _print_incident(view)
+
+
+def _print_incident(view: dict) -> None:  # type: ignore[type-arg]
+    from rich.markup import escape
+    from rich.table import Table
+
+    console.print(
+        f"[bold]{escape(view['title'])}[/] ({view['id']}) — {view['status']}, severity {view['severity']}"
+    )
+    for name, value in view["facts"].items():
+        console.print(f"  {name}: {value}", markup=False)
+    for run in view["runs"]:
+        console.print(
+            f"  run {run['id']} {run['playbook']} {run['status']}{' (dry run)' if run['dry_run'] else ''}",
+            markup=False,
+        )
+    table = Table(title="deadlines")
+    for column in ("due", "kind", "where", "status", "basis"):
+        table.add_column(column, overflow="fold")
+    for deadline in view["deadlines"]:
+        table.add_row(
+            deadline["due"],
+            deadline["kind"],
+            deadline["jurisdiction"],
+            deadline["status"],
+            escape(deadline["basis"]),
+        )
+    console.print(
+        table
+        if view["deadlines"]
+        else "  no deadlines yet: set the discovery date and affected count with `irflow incidents facts`"
+    )
+
+
+@incidents_app.command("facts")
+def incidents_facts(
+    incident_id: str,
+    role: Annotated[str | None, typer.Option(help="ce (covered entity) or ba (business associate).")] = None,
+    discovered: Annotated[str | None, typer.Option(help="Discovery date YYYY-MM-DD (HIPAA day 0).")] = None,
+    affected: Annotated[int | None, typer.Option(help="Affected individuals in total.")] = None,
+    state: Annotated[list[str] | None, typer.Option(help="Affected residents of a state, XX=N.")] = None,
+    breach_start: Annotated[str | None, typer.Option(help="First day of the breach, YYYY-MM-DD.")] = None,
+    breach_end: Annotated[str | None, typer.Option(help="Last day of the breach, YYYY-MM-DD.")] = None,
+    le_written_on: Annotated[
+        str | None, typer.Option(help="Written law-enforcement delay: given on.")
+    ] = None,
+    le_written_until: Annotated[
+        str | None, typer.Option(help="Written law-enforcement delay: ends on.")
+    ] = None,
+    le_oral_on: Annotated[str | None, typer.Option(help="Oral law-enforcement delay: given on.")] = None,
+    ba_contract_days: Annotated[int | None, typer.Option(help="BA agreement notice window, days.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Change an incident's facts; every deadline is recomputed and the old and new dates are audited."""
+    from datetime import UTC, datetime, time
+
+    from pydantic import ValidationError
+
+    from irflow.cli.deadlines import _date, _problems, _states
+    from irflow.engine.incidents import ROLES, FactsUpdate, incident_view, update_facts
+
+    changes: dict[str, object] = {}
+    if role is not None:
+        if role not in ROLES:
+            fail(f"--role takes ce or ba, got {role!r}")
+        changes["role"] = ROLES[role]
+    if discovered is not None:
+        changes["discovered_at"] = datetime.combine(_date("--discovered", discovered), time(), tzinfo=UTC)
+    if affected is not None:
+        changes["affected_total"] = affected
+    if state:
+        changes["affected_by_state"] = _states(state)
+    for name, value in (("breach_start", breach_start), ("breach_end", breach_end)):
+        if value is not None:
+            changes[name] = _date(f"--{name.replace('_', '-')}", value)
+    if (le_written_on is None) != (le_written_until is None):
+        fail("--le-written-on and --le-written-until go together: give both or neither")
+    if le_written_on is not None or le_oral_on is not None:
+        delay: dict[str, object] = {}
+        if le_written_on is not None:
+            delay["written"] = {"given_on": le_written_on, "until": le_written_until}
+        if le_oral_on is not None:
+            delay["oral"] = {"given_on": le_oral_on}
+        changes["law_enforcement_delay"] = delay
+    if ba_contract_days is not None:
+        changes["ba_contract_days"] = ba_contract_days
+    if not changes:
+        fail("give at least one fact to change (see --help)")
+    try:
+        update = FactsUpdate.model_validate(changes)
+    except ValidationError as exc:
+        fail(_problems(exc))
+    with _reader() as svc:
+        try:
+            result = update_facts(svc.db, incident_id, update, actor=cli_actor())
+        except ValidationError as exc:
+            fail(_problems(exc))
+        except (LookupError, ValueError) as exc:
+            fail(str(exc))
+        view = incident_view(svc.db, incident_id)
+    if as_json:
+        console.print_json(
+            json.dumps(
+                {
+                    "changed": result.changed,
+                    "deadline_changes": result.deadline_changes,
+                    "warnings": result.warnings,
+                    "incident": view,
+                },
+                default=str,
+            )
+        )
+        return
+    for change in result.deadline_changes:
+        console.print(
+            f"  {change['kind']} {change['jurisdiction']}: {change['old_due'] or '—'} -> "
+            f"{change['new_due'] or 'withdrawn'}",
+            markup=False,
+        )
+    for warning in result.warnings:
+        errors.print(f"warning: {warning}", markup=False)
+    _print_incident(view)
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending schema migration to IRFLOW_DATABASE_URL."""

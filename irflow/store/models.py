@@ -6,11 +6,12 @@ Schema changes go through Alembic (``irflow/store/migrations``); ``tests/store``
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -54,10 +55,38 @@ class Incident(Base):
     discovered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     affected_total: Mapped[int | None] = mapped_column(Integer)
     affected_by_state: Mapped[dict[str, int]] = mapped_column(JSONDocument, default=dict)
+    breach_start: Mapped[date | None] = mapped_column(Date)
+    breach_end: Mapped[date | None] = mapped_column(Date)
+    law_enforcement_delay: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    ba_contract_days: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     runs: Mapped[list[Run]] = relationship(back_populates="incident", order_by="Run.created_at")
+    deadlines: Mapped[list[Deadline]] = relationship(
+        back_populates="incident", order_by="[Deadline.due, Deadline.kind, Deadline.jurisdiction]"
+    )
+
+
+class Deadline(Base):
+    """One notification obligation of an incident, recomputed whenever the incident's facts change."""
+
+    __tablename__ = "deadlines"
+    __table_args__ = (
+        UniqueConstraint("incident_id", "kind", "jurisdiction", name="uq_deadlines_incident_kind_jurisdiction"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    jurisdiction: Mapped[str] = mapped_column(String(2))
+    due: Mapped[date] = mapped_column(Date, index=True)
+    basis: Mapped[str] = mapped_column(Text)
+    notes: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    incident: Mapped[Incident] = relationship(back_populates="deadlines")
 
 
 class Run(Base):
