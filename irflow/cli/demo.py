@@ -18,12 +18,16 @@ from irflow.cli.common import cli_actor, console, errors
 from irflow.cli.display import short_target, timeline_table
 from irflow.cli.runs import follow, report
 from irflow.engine import runtime
+from irflow.engine.incidents import FactsUpdate, update_facts
 from irflow.engine.runs import submit_run
 from irflow.settings import Settings
 from irflow.sim.models import Tenant
 from irflow.sim.server import SimServer
 
 PLAYBOOK = "storage-sas-exfiltration"
+# The drill's compliance facts: the exports held records of 1,842 patients in four states; discovery is today.
+DRILL_AFFECTED = {"TX": 612, "FL": 388, "NY": 120, "CO": 41}
+DRILL_AFFECTED_TOTAL = 1842
 
 
 def target_accounts(tenant: Tenant) -> list[str]:
@@ -103,6 +107,16 @@ def _drill(svc: runtime.Services, tenant: Tenant, targets: list[str], *, quiet: 
         report(dry_view, as_json=False)
     writes_after_dry = len(tenant.journal.writes())
 
+    discovered = clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    facts = update_facts(
+        svc.db,
+        first.incident_id,
+        FactsUpdate(
+            discovered_at=discovered, affected_total=DRILL_AFFECTED_TOTAL, affected_by_state=DRILL_AFFECTED
+        ),
+        actor="cli:privacy-officer",
+    )
+
     accounts = {a.id: a.summary() for a in tenant.storage_accounts()}
     regenerations = Counter(
         (entry.path.split("/")[8], (entry.body or {}).get("keyName"))
@@ -119,6 +133,7 @@ def _drill(svc: runtime.Services, tenant: Tenant, targets: list[str], *, quiet: 
             and accounts[t]["allowBlobPublicAccess"] is False
             for t in targets
         ),
+        "deadlines_computed": any(d["kind"] == "individuals" for d in facts.deadlines),
         "each_key_regenerated_once": all(
             regenerations[(short_target(t), key)] == 1 for t in targets for key in ("key1", "key2")
         )
@@ -156,6 +171,16 @@ def _drill(svc: runtime.Services, tenant: Tenant, targets: list[str], *, quiet: 
                 f"allowBlobPublicAccess={state['allowBlobPublicAccess']} keys regenerated: {keys}",
                 markup=False,
             )
+        console.print(
+            f"\n[bold]notification deadlines[/] (drill facts: {DRILL_AFFECTED_TOTAL} patients, "
+            f"discovered {discovered.date()})"
+        )
+        for deadline in facts.deadlines:
+            console.print(
+                f"  {deadline['due']}  {deadline['kind']:<16} {deadline['jurisdiction']:<3} "
+                f"{deadline['basis'][:90]}",
+                markup=False,
+            )
         rerun_writes = writes_after_second - writes_after_first
         dry_writes = writes_after_dry - writes_after_second
         console.print(
@@ -173,5 +198,6 @@ def _drill(svc: runtime.Services, tenant: Tenant, targets: list[str], *, quiet: 
         "incident_id": first.incident_id,
         "runs": {"containment": first.run_id, "rerun": second.run_id, "dry_run": third.run_id},
         "audit": {"events": verdict.events, "ok": verdict.ok},
+        "deadlines": facts.deadlines,
         "finished_at": clock.now().isoformat(),
     }
