@@ -424,6 +424,48 @@ def incidents_facts(
     _print_incident(view)
 
 
+@incidents_app.command("assess")
+def incidents_assess(
+    incident_id: str,
+    outcome: Annotated[str, typer.Option(help="notify, or low_probability (of compromise).")],
+    nature: Annotated[str, typer.Option(help="Factor 1: nature and extent of the PHI involved.")],
+    recipient: Annotated[
+        str, typer.Option(help="Factor 2: the unauthorized person who used or received it.")
+    ],
+    acquired: Annotated[str, typer.Option(help="Factor 3: whether the PHI was actually acquired or viewed.")],
+    mitigation: Annotated[str, typer.Option(help="Factor 4: the extent to which the risk was mitigated.")],
+) -> None:
+    """Record the 164.402(2) risk assessment; its outcome switches the notification obligations on or off."""
+    from pydantic import ValidationError
+
+    from irflow.cli.deadlines import _problems
+    from irflow.engine.incidents import RiskAssessmentInput, incident_view, record_risk_assessment
+
+    try:
+        assessment = RiskAssessmentInput(
+            nature_and_extent=nature,
+            unauthorized_person=recipient,
+            acquired_or_viewed=acquired,
+            mitigation=mitigation,
+            outcome=outcome,
+        )
+    except ValidationError as exc:
+        fail(_problems(exc))
+    with _reader() as svc:
+        try:
+            change = record_risk_assessment(svc.db, incident_id, assessment, author=cli_actor())
+        except LookupError as exc:
+            fail(str(exc))
+        view = incident_view(svc.db, incident_id)
+    for item in change.deadline_changes:
+        console.print(
+            f"  {item['kind']} {item['jurisdiction']}: {item['old_due'] or '—'} -> "
+            f"{item['new_due'] or 'withdrawn'}",
+            markup=False,
+        )
+    _print_incident(view)
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending schema migration to IRFLOW_DATABASE_URL."""

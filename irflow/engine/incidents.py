@@ -19,7 +19,7 @@ from irflow import clock
 from irflow.audit import AuditChain
 from irflow.compliance import IncidentFacts, compute_obligations
 from irflow.store.db import Database
-from irflow.store.models import Deadline, Incident
+from irflow.store.models import Deadline, Incident, RiskAssessment
 
 ROLES = {"ce": "covered_entity", "ba": "business_associate"}
 
@@ -92,6 +92,8 @@ def update_facts(db: Database, incident_id: str, update: FactsUpdate, *, actor: 
                 value = value.replace(tzinfo=UTC)
             setattr(incident, name, value)
         facts = compliance_facts(incident)  # raises ValueError (pydantic) on an inconsistent whole
+        if incident.risk_outcome == "low_probability":
+            facts = None  # the documented assessment switched the obligations off
         after = _facts_of(incident)
         changed = {k: {"old": before[k], "new": after[k]} for k in after if before[k] != after[k]}
         if not changed:
@@ -196,9 +198,68 @@ def incident_view(db: Database, incident_id: str) -> dict[str, Any]:
             "status": incident.status,
             "detected_at": incident.detected_at.isoformat(),
             "facts": _facts_of(incident),
+            "risk_outcome": incident.risk_outcome,
             "runs": [
                 {"id": r.id, "playbook": r.playbook_name, "status": r.status, "dry_run": r.dry_run}
                 for r in incident.runs
             ],
             "deadlines": _deadline_rows(session, incident_id),
         }
+
+
+class RiskAssessmentInput(BaseModel):
+    """45 CFR 164.402(2): a breach is presumed unless four factors show a low probability of compromise."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    nature_and_extent: str = Field(
+        min_length=1,
+        max_length=4000,
+        description="PHI involved, identifiers, likelihood of re-identification",
+    )
+    unauthorized_person: str = Field(
+        min_length=1, max_length=4000, description="Who used or received the PHI"
+    )
+    acquired_or_viewed: str = Field(
+        min_length=1, max_length=4000, description="Whether the PHI was actually acquired or viewed"
+    )
+    mitigation: str = Field(
+        min_length=1, max_length=4000, description="The extent to which the risk was mitigated"
+    )
+    outcome: str = Field(pattern="^(notify|low_probability)$")
+
+
+def record_risk_assessment(
+    db: Database, incident_id: str, assessment: RiskAssessmentInput, *, author: str
+) -> FactsChange:
+    """Record the assessment; its outcome is an audited decision that switches the obligations on or off."""
+    chain = AuditChain()
+    with db.transaction() as session:
+        incident = session.get(Incident, incident_id, with_for_update=True)
+        if incident is None:
+            raise LookupError(f"no incident {incident_id}")
+        now = clock.now()
+        session.add(
+            RiskAssessment(incident_id=incident_id, author=author, created_at=now, **assessment.model_dump())
+        )
+        previous, incident.risk_outcome, incident.updated_at = incident.risk_outcome, assessment.outcome, now
+        chain.append(
+            session,
+            actor=author,
+            type="risk_assessment.decided",
+            incident_id=incident_id,
+            payload={"outcome": assessment.outcome, "previous_outcome": previous, "factors_recorded": 4},
+        )
+        facts = compliance_facts(incident) if assessment.outcome == "notify" else None
+        deadline_changes, warnings = _recompute(session, incident, facts)
+        if deadline_changes:
+            chain.append(
+                session,
+                actor=author,
+                type="deadlines.recomputed",
+                incident_id=incident_id,
+                payload={"changes": deadline_changes, "reason": f"risk assessment: {assessment.outcome}"},
+            )
+        return FactsChange(
+            _facts_of(incident), {}, _deadline_rows(session, incident_id), deadline_changes, warnings
+        )

@@ -59,6 +59,8 @@ class Incident(Base):
     breach_end: Mapped[date | None] = mapped_column(Date)
     law_enforcement_delay: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     ba_contract_days: Mapped[int | None] = mapped_column(Integer)
+    # The latest risk-assessment outcome: None (not assessed: a breach is presumed), notify, low_probability.
+    risk_outcome: Mapped[str | None] = mapped_column(String(24))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -142,6 +144,22 @@ class Step(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     run: Mapped[Run] = relationship(back_populates="steps")
+
+
+class RiskAssessment(Base):
+    """The four-factor assessment of 45 CFR 164.402(2), with its author. The latest one decides."""
+
+    __tablename__ = "risk_assessments"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id"), index=True)
+    nature_and_extent: Mapped[str] = mapped_column(Text)
+    unauthorized_person: Mapped[str] = mapped_column(Text)
+    acquired_or_viewed: Mapped[str] = mapped_column(Text)
+    mitigation: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(24))
+    author: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Notification(Base):

@@ -10,7 +10,13 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from irflow.audit import AuditChain
-from irflow.engine.incidents import FactsUpdate, incident_view, update_facts
+from irflow.engine.incidents import (
+    FactsUpdate,
+    RiskAssessmentInput,
+    incident_view,
+    record_risk_assessment,
+    update_facts,
+)
 from irflow.engine.state import StateStore
 from irflow.store.db import Database
 from irflow.store.models import AuditEvent
@@ -129,3 +135,56 @@ def test_unchanged_facts_write_nothing(database: Database, incident_id: str) -> 
     assert len(_events(database, "incident.facts_changed")) == 1
     with database.transaction() as session:
         assert AuditChain().verify(session).ok
+
+
+def _assessment(outcome: str) -> RiskAssessmentInput:
+    return RiskAssessmentInput(
+        nature_and_extent="names and claim numbers; no SSNs",
+        unauthorized_person="an anonymous internet client",
+        acquired_or_viewed="StorageBlobLogs show 3 GetBlob reads of the export",
+        mitigation="keys rotated, account isolated within 2 hours",
+        outcome=outcome,
+    )
+
+
+def test_risk_assessment_switches_obligations_off_and_on(database: Database, incident_id: str) -> None:
+    update_facts(
+        database,
+        incident_id,
+        FactsUpdate(discovered_at=datetime(2026, 3, 2, tzinfo=UTC), affected_total=40),
+        actor="cli:p",
+    )
+    assert incident_view(database, incident_id)["deadlines"]
+    low = record_risk_assessment(database, incident_id, _assessment("low_probability"), author="cli:privacy")
+    assert low.deadlines == [] and all(c["new_due"] is None for c in low.deadline_changes)
+    # later fact changes keep them off while the documented outcome stands
+    update_facts(database, incident_id, FactsUpdate(affected_total=900), actor="cli:p")
+    assert incident_view(database, incident_id)["deadlines"] == []
+    notify = record_risk_assessment(database, incident_id, _assessment("notify"), author="cli:privacy")
+    assert {d["kind"] for d in notify.deadlines} >= {"individuals", "hhs"}
+    decisions = _events(database, "risk_assessment.decided")
+    assert [d["outcome"] for d in decisions] == ["low_probability", "notify"]
+    assert all("claim numbers" not in json.dumps(d) for d in decisions)  # the factors stay out of the audit
+    view = incident_view(database, incident_id)
+    assert view["risk_outcome"] == "notify"
+    with database.transaction() as session:
+        assert AuditChain().verify(session).ok
+
+
+def test_risk_assessment_needs_every_factor() -> None:
+    with pytest.raises(ValidationError, match="mitigation"):
+        RiskAssessmentInput(
+            nature_and_extent="x",
+            unauthorized_person="y",
+            acquired_or_viewed="z",
+            mitigation=" ",
+            outcome="notify",
+        )
+    with pytest.raises(ValidationError, match="outcome"):
+        RiskAssessmentInput(
+            nature_and_extent="x",
+            unauthorized_person="y",
+            acquired_or_viewed="z",
+            mitigation="m",
+            outcome="maybe",
+        )
