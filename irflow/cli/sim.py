@@ -13,18 +13,18 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from irflow.sim.models import FaultSettings
 from irflow.sim.scenario import load_scenario, packaged_scenarios
 from irflow.sim.server import SimServer
+from irflow.sim.throttle import BucketLimit
 
 log = logging.getLogger("irflow.sim")
 
 sim_app = typer.Typer(
-    help="Simulated Azure tenant (ARM storage accounts) for tests, demos and drills.",
+    help="Simulated Azure tenant (ARM storage accounts, blob containers) for tests, demos and drills.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -57,17 +57,38 @@ def serve(
     scenario: Annotated[
         str, typer.Option(help="Scenario YAML file, or the name of a packaged scenario.")
     ] = "demo",
-    latency_ms: Annotated[int, typer.Option(min=0, help="Delay added to every Azure call (ms).")] = 0,
+    latency_ms: Annotated[
+        int | None,
+        typer.Option(min=0, help="Delay added to every Azure call (ms); default: the scenario's, else 0."),
+    ] = None,
     error_rate: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Share of Azure calls answered 500 InternalServerError.")
-    ] = 0.0,
-    throttle: Annotated[
-        bool,
+        float | None,
         typer.Option(
-            "--throttle",
-            help="ARM token-bucket limits (429 + Retry-After). Recorded only: enforcement is not built yet.",
+            min=0.0,
+            max=1.0,
+            help="Share of Azure calls answered 500 InternalServerError; default: the scenario's, else 0.",
         ),
-    ] = False,
+    ] = None,
+    throttle: Annotated[
+        bool | None,
+        typer.Option(
+            "--throttle/--no-throttle",
+            help="Enforce ARM's token buckets per subscription and principal (429 "
+            "SubscriptionRequestsThrottled with Retry-After); default: the scenario's, else off.",
+        ),
+    ] = None,
+    throttle_reads: Annotated[
+        str | None,
+        typer.Option(help="Read bucket as BURST or BURST/PER_SECOND (ARM: 250/25)."),
+    ] = None,
+    throttle_writes: Annotated[
+        str | None,
+        typer.Option(help="Write bucket as BURST or BURST/PER_SECOND (ARM: 200/10)."),
+    ] = None,
+    throttle_deletes: Annotated[
+        str | None,
+        typer.Option(help="Delete bucket as BURST or BURST/PER_SECOND (ARM: 200/10)."),
+    ] = None,
     seed: Annotated[
         int | None, typer.Option(help="Seed of the error-rate draws, for repeatable drills.")
     ] = None,
@@ -84,19 +105,32 @@ def serve(
             err=True,
         )
         raise typer.Exit(2)
-    kwargs = {
-        "faults": FaultSettings(latency_ms=latency_ms, error_rate=error_rate, throttle=throttle),
-        "seed": seed,
-    }
+    kwargs: dict[str, Any] = {"seed": seed}
     if page_size is not None:
         kwargs["page_size"] = page_size
     try:
+        limits = {
+            kind: BucketLimit.parse(text)
+            for kind, text in (
+                ("reads", throttle_reads),
+                ("writes", throttle_writes),
+                ("deletes", throttle_deletes),
+            )
+            if text is not None
+        }
         tenant = load_scenario(source, **kwargs)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    if throttle:
-        log.warning("--throttle is recorded but not enforced yet: no 429s until the ARM token bucket lands")
+    # Command-line knobs win over the scenario's ``faults:`` section.
+    if latency_ms is not None:
+        tenant.faults.latency_ms = latency_ms
+    if error_rate is not None:
+        tenant.faults.error_rate = error_rate
+    if throttle is not None:
+        tenant.faults.throttle = throttle
+    for kind, limit in limits.items():
+        tenant.faults.set_limit(kind, limit.burst, limit.per_second)
 
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -11,10 +11,15 @@ from irflow.sim.mock import mount
 from irflow.sim.models import FaultSettings, ResourceGroup, Subscription, Tenant
 from irflow.sim.scenario import load_scenario, packaged_scenarios
 from irflow.sim.server import SimServer
+from irflow.sim.storage.blob import BlobContainer, BlobService
 from irflow.sim.storage.models import StorageAccount
+from irflow.sim.throttle import BucketLimit, ThrottleLimits
 
 __all__ = [
     "ArmError",
+    "BlobContainer",
+    "BlobService",
+    "BucketLimit",
     "FaultSettings",
     "Journal",
     "JournalEntry",
@@ -23,6 +28,7 @@ __all__ = [
     "StorageAccount",
     "Subscription",
     "Tenant",
+    "ThrottleLimits",
     "load_scenario",
     "mount",
     "packaged_scenarios",

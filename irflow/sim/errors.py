@@ -79,3 +79,46 @@ def internal_server_error() -> ArmError:
         "InternalServerError",
         "Encountered internal server error. Diagnostic information: injected by the irflow.sim error rate.",
     )
+
+
+def subscription_requests_throttled(
+    kind: str, subscription_id: str, limit: int, retry_after: int
+) -> ArmError:
+    """ARM's 429 when a subscription/principal token bucket is empty."""
+    singular = kind.removesuffix("s")
+    return ArmError(
+        429,
+        "SubscriptionRequestsThrottled",
+        f"Number of '{singular}' requests for subscription '{subscription_id}' actor '(principal)' exceeded "
+        f"the limit of '{limit}' for time interval '00:00:01'. "
+        f"Please try again after '{retry_after}' seconds.",
+        {"Retry-After": str(retry_after)},
+    )
+
+
+def container_not_found() -> ArmError:
+    """What the storage resource provider passes through from the blob service."""
+    return ArmError(404, "ContainerNotFound", "The specified container does not exist.")
+
+
+def public_access_not_permitted() -> ArmError:
+    """Anonymous access asked for on a container of an account whose allowBlobPublicAccess is false."""
+    return ArmError(
+        409, "PublicAccessNotPermitted", "Public access is not permitted on this storage account."
+    )
+
+
+def immutability_policy_locked() -> ArmError:
+    return ArmError(
+        409,
+        "ContainerImmutabilityPolicyLocked",
+        "The requested operation is not allowed as the container has a locked immutability policy.",
+    )
+
+
+def condition_not_met() -> ArmError:
+    return ArmError(
+        412,
+        "ConditionNotMet",
+        "The condition specified using HTTP conditional header(s) is not met.",
+    )

@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 from irflow import clock as irflow_clock
 from irflow.sim import arm, errors
 from irflow.sim.journal import Journal
+from irflow.sim.storage.blob import BlobContainer
 from irflow.sim.storage.models import STORAGE_ACCOUNT_TYPE, StorageAccount
+from irflow.sim.throttle import BucketLimit, ThrottleLimits, Throttler
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -34,19 +36,36 @@ class FaultSettings:
     """Knobs that make the tenant misbehave like a loaded Azure.
 
     ``latency_ms``: added to every Azure call. ``error_rate``: probability (0..1) that an Azure call answers
-    500 ``InternalServerError`` without touching state. ``throttle``: ARM token-bucket limits (429 with
-    ``Retry-After``); recorded here, enforced once the token bucket lands (not yet).
+    500 ``InternalServerError`` without touching state. ``throttle``: enforce ARM's token buckets per
+    subscription and principal (429 ``SubscriptionRequestsThrottled`` with ``Retry-After``) with the sizes and
+    refill rates of ``throttle_limits`` (ARM's published ones unless changed). The remaining-quota headers
+    are sent whether or not ``throttle`` is on.
     """
 
     latency_ms: int = 0
     error_rate: float = 0.0
     throttle: bool = False
+    throttle_limits: ThrottleLimits = field(default_factory=ThrottleLimits)
 
     def __post_init__(self) -> None:
         if self.latency_ms < 0:
             raise ValueError("latency_ms must be >= 0")
         if not 0.0 <= self.error_rate <= 1.0:
             raise ValueError("error_rate must be between 0 and 1")
+
+    def set_limit(self, kind: str, burst: int, per_second: float) -> None:
+        """Change one bucket (``"reads"``, ``"writes"``, ``"deletes"``); takes effect on the next request."""
+        if kind not in ("reads", "writes", "deletes"):
+            raise ValueError(f"unknown throttle kind {kind!r}")
+        setattr(self.throttle_limits, kind, BucketLimit(burst, per_second))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "latency_ms": self.latency_ms,
+            "error_rate": self.error_rate,
+            "throttle": self.throttle,
+            "throttle_limits": self.throttle_limits.to_dict(),
+        }
 
 
 @dataclass
@@ -104,6 +123,7 @@ class Tenant:
         self._subscriptions: dict[str, Subscription] = {}
         self._issued_secrets: set[str] = set()
         self.journal = Journal(clock=self.now, secrets=self.secret_values)
+        self.throttler = Throttler(clock=self.now)
         self._baseline: tuple[dict[str, Subscription], set[str]] = ({}, set())
 
     # ----------------------------------------------------------------- construction
@@ -121,6 +141,11 @@ class Tenant:
 
     def now(self) -> datetime:
         return self.clock()
+
+    @property
+    def principal_id(self) -> str:
+        """The object id of the one principal the tenant knows (the holder of ``token``)."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"irflow-sim:{self.tenant_id}:principal"))
 
     def add_subscription(self, subscription_id: str, display_name: str | None = None) -> Subscription:
         with self.lock:
@@ -154,6 +179,7 @@ class Tenant:
         properties: dict[str, Any] | None = None,
         created_at: datetime | None = None,
         keys_created_at: datetime | dict[str, datetime] | None = None,
+        blob_service_properties: dict[str, Any] | None = None,
     ) -> StorageAccount:
         """Add a storage account. ``properties`` are ARM properties merged over Azure's defaults
         (e.g. ``{"publicNetworkAccess": "Enabled", "networkAcls": {"defaultAction": "Allow"}}``)."""
@@ -179,9 +205,52 @@ class Tenant:
                 key_values={k: self.issue_secret(new_account_key()) for k in StorageAccount.ALL_KEY_NAMES},
                 key_times={**key_times, **dict.fromkeys(StorageAccount.KERB_KEY_NAMES, created)},
                 properties=properties or {},
+                blob_service_properties=blob_service_properties,
             )
             group.storage_accounts[name.lower()] = account
             return account
+
+    def add_container(
+        self,
+        account_name: str,
+        name: str,
+        *,
+        public_access: str = "None",
+        metadata: dict[str, str] | None = None,
+        legal_hold_tags: list[str] | None = None,
+        immutability_days: int | None = None,
+        blob_count: int = 0,
+        created_at: datetime | None = None,
+    ) -> BlobContainer:
+        """Add a container to an account (found by its global name). Public access needs the account's
+        ``allowBlobPublicAccess``, as in Azure; legal hold tags are set by the tenant's principal."""
+        with self.lock:
+            account = self.storage_account(account_name)
+            when = created_at or self.now()
+            container = BlobContainer(
+                account.id, name, metadata=metadata, created=when, blob_count=blob_count
+            )
+            container.apply_update(
+                {"properties": {"publicAccess": public_access}},
+                public_access_allowed=account.allows_blob_public_access,
+                when=when,
+            )
+            if legal_hold_tags:
+                container.set_legal_hold(
+                    {"tags": legal_hold_tags},
+                    when=when,
+                    principal=self.principal_id,
+                    tenant_id=self.tenant_id,
+                )
+            if immutability_days is not None:
+                container.put_immutability_policy(
+                    {"properties": {"immutabilityPeriodSinceCreationInDays": immutability_days}},
+                    if_match=None,
+                    when=when,
+                    principal=self.principal_id,
+                    tenant_id=self.tenant_id,
+                )
+            return account.blob_service.add_container(container)
 
     # ----------------------------------------------------------------- lookups (ARM errors when missing)
     @property
@@ -275,6 +344,7 @@ class Tenant:
             self._subscriptions = copy.deepcopy(subscriptions)
             self._issued_secrets |= issued
             self.journal.clear()
+            self.throttler.reset()
 
     # ----------------------------------------------------------------- views
     def state(self) -> dict[str, Any]:
@@ -283,11 +353,7 @@ class Tenant:
             return {
                 "tenant_id": self.tenant_id,
                 "default_subscription_id": self.default_subscription_id,
-                "faults": {
-                    "latency_ms": self.faults.latency_ms,
-                    "error_rate": self.faults.error_rate,
-                    "throttle": self.faults.throttle,
-                },
+                "faults": self.faults.to_dict(),
                 "subscriptions": [
                     {
                         "subscription_id": s.subscription_id,

@@ -4,9 +4,10 @@ A :class:`Route` ties an ARM path template (``/subscriptions/{subscriptionId}/�
 Literal segments match case-insensitively, as ARM matches ``resourceGroups`` or ``Microsoft.Storage``.
 Whether a call changes state is a property of the route (``listKeys`` is a POST that only reads).
 
-Pipeline for Azure paths: bearer token → ``api-version`` present → route → latency / injected error →
-handler (under the tenant lock) → journal. Admin paths (``/_sim/…``) need the token, skip the rest and are
-not journaled.
+Pipeline for Azure paths: bearer token → ``api-version`` present → ARM throttling (token buckets, see
+:mod:`irflow.sim.throttle`) → route → latency / injected error → handler and journal (together under the
+tenant lock, so journal order is the order state changed). Admin paths (``/_sim/…``) need the token,
+skip the rest and are not journaled.
 """
 
 from __future__ import annotations
@@ -78,39 +79,75 @@ class Router:
         if request.path.startswith(ADMIN_PREFIX):
             return self._dispatch_admin(tenant, request)
         route = self._match(self._routes, request)
-        response = self._answer(tenant, request, route)
-        response.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
-        response.headers.setdefault(
-            "x-ms-correlation-request-id",
-            request.headers.get("x-ms-correlation-request-id") or response.headers["x-ms-request-id"],
-        )
-        tenant.journal.record(
-            method=request.method,
-            path=request.path,
-            query=request.query,
-            body=_journal_body(request),
-            status=response.status,
-            is_write=route.is_write if route else request.method in WRITE_METHODS,
-            route=route.name if route else None,
-            response=response.body,
-        )
+        refusal, quota_headers = self._admit(tenant, request, route)
+        # The handler and the journal entry run under the tenant lock together, so journal order is the
+        # order in which the model changed (a drill can replay it) and seq numbers have no gaps.
+        with tenant.lock:
+            response = refusal if refusal is not None else self._handle(tenant, request, route)
+            response.headers.update(quota_headers)
+            response.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
+            response.headers.setdefault(
+                "x-ms-correlation-request-id",
+                request.headers.get("x-ms-correlation-request-id") or response.headers["x-ms-request-id"],
+            )
+            tenant.journal.record(
+                method=request.method,
+                path=request.path,
+                query=request.query,
+                body=_journal_body(request),
+                status=response.status,
+                is_write=route.is_write if route else request.method in WRITE_METHODS,
+                route=route.name if route else None,
+                response=response.body,
+            )
         log.debug("%s %s -> %s", request.method, request.path, response.status)
         return response
 
-    def _answer(self, tenant: Tenant, request: SimRequest, route: Route | None) -> SimResponse:
+    def _admit(
+        self, tenant: Tenant, request: SimRequest, route: Route | None
+    ) -> tuple[SimResponse | None, dict[str, str]]:
+        """Everything before the handler, outside the tenant lock (the latency knob sleeps here):
+        token → api-version → ARM throttling → route → latency → injected error. Returns the refusal, if
+        any, and the remaining-quota headers every answer past authentication carries."""
+        quota: dict[str, str] = {}
         try:
             _authenticate(tenant, request)
             if not request.query_param("api-version"):
                 raise errors.missing_api_version()
+            subscription_id = _subscription_of(request.path)
+            faults = tenant.faults
+            if subscription_id is not None:
+                decision = tenant.throttler.take(
+                    subscription_id,
+                    tenant.throttler.principal_key(tenant.token),
+                    request.method,
+                    faults.throttle_limits,
+                    enforce=faults.throttle,
+                )
+                quota = decision.headers
+                if not decision.allowed:
+                    quota.pop("Retry-After", None)
+                    raise errors.subscription_requests_throttled(
+                        decision.kind,
+                        subscription_id,
+                        faults.throttle_limits.for_kind(decision.kind).burst,
+                        decision.retry_after,
+                    )
             if route is None:
                 raise errors.route_not_found(request.method, request.path)
-            faults = tenant.faults
             if faults.latency_ms:
                 tenant.sleep(faults.latency_ms / 1000.0)
             if faults.error_rate and tenant.random.random() < faults.error_rate:
                 raise errors.internal_server_error()
-            with tenant.lock:
-                return route.handler(tenant, request)
+        except errors.ArmError as exc:
+            return error_response(exc), quota
+        return None, quota
+
+    @staticmethod
+    def _handle(tenant: Tenant, request: SimRequest, route: Route | None) -> SimResponse:
+        assert route is not None
+        try:
+            return route.handler(tenant, request)
         except errors.ArmError as exc:
             return error_response(exc)
         except Exception:
@@ -157,6 +194,15 @@ def _authenticate(tenant: Tenant, request: SimRequest) -> None:
             "The access token is invalid.",
             {"WWW-Authenticate": _challenge(request, "The access token is invalid.")},
         )
+
+
+_SUBSCRIPTION = re.compile(r"^/subscriptions/([^/]+)", re.IGNORECASE)
+
+
+def _subscription_of(path: str) -> str | None:
+    """The subscription a request is scoped to (what ARM throttles on), or None for tenant-level paths."""
+    found = _SUBSCRIPTION.match(path)
+    return found.group(1) if found else None
 
 
 def _challenge(request: SimRequest, description: str) -> str:

@@ -22,6 +22,22 @@ tenant clock (``created_days_ago``, ``keys_created_days_ago``) or absolute (``cr
                   publicNetworkAccess: Enabled
                   allowBlobPublicAccess: true
                   networkAcls: {defaultAction: Allow, bypass: AzureServices}
+                blob_service:                      # blobServices/default properties over Azure's defaults
+                  deleteRetentionPolicy: {enabled: true, days: 7}
+                  isVersioningEnabled: false
+                containers:
+                  - name: patient-exports
+                    public_access: Container       # None (default), Blob or Container
+                    metadata: {owner: analytics}
+                    legal_hold_tags: [case2026]    # optional
+                    immutability_days: 30          # optional: an unlocked time-based retention policy
+                    blobs: 1840                    # optional: how many blobs it holds (data plane)
+    faults:                                # optional: the same knobs as ``tenant.faults``
+      latency_ms: 0
+      error_rate: 0.0
+      throttle: true
+      throttle_limits:                     # optional: ARM's limits unless given (burst / tokens per second)
+        writes: {burst: 200, per_second: 10}
 
 Packaged scenarios live in ``irflow/sim/scenarios/`` and load by name (``load_scenario("demo")``).
 """
@@ -39,7 +55,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from irflow.sim.errors import ArmError
-from irflow.sim.models import Tenant
+from irflow.sim.models import FaultSettings, Tenant
+from irflow.sim.throttle import BucketLimit, ThrottleLimits
 
 
 def _packaged_dir() -> Traversable:
@@ -49,6 +66,15 @@ def _packaged_dir() -> Traversable:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ContainerSpec(_Strict):
+    name: str = Field(min_length=3, max_length=63)  # checked as Azure does when the container is added
+    public_access: str = Field(default="None", alias="publicAccess")
+    metadata: dict[str, str] = Field(default_factory=dict)
+    legal_hold_tags: list[str] = Field(default_factory=list)
+    immutability_days: int | None = Field(default=None, ge=1)
+    blobs: int = Field(default=0, ge=0)
 
 
 class StorageAccountSpec(_Strict):
@@ -62,6 +88,8 @@ class StorageAccountSpec(_Strict):
     created_days_ago: float | None = Field(default=None, ge=0)
     keys_created_at: datetime | dict[str, datetime] | None = None
     keys_created_days_ago: float | dict[str, float] | None = None
+    blob_service: dict[str, Any] = Field(default_factory=dict)
+    containers: list[ContainerSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _one_way_to_say_when(self) -> StorageAccountSpec:
@@ -89,11 +117,46 @@ class SubscriptionSpec(_Strict):
     resource_groups: list[ResourceGroupSpec] = Field(default_factory=list)
 
 
+class BucketSpec(_Strict):
+    burst: int = Field(ge=1)
+    per_second: float = Field(gt=0)
+
+
+class ThrottleLimitsSpec(_Strict):
+    reads: BucketSpec | None = None
+    writes: BucketSpec | None = None
+    deletes: BucketSpec | None = None
+
+    def limits(self) -> ThrottleLimits:
+        limits = ThrottleLimits()
+        for kind in ("reads", "writes", "deletes"):
+            spec = getattr(self, kind)
+            if spec is not None:
+                setattr(limits, kind, BucketLimit(spec.burst, spec.per_second))
+        return limits
+
+
+class FaultsSpec(_Strict):
+    latency_ms: int = Field(default=0, ge=0)
+    error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    throttle: bool = False
+    throttle_limits: ThrottleLimitsSpec = Field(default_factory=ThrottleLimitsSpec)
+
+    def settings(self) -> FaultSettings:
+        return FaultSettings(
+            latency_ms=self.latency_ms,
+            error_rate=self.error_rate,
+            throttle=self.throttle,
+            throttle_limits=self.throttle_limits.limits(),
+        )
+
+
 class ScenarioSpec(_Strict):
     name: str | None = None
     description: str | None = None
     tenant_id: str | None = None
     page_size: int | None = Field(default=None, ge=1)
+    faults: FaultsSpec | None = None
     subscriptions: list[SubscriptionSpec] = Field(default_factory=list)
 
 
@@ -154,7 +217,8 @@ def load_scenario(source: str | Path | Mapping[str, Any], **tenant_kwargs: Any) 
     """A new :class:`Tenant` in the scenario's state (which also becomes its reset baseline).
 
     ``source``: a packaged name (``"demo"``), a YAML path, or an already-parsed dict. Extra keyword
-    arguments go to :class:`Tenant` (``token``, ``clock``, ``faults``, ``seed``, ``page_size``).
+    arguments go to :class:`Tenant` (``token``, ``clock``, ``faults``, ``seed``, ``page_size``); they win
+    over the scenario's own ``page_size``, ``tenant_id`` and ``faults``.
     Raises ``ValueError`` naming the problem when the scenario is invalid.
     """
     document = read_scenario(source)
@@ -166,6 +230,8 @@ def load_scenario(source: str | Path | Mapping[str, Any], **tenant_kwargs: Any) 
         tenant_kwargs.setdefault("page_size", spec.page_size)
     if spec.tenant_id is not None:
         tenant_kwargs.setdefault("tenant_id", spec.tenant_id)
+    if spec.faults is not None:
+        tenant_kwargs.setdefault("faults", spec.faults.settings())
     tenant = Tenant(**tenant_kwargs)
     now = tenant.now()
     for subscription in spec.subscriptions:
@@ -185,10 +251,29 @@ def load_scenario(source: str | Path | Mapping[str, Any], **tenant_kwargs: Any) 
                         properties=account.properties,
                         created_at=_when(now, account.created_at, account.created_days_ago),
                         keys_created_at=_key_times(now, account),
+                        blob_service_properties=account.blob_service,
                     )
                 except ArmError as exc:
                     raise ValueError(
                         f"invalid scenario: storage account {account.name}: {exc.message}"
                     ) from exc
+                for container in account.containers:
+                    try:
+                        tenant.add_container(
+                            account.name,
+                            container.name,
+                            public_access=container.public_access,
+                            metadata=container.metadata,
+                            legal_hold_tags=container.legal_hold_tags,
+                            immutability_days=container.immutability_days,
+                            blob_count=container.blobs,
+                            created_at=_when(now, account.created_at, account.created_days_ago),
+                        )
+                    except (ArmError, ValueError) as exc:
+                        reason = exc.message if isinstance(exc, ArmError) else str(exc)
+                        raise ValueError(
+                            f"invalid scenario: storage account {account.name}, container {container.name}: "
+                            f"{reason}"
+                        ) from exc
     tenant.set_baseline()
     return tenant

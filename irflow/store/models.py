@@ -75,7 +75,9 @@ class Deadline(Base):
 
     __tablename__ = "deadlines"
     __table_args__ = (
-        UniqueConstraint("incident_id", "kind", "jurisdiction", name="uq_deadlines_incident_kind_jurisdiction"),
+        UniqueConstraint(
+            "incident_id", "kind", "jurisdiction", name="uq_deadlines_incident_kind_jurisdiction"
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)

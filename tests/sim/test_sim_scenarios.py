@@ -112,3 +112,70 @@ def test_storage_account_names_are_global() -> None:
     tenant.add_resource_group(SUBSCRIPTION, "rg-b")
     with pytest.raises(ValueError, match="already taken"):
         tenant.add_storage_account(SUBSCRIPTION, "rg-b", "acctone")
+
+
+def test_demo_has_containers_open_to_the_internet() -> None:
+    tenant = Tenant.demo(clock=FrozenClock(NOW))
+    for name in PHI_ACCOUNTS:
+        containers = tenant.storage_account(name).containers
+        assert 1 <= len(containers) <= 2, name
+        assert any(c.public_access != "None" for c in containers), name
+    exports = tenant.storage_account("phipatientexports").container("patient-exports")
+    assert exports.public_access == "Container"
+    assert exports.blob_count > 0
+    assert not exports.has_legal_hold and exports.immutability is None
+    assert tenant.storage_account("phiclaimsarchive").blob_service.properties["deleteRetentionPolicy"] == {
+        "allowPermanentDelete": False,
+        "enabled": True,
+        "days": 7,
+    }
+    summary = tenant.storage_account("phipatientexports").summary()
+    assert [c["name"] for c in summary["containers"]] == ["etl-staging", "patient-exports"]
+
+
+def test_scenario_containers_faults_and_blob_service() -> None:
+    scenario = small_scenario()
+    account = scenario["subscriptions"][0]["resource_groups"][0]["storage_accounts"][0]
+    account["properties"]["allowBlobPublicAccess"] = True
+    account["blob_service"] = {"isVersioningEnabled": True}
+    account["containers"] = [
+        {"name": "exports", "publicAccess": "blob", "metadata": {"a": "b"}, "blobs": 3},
+        {"name": "held", "legal_hold_tags": ["Case1"], "immutability_days": 30},
+    ]
+    scenario["faults"] = {
+        "latency_ms": 5,
+        "throttle": True,
+        "throttle_limits": {"writes": {"burst": 3, "per_second": 0.5}},
+    }
+    tenant = load_scenario(scenario, clock=FrozenClock(NOW))
+
+    acct = tenant.storage_account("acctone")
+    assert acct.blob_service.properties["isVersioningEnabled"] is True
+    exports, held = acct.container("exports"), acct.container("held")
+    assert exports.public_access == "Blob" and exports.metadata == {"a": "b"} and exports.blob_count == 3
+    assert (
+        held.legal_hold_tags == ["case1"] and held.immutability is not None and held.immutability.days == 30
+    )
+    assert tenant.faults.throttle is True and tenant.faults.latency_ms == 5
+    assert tenant.faults.throttle_limits.writes.burst == 3
+    assert tenant.faults.throttle_limits.reads.burst == 250  # ARM's default where the scenario is silent
+    assert tenant.state()["faults"]["throttle_limits"]["writes"] == {"burst": 3, "per_second": 0.5}
+
+    held.legal_hold.clear()
+    tenant.reset()
+    assert tenant.storage_account("acctone").container("held").legal_hold_tags == ["case1"]
+
+
+@pytest.mark.parametrize(
+    ("container", "message"),
+    [
+        ({"name": "open", "public_access": "Container"}, "Public access is not permitted"),
+        ({"name": "Bad_Name"}, "containerName"),
+        ({"name": "tagged", "legal_hold_tags": ["x"]}, "tags"),
+    ],
+)
+def test_invalid_containers_are_refused_with_the_reason(container: dict, message: str) -> None:
+    scenario = small_scenario()
+    scenario["subscriptions"][0]["resource_groups"][0]["storage_accounts"][0]["containers"] = [container]
+    with pytest.raises(ValueError, match=message):
+        load_scenario(scenario)

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from azure.core.exceptions import ServiceRequestError
+from azure.core.exceptions import HttpResponseError, ServiceRequestError
 from azure.mgmt.storage import StorageManagementClient
 from sim_helpers import ALL_ACCOUNTS, PHI_RG, StaticTokenCredential
 
@@ -144,3 +144,54 @@ def test_sim_serve_refuses_an_unknown_scenario() -> None:
     assert result.returncode == 2
     assert result.stdout == ""
     assert "no-such-scenario" in result.stderr
+
+
+@pytest.mark.slow
+def test_sim_serve_throttle_flags_override_the_scenario(tmp_path: Path) -> None:
+    scenario = tmp_path / "throttled.yaml"
+    scenario.write_text(
+        "faults: {throttle: false, latency_ms: 0}\n"
+        "subscriptions:\n"
+        "  - id: 11111111-2222-4333-8444-555555555555\n"
+        "    resource_groups:\n"
+        "      - name: rg-x\n"
+        "        storage_accounts:\n"
+        "          - name: onlyaccount\n",
+        encoding="utf-8",
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "irflow.cli.sim",
+            "serve",
+            "--scenario",
+            str(scenario),
+            "--throttle",
+            "--throttle-writes",
+            "1/0.001",  # one write, then a token every 1000 s: the second write is refused
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        info = json.loads(_read_line(process.stdout, timeout=30))
+        client = client_for(info["endpoint"], info["token"], info["subscription_id"], info["ca_file"])
+        client.storage_accounts.update("rg-x", "onlyaccount", {"tags": {"a": "1"}})
+        with pytest.raises(HttpResponseError) as caught:
+            client.storage_accounts.update("rg-x", "onlyaccount", {"tags": {"a": "2"}})
+        assert caught.value.status_code == 429
+        assert caught.value.error.code == "SubscriptionRequestsThrottled"
+        assert int(caught.value.response.headers["Retry-After"]) >= 999
+        assert caught.value.response.headers["x-ms-ratelimit-remaining-subscription-writes"] == "0"
+        account = client.storage_accounts.get_properties("rg-x", "onlyaccount")  # reads are not throttled
+        assert account.tags == {"a": "1"}
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err

@@ -1,1 +1,1 @@
-"""Microsoft.Storage: storage accounts (model, wire handlers, routes)."""
+"""Microsoft.Storage: storage accounts, their blob service and containers (models, wire handlers, routes)."""

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from irflow.sim import arm, errors
+from irflow.sim.storage.blob import BlobContainer, BlobService
 
 STORAGE_ACCOUNT_TYPE = "Microsoft.Storage/storageAccounts"
 
@@ -241,6 +242,7 @@ class StorageAccount:
         key_values: dict[str, str],
         key_times: dict[str, datetime],
         properties: dict[str, Any],
+        blob_service_properties: dict[str, Any] | None = None,
     ) -> None:
         if kind not in KINDS:
             raise errors.invalid_values("kind")
@@ -258,6 +260,7 @@ class StorageAccount:
         self.key_times = dict(key_times)
         given = {k: v for k, v in properties.items() if k not in READ_ONLY_PROPERTIES}
         self.properties = validate_properties(arm.merge_patch(default_properties(kind, created), given))
+        self.blob_service = BlobService(self.id, blob_service_properties)
 
     # ----------------------------------------------------------------- identity
     @property
@@ -268,6 +271,21 @@ class StorageAccount:
     def kerberos_keys_enabled(self) -> bool:
         auth = self.properties.get("azureFilesIdentityBasedAuthentication") or {}
         return auth.get("directoryServiceOptions") in _KERBEROS_DIRECTORY_SERVICES
+
+    @property
+    def allows_blob_public_access(self) -> bool:
+        return self.properties.get("allowBlobPublicAccess") is True
+
+    def container(self, name: str) -> BlobContainer:
+        """The container with this name (case-insensitive); KeyError when there is none."""
+        found = self.blob_service.containers.get(name.lower())
+        if found is None:
+            raise KeyError(name)
+        return found
+
+    @property
+    def containers(self) -> list[BlobContainer]:
+        return self.blob_service.list_containers()
 
     # ----------------------------------------------------------------- wire shapes
     def to_arm(self, base_url: str) -> dict[str, Any]:
@@ -339,6 +357,16 @@ class StorageAccount:
             "allowSharedKeyAccess": self.properties.get("allowSharedKeyAccess"),
             "networkAcls": {"defaultAction": acls.get("defaultAction"), "bypass": acls.get("bypass")},
             "keyCreationTime": {k: arm.format_time(self.key_times[k]) for k in self.KEY_NAMES},
+            "containers": [
+                {
+                    "name": c.name,
+                    "publicAccess": c.public_access,
+                    "hasLegalHold": c.has_legal_hold,
+                    "legalHoldTags": c.legal_hold_tags,
+                    "hasImmutabilityPolicy": c.immutability is not None,
+                }
+                for c in self.containers
+            ],
         }
 
     # ----------------------------------------------------------------- changes
