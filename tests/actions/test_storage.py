@@ -149,3 +149,63 @@ class TestRestoreAccountNetwork:
 
         with pytest.raises(ValidationError, match="publicNetworkAccess"):
             RestoreAccountNetworkParams(account=_account_id(tenant, "phiimaging"), prior={"networkAcls": {}})
+
+
+class TestBlockPublicContainers:
+    def test_plan_apply_twice_verify(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        from irflow.actions.storage import BlockPublicContainers
+
+        account = tenant.storage_account("phipatientexports")
+        ctx = make_context("storage.block_public_containers", account=account.id)
+        action = BlockPublicContainers()
+        plan = action.plan(ctx)
+        assert [(c.field, c.before, c.after) for c in plan.changes] == [
+            ("containers.patient-exports.publicAccess", "Container", "None")
+        ]
+        assert _writes(tenant) == []
+        result = action.apply(ctx)
+        assert result.changed and result.prior_state["publicAccess"]["patient-exports"] == "Container"
+        writes = _writes(tenant)
+        assert [w.method for w in writes] == ["PATCH"] and writes[0].path.endswith(
+            "/containers/patient-exports"
+        )
+        assert not action.apply(ctx).changed
+        assert _writes(tenant) == writes
+        assert action.verify(ctx)
+
+    def test_named_containers_must_exist(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        from irflow.actions.storage import BlockPublicContainers
+
+        account = tenant.storage_account("phiimaging")
+        ctx = make_context("storage.block_public_containers", account=account.id, containers=["no-such"])
+        with pytest.raises(ResourceMissing, match="no-such"):
+            BlockPublicContainers().plan(ctx)
+
+
+class TestEnableDataProtection:
+    def test_turns_protection_on_once_and_never_shortens(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        from irflow.actions.storage import EnableDataProtection
+
+        account = tenant.storage_account("phiimaging")
+        ctx = make_context("storage.enable_data_protection", account=account.id, blob_retention_days=14)
+        action = EnableDataProtection()
+        assert {c.field for c in action.plan(ctx).changes} == {
+            "properties.deleteRetentionPolicy",
+            "properties.containerDeleteRetentionPolicy",
+            "properties.isVersioningEnabled",
+        }
+        assert action.apply(ctx).changed
+        writes = _writes(tenant)
+        assert [w.method for w in writes] == ["PUT"]
+        assert not action.apply(ctx).changed and _writes(tenant) == writes
+        assert action.verify(ctx)
+        shorter = make_context("storage.enable_data_protection", account=account.id, blob_retention_days=7)
+        assert action.plan(shorter).changes == []  # 14 days already: a shorter ask changes nothing
+
+    def test_existing_longer_retention_is_kept(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        from irflow.actions.storage import EnableDataProtection
+
+        account = tenant.storage_account("phiclaimsarchive")  # the demo gives it 7-day blob soft delete
+        ctx = make_context("storage.enable_data_protection", account=account.id, blob_retention_days=5)
+        fields = {c.field for c in EnableDataProtection().plan(ctx).changes}
+        assert "properties.deleteRetentionPolicy" not in fields

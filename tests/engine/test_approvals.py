@@ -24,8 +24,8 @@ def gated_playbook(directory: Path) -> Path:
     text = (REPO / "playbooks" / "storage-sas-exfiltration.yaml").read_text()
     text = text.replace("name: storage-sas-exfiltration", "name: gated-containment")
     text = text.replace(
-        "    concurrency: 16\n    retry: {max_attempts: 4",
-        "    requires_approval: true\n    concurrency: 16\n    retry: {max_attempts: 4",
+        "    action: storage.isolate_account\n",
+        "    action: storage.isolate_account\n    requires_approval: true\n",
     )
     assert "requires_approval: true" in text
     path = directory / "gated-containment.yaml"
@@ -52,15 +52,18 @@ def test_gate_holds_until_approved(svc: runtime.Services, sim: SimServer, tmp_pa
     submitted = submit_run(svc, str(gated_playbook(tmp_path)), _params(sim), actor="cli:responder")
     view = _wait_for_gates(svc, submitted.run_id, 2)
     assert view["status"] == "awaiting_approval"
-    assert [s["state"] for s in view["steps"]] == ["awaiting_approval"] * 2
-    assert all(len(s["plan"]["changes"]) == 3 for s in view["steps"])
-    assert sim.tenant.journal.writes() == []
+    assert [s["state"] for s in view["steps"] if s["step"] == "isolate"] == ["awaiting_approval"] * 2
+    gated = [s for s in view["steps"] if s["step"] == "isolate"]
+    assert all(len(s["plan"]["changes"]) == 3 for s in gated)
+    assert all(
+        w.method != "PATCH" for w in sim.tenant.journal.writes()
+    )  # evidence protected, nothing isolated
 
     with pytest.raises(LookupError, match="no step waiting"):
         decide_approvals(svc, submitted.run_id, approved=True, actor="cli:approver", step_key="rotate-keys")
     decide_approvals(svc, submitted.run_id, approved=True, actor="cli:approver", comment="go")
     assert submitted.handle.get_result() == "succeeded"
-    assert len(sim.tenant.journal.writes()) == 2 + 4
+    assert len(sim.tenant.journal.writes()) == 2 + 2 + 4
     with svc.db.transaction() as session:
         events = [(e.type, json.loads(e.payload)) for e in AuditChain().events(session)]
         assert AuditChain().verify(session).ok

@@ -69,7 +69,7 @@ def test_killed_run_resumes_from_its_last_completed_step(sim_process, tmp_path: 
         cwd=Path(__file__).resolve().parents[2],
     )
     deadline = time.monotonic() + 120
-    while _succeeded_steps(db) < 3:  # every account isolated; key rotation not finished
+    while _succeeded_steps(db) < 6:  # evidence protected and every account isolated; keys not all rotated
         assert run.poll() is None, run.stderr.read().decode() if run.stderr else ""
         assert time.monotonic() < deadline, "the run made no progress"
         time.sleep(0.05)
@@ -78,7 +78,7 @@ def test_killed_run_resumes_from_its_last_completed_step(sim_process, tmp_path: 
     with sqlite3.connect(db) as conn:
         status = conn.execute("SELECT status FROM runs").fetchone()[0]
         done_before = conn.execute("SELECT count(*) FROM steps WHERE state = 'succeeded'").fetchone()[0]
-    assert status == "running" and done_before < 6
+    assert status == "running" and done_before < 9
 
     resumed = subprocess.run(
         irflow_command("runs", "resume"),
@@ -94,7 +94,7 @@ def test_killed_run_resumes_from_its_last_completed_step(sim_process, tmp_path: 
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT status FROM runs").fetchone()[0] == "succeeded"
         states = conn.execute("SELECT state, count(*) FROM steps GROUP BY state").fetchall()
-    assert states == [("succeeded", 6)]
+    assert states == [("succeeded", 9)]
 
     writes = [entry for entry in _journal(info) if entry["is_write"]]
     regenerated = Counter(
@@ -103,8 +103,9 @@ def test_killed_run_resumes_from_its_last_completed_step(sim_process, tmp_path: 
         if e["route"] == "storage.accounts.regenerate_key"
     )
     assert regenerated == Counter({(name, key): 1 for name in TARGETS for key in ("key1", "key2")})
-    patches = Counter(e["path"].split("/")[8] for e in writes if e["method"] == "PATCH")
-    assert patches == Counter({name: 1 for name in TARGETS})
+    for method in ("PATCH", "PUT"):  # isolation, and the blob service's data protection
+        changed = Counter(e["path"].split("/")[8] for e in writes if e["method"] == method)
+        assert changed == Counter({name: 1 for name in TARGETS}), method
 
     verify = subprocess.run(
         irflow_command("audit", "verify"), env=env, capture_output=True, text=True, timeout=60

@@ -40,9 +40,11 @@ def test_containment_run_is_complete_idempotent_and_audited(svc: runtime.Service
 
     view = run_view(svc, first.run_id)
     assert view["status"] == "succeeded"
-    assert [(s["step"], s["state"]) for s in view["steps"]] == [("isolate", "succeeded")] * 3 + [
-        ("rotate-keys", "succeeded")
-    ] * 3
+    assert [(s["step"], s["state"]) for s in view["steps"]] == (
+        [("protect-evidence", "succeeded")] * 3
+        + [("isolate", "succeeded")] * 3
+        + [("rotate-keys", "succeeded")] * 3
+    )
     for name in TARGETS:
         state = sim.tenant.storage_account(name).summary()
         assert state["publicNetworkAccess"] == "Disabled"
@@ -52,7 +54,7 @@ def test_containment_run_is_complete_idempotent_and_audited(svc: runtime.Service
     bystander = sim.tenant.storage_account("webassetscdn").summary()
     assert bystander["publicNetworkAccess"] == "Enabled"
     writes = len(sim.tenant.journal.writes())
-    assert writes == 3 + 6  # one PATCH per account, one regenerateKey per key
+    assert writes == 3 + 3 + 6  # blob service PUT and PATCH per account, one regenerateKey per key
 
     again = submit_run(
         svc, PLAYBOOK, params, actor="cli:tester", auto_approve=True, incident_id=first.incident_id
@@ -76,7 +78,7 @@ def test_containment_run_is_complete_idempotent_and_audited(svc: runtime.Service
     assert report.ok, report.describe()
     assert types[:3] == ["incident.opened", "run.created", "run.running"]
     assert "incident.status_changed" in types and types.count("run.succeeded") == 3
-    assert types.count("step.succeeded") == 12 and types.count("step.planned") == 18
+    assert types.count("step.succeeded") == 18 and types.count("step.planned") == 27
 
 
 def test_dry_run_on_a_fresh_tenant_plans_every_change_and_writes_nothing(
@@ -104,7 +106,7 @@ def test_a_missing_account_fails_the_run_with_its_name(svc: runtime.Services, si
     failed = [s for s in view["steps"] if s["state"] == "failed"]
     assert len(failed) == 1 and "phideleted" in failed[0]["error"] and "not found" in failed[0]["error"]
     assert "phideleted" in view["error"]
-    assert {s["step"] for s in view["steps"]} == {"isolate"}  # stopped before rotating keys
+    assert {s["step"] for s in view["steps"]} == {"protect-evidence"}  # stopped before changing anything else
     with svc.db.transaction() as session:
         assert AuditChain().verify(session).ok
 
@@ -179,9 +181,11 @@ def test_on_failure_continue_runs_the_next_step(svc: runtime.Services, sim: SimS
     gone = sim.tenant.storage_account("phiimaging").id.replace("phiimaging", "phideleted")
     params = {"storage_accounts": f"{sim.tenant.storage_account('phiclaimsarchive').id},{gone}"}
     submitted = submit_run(svc, str(path), params, actor="cli:tester", auto_approve=True)
-    assert submitted.handle.get_result() == "failed"  # rotate-keys on the missing account fails and stops
+    assert submitted.handle.get_result() == "failed"  # rotate-keys (on_failure: stop) fails and stops the run
     view = run_view(svc, submitted.run_id)
     assert [(s["step"], s["state"]) for s in view["steps"]] == [
+        ("protect-evidence", "succeeded"),
+        ("protect-evidence", "failed"),
         ("isolate", "succeeded"),
         ("isolate", "failed"),
         ("rotate-keys", "succeeded"),
@@ -231,3 +235,19 @@ def test_release_without_a_recorded_containment_fails_clearly(svc: runtime.Servi
     view = run_view(svc, released.run_id)
     assert "restore-network" in view["error"] and "storage.isolate_account" in view["error"]
     assert sim.tenant.journal.writes() == []
+
+
+def test_public_blob_exposure_closes_anonymous_access(svc: runtime.Services, sim: SimServer) -> None:
+    params = {"storage_accounts": _targets(sim)}
+    dry = submit_run(svc, "public-blob-exposure", params, actor="cli:tester", dry_run=True)
+    assert dry.handle.get_result() == "succeeded" and sim.tenant.journal.writes() == []
+    run = submit_run(svc, "public-blob-exposure", params, actor="cli:tester", auto_approve=True)
+    assert run.handle.get_result() == "succeeded"
+    for name in TARGETS:
+        state = sim.tenant.storage_account(name).summary()
+        assert state["allowBlobPublicAccess"] is False and state["publicNetworkAccess"] == "Disabled"
+        assert all(c["publicAccess"] in (None, "None") for c in state["containers"]), state["containers"]
+    blocked = [s for s in run_view(svc, run.run_id)["steps"] if s["step"] == "block-public-containers"]
+    assert (
+        sum(len(s["result"]["changes"]) for s in blocked) == 3
+    )  # patient-exports, claims-2025, dicom-studies
