@@ -25,6 +25,9 @@ from irflow.settings import get_settings
 FORMATS = ("auto", "json", "console")
 # Chatty below WARNING; their DEBUG output is only wanted when irflow itself runs at DEBUG.
 NOISY_LOGGERS = ("dbos", "azure", "urllib3", "alembic", "sqlalchemy", "transitions")
+# These print stored values (SQL parameters, result rows: notice bodies, names) below WARNING, which the
+# redaction cannot recognise as PHI: they stay at WARNING whatever irflow's own level.
+DATA_LOGGERS = ("sqlalchemy.engine", "sqlalchemy.pool", "sqlalchemy.orm")
 # DBOS gives the `dbos` logger a console handler of its own (and stops propagation) unless it has one.
 _DBOS_CONSOLE_HANDLER = "__dbos_console_log_handler__"
 _FIRST_KEYS = ("timestamp", "level", "logger", "event")
@@ -173,6 +176,8 @@ def _install(handler: logging.Handler, level: int) -> None:
         logging.getLogger(name).setLevel(
             logging.NOTSET if level <= logging.DEBUG else max(level, logging.WARNING)
         )
+    for name in DATA_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
 def _is_console_handler(handler: logging.Handler) -> bool:

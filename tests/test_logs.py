@@ -423,3 +423,21 @@ def test_generated_phi_never_reaches_the_rendered_json(before: str, value: str) 
     logging.getLogger("azure").warning(sentence)
     assert value not in stream.getvalue()
     assert len(json_lines(stream)) == 2
+
+
+def test_database_loggers_stay_quiet_even_at_debug() -> None:
+    """SQLAlchemy prints parameters and rows (notice bodies, names) below WARNING: never let them through."""
+    import io
+    import logging
+
+    from irflow.logs import configure_logging
+
+    stream = io.StringIO()
+    configure_logging(level="DEBUG", fmt="json", stream=stream)
+    try:
+        logging.getLogger("sqlalchemy.engine.Engine").info("[generated] ('Jane Q. Patient', '1984-02-03')")
+        logging.getLogger("irflow.test").debug("irflow debug still shows")
+    finally:
+        configure_logging(level="INFO", fmt="json")
+    output = stream.getvalue()
+    assert "Jane Q. Patient" not in output and "irflow debug still shows" in output
