@@ -32,6 +32,20 @@ class Settings(BaseSettings):
     playbooks_dir: Path = Path("playbooks")
     templates_dir: Path = Path("notifications")
 
+    # Notifications (the outbox's channels). Secrets and webhook URLs are SecretStr: never printed.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str | None = None
+    smtp_starttls: bool = True
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    slack_webhook_url: SecretStr | None = None
+    teams_webhook_url: SecretStr | None = None
+    notify_webhook_url: SecretStr | None = None
+    notify_webhook_secret: SecretStr | None = None
+    # Comma-separated addresses that receive deadline reminders.
+    compliance_recipients: str = ""
+
     # Engine: a stable id per replica (DBOS executor id); the embedded SQLite mode runs one replica.
     executor_id: str = "local"
     log_level: str = "INFO"
@@ -61,3 +75,8 @@ def get_settings() -> Settings:
 
 def reset_settings_cache() -> None:
     get_settings.cache_clear()
+
+
+def recipients(value: str) -> list[str]:
+    """A comma-separated address list, blanks dropped."""
+    return [item.strip() for item in value.split(",") if item.strip()]

@@ -174,3 +174,60 @@ def compute_command(
 
 if __name__ == "__main__":
     deadlines_app()
+
+
+@deadlines_app.command("remind")
+def remind_command(
+    today: Annotated[
+        str | None, typer.Option("--today", help="The day to act as (YYYY-MM-DD); default: today, UTC.")
+    ] = None,
+    deliver: Annotated[
+        bool, typer.Option("--deliver/--queue-only", help="Also deliver the outbox now.")
+    ] = True,
+) -> None:
+    """Queue the reminders due today (T-30/14/7/3/1 and overdue), each exactly once, and deliver them."""
+    from irflow import clock
+    from irflow.cli.common import load_settings
+    from irflow.engine.reminders import queue_due_reminders
+    from irflow.engine.runtime import open_database
+    from irflow.notify.config import channels_from_settings
+    from irflow.notify.outbox import deliver_due
+    from irflow.settings import recipients
+    from irflow.store.db import SchemaOutOfDate
+
+    settings = load_settings()
+    addresses = recipients(settings.compliance_recipients)
+    if not addresses:
+        fail("IRFLOW_COMPLIANCE_RECIPIENTS is empty: set the addresses that receive deadline reminders")
+    day = _date("--today", today) or clock.now().date()
+    try:
+        channels = channels_from_settings(settings) if deliver else {}
+    except ValueError as exc:
+        fail(str(exc))
+    if deliver and "email" not in channels:
+        fail(
+            "delivering reminders needs the e-mail channel: set IRFLOW_SMTP_HOST and IRFLOW_SMTP_FROM "
+            "(or use --queue-only)"
+        )
+    try:
+        db = open_database(settings)
+    except SchemaOutOfDate as exc:
+        fail(str(exc))
+    try:
+        report = queue_due_reminders(db, today=day, recipients=addresses)
+        console.print(
+            f"{day}: {len(report.queued)} reminder(s) queued, {report.already_queued} already sent earlier, "
+            f"{report.marked_overdue} deadline(s) now overdue",
+            markup=False,
+        )
+        if deliver:
+            delivered = deliver_due(db, channels)
+            console.print(
+                f"delivered {len(delivered.sent)}, retrying {len(delivered.retry_scheduled)}, "
+                f"failed {len(delivered.failed)}",
+                markup=False,
+            )
+            if delivered.failed:
+                raise typer.Exit(1)
+    finally:
+        db.dispose()
