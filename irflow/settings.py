@@ -43,8 +43,9 @@ class Settings(BaseSettings):
     teams_webhook_url: SecretStr | None = None
     notify_webhook_url: SecretStr | None = None
     notify_webhook_secret: SecretStr | None = None
-    # Comma-separated addresses that receive deadline reminders.
+    # Comma-separated addresses: deadline reminders; escalations (notify.escalate by e-mail).
     compliance_recipients: str = ""
+    oncall_recipients: str = ""
 
     # Engine: a stable id per replica (DBOS executor id); the embedded SQLite mode runs one replica.
     executor_id: str = "local"

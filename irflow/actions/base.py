@@ -16,7 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -85,6 +85,9 @@ class StepContext:
     clients: Any
     reference_time: datetime
     first_attempt_at: datetime | None = None
+    # What notify.* actions need: the incident's summary (no PHI) and the engine's outbox port.
+    incident: dict[str, Any] = field(default_factory=dict)
+    notifier: Any = None
 
 
 class Action(ABC):
@@ -125,9 +128,13 @@ REGISTRY: dict[str, type[Action]] = {}
 
 def register(cls: type[Action]) -> type[Action]:
     """Class decorator: add an action to the registry, refusing incomplete ones at import time."""
-    for attribute in ("name", "Params", "permissions"):
+    for attribute in ("name", "Params"):
         if not getattr(cls, attribute, None):
             raise TypeError(f"action {cls.__qualname__} has no {attribute}")
+    if not isinstance(getattr(cls, "permissions", None), tuple):
+        raise TypeError(
+            f"action {cls.__qualname__} must declare its Azure permissions (a tuple, empty if none)"
+        )
     if not cls.example():
         raise TypeError(f"action {cls.name} has no 'Example::' YAML block in its docstring")
     if cls.name in REGISTRY:
@@ -184,7 +191,7 @@ def _is_data_action(permission: str) -> bool:
 
 
 def _load_builtin_actions() -> None:
-    from irflow.actions import storage  # noqa: F401  (registers on import)
+    from irflow.actions import notify, storage  # noqa: F401  (register on import)
 
 
 @contextmanager

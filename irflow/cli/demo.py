@@ -56,6 +56,7 @@ def run_demo(*, scenario: str, as_json: bool, workdir: Path) -> int:
             azure_ca_bundle=Path(server.ca_file),
             azure_token=server.token,
             queue_polling_interval=0.05,
+            oncall_recipients="soc-oncall@example.org",
         )
         svc = runtime.launch(settings)
         try:

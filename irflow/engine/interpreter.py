@@ -15,6 +15,7 @@ from dbos import DBOS, SetWorkflowID
 from pydantic import ValidationError
 
 from irflow.actions.base import ActionError, StepContext, get_action
+from irflow.engine.notifier import OutboxNotifier
 from irflow.engine.playbook import PlaybookError, StepSpec, parse_playbook
 from irflow.engine.runtime import FANOUT_QUEUE, services
 from irflow.engine.templates import TemplateProblem, render
@@ -56,6 +57,17 @@ def change_step(
     step_id: str, trigger: str, fields: dict[str, Any] | None = None, payload: dict[str, Any] | None = None
 ) -> str:
     return services().state.transition_step(step_id, trigger, payload=payload, **(fields or {}))
+
+
+@DBOS.step()
+def deliver_outbox() -> dict[str, int]:
+    """One delivery pass of the outbox (what notify.* steps queued); failures are retried by later passes."""
+    try:
+        report = OutboxNotifier(services().db, services().settings).deliver_pending()
+    except ValueError as exc:  # a channel configured incompletely: the messages wait in the outbox
+        log.warning("outbox not delivered", reason=str(exc))
+        return {"sent": 0, "failed": 0}
+    return {"sent": len(report.sent), "failed": len(report.failed)}
 
 
 @DBOS.step()
@@ -110,6 +122,8 @@ def _context(row: dict[str, Any]) -> tuple[Any, StepContext]:
         clients=services().clients,
         reference_time=row["reference_time"],
         first_attempt_at=row["first_attempt_at"],
+        incident=row["incident"],
+        notifier=OutboxNotifier(services().db, services().settings),
     )
     return action_cls(), ctx
 
@@ -205,6 +219,8 @@ def playbook_workflow(run_id: str) -> str:
                 outcomes.append(window.pop(0).get_result(polling_interval_sec=poll))
             window.append(queue.enqueue(target_workflow, step_id, spec, run["dry_run"], run["auto_approve"]))
         outcomes.extend(handle.get_result(polling_interval_sec=poll) for handle in window)
+        if step.action.startswith("notify.") and not run["dry_run"]:
+            deliver_outbox()
         outputs[step.id] = {
             "states": [o["state"] for o in outcomes],
             "outputs": [o.get("result", {}).get("outputs", {}) for o in outcomes],

@@ -355,6 +355,12 @@ class StateStore:
                 "first_attempt_at": step.first_attempt_at,
                 "reference_time": incident.detected_at,
                 "requires_approval": step.requires_approval,
+                "incident": {
+                    "id": incident.id,
+                    "title": incident.title,
+                    "severity": incident.severity,
+                    "status": incident.status,
+                },
             }
 
 

@@ -31,6 +31,7 @@ def settings(database_url: str, sim: SimServer) -> Settings:
         azure_ca_bundle=Path(sim.ca_file),
         azure_token=SecretStr(sim.token),
         queue_polling_interval=0.05,
+        oncall_recipients="soc-oncall@example.org",
         playbooks_dir=Path(__file__).resolve().parents[2] / "playbooks",
     )
 

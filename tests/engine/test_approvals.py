@@ -91,6 +91,7 @@ def test_cli_leaves_a_gated_run_waiting_and_approves_it_later(sim_process, tmp_p
         **info["env"],
         "IRFLOW_DATABASE_URL": f"sqlite:///{tmp_path / 'irflow.db'}",
         "IRFLOW_QUEUE_POLLING_INTERVAL": "0.05",
+        "IRFLOW_ONCALL_RECIPIENTS": "soc-oncall@example.org",
     }
     accounts = ",".join(
         f"/subscriptions/{info['subscription_id']}/resourceGroups/rg-phi-prod/providers/Microsoft.Storage/"

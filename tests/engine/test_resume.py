@@ -53,6 +53,7 @@ def test_killed_run_resumes_from_its_last_completed_step(sim_process, tmp_path: 
         **info["env"],
         "IRFLOW_DATABASE_URL": f"sqlite:///{db}",
         "IRFLOW_QUEUE_POLLING_INTERVAL": "0.05",
+        "IRFLOW_ONCALL_RECIPIENTS": "soc-oncall@example.org",
     }
     accounts = ",".join(
         f"/subscriptions/{info['subscription_id']}/resourceGroups/rg-phi-prod/providers/Microsoft.Storage/"
@@ -78,7 +79,7 @@ def test_killed_run_resumes_from_its_last_completed_step(sim_process, tmp_path: 
     with sqlite3.connect(db) as conn:
         status = conn.execute("SELECT status FROM runs").fetchone()[0]
         done_before = conn.execute("SELECT count(*) FROM steps WHERE state = 'succeeded'").fetchone()[0]
-    assert status == "running" and done_before < 9
+    assert status == "running" and done_before < 10
 
     resumed = subprocess.run(
         irflow_command("runs", "resume"),
@@ -94,7 +95,7 @@ def test_killed_run_resumes_from_its_last_completed_step(sim_process, tmp_path: 
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT status FROM runs").fetchone()[0] == "succeeded"
         states = conn.execute("SELECT state, count(*) FROM steps GROUP BY state").fetchall()
-    assert states == [("succeeded", 9)]
+    assert states == [("succeeded", 10)]
 
     writes = [entry for entry in _journal(info) if entry["is_write"]]
     regenerated = Counter(

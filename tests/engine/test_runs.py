@@ -44,6 +44,7 @@ def test_containment_run_is_complete_idempotent_and_audited(svc: runtime.Service
         [("protect-evidence", "succeeded")] * 3
         + [("isolate", "succeeded")] * 3
         + [("rotate-keys", "succeeded")] * 3
+        + [("escalate", "succeeded")]
     )
     for name in TARGETS:
         state = sim.tenant.storage_account(name).summary()
@@ -78,7 +79,8 @@ def test_containment_run_is_complete_idempotent_and_audited(svc: runtime.Service
     assert report.ok, report.describe()
     assert types[:3] == ["incident.opened", "run.created", "run.running"]
     assert "incident.status_changed" in types and types.count("run.succeeded") == 3
-    assert types.count("step.succeeded") == 18 and types.count("step.planned") == 27
+    assert types.count("step.succeeded") == 20 and types.count("step.planned") == 30
+    assert types.count("notification.queued") == 1  # the re-run escalates nothing twice
 
 
 def test_dry_run_on_a_fresh_tenant_plans_every_change_and_writes_nothing(

@@ -1,0 +1,112 @@
+"""Notification actions: they put messages in the outbox (through the engine's notifier), never send inline.
+
+The outbox stores a notification first and delivers it with retries; each outcome is audited. These actions
+are idempotent per incident: the same step of the same incident to the same recipient queues one message,
+however often the playbook runs.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from irflow.actions.base import Action, ActionError, Change, Plan, Result, StepContext, register
+
+Channel = Literal["email", "slack", "teams", "webhook"]
+
+
+class EscalateParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Channel = Field(default="email", description="Outbox channel: email, slack, teams or webhook.")
+    recipients: list[str] = Field(
+        default_factory=list,
+        description="E-mail addresses (email channel); chat channels post to their webhook.",
+    )
+    reason: str = Field(min_length=1, max_length=500, description="Why the team is called; no PHI.")
+    actions: list[str] = Field(default_factory=list, description="What the team is asked to do.")
+    template: str = Field(default="internal-escalation", pattern=r"^[a-z0-9-]{1,80}$")
+
+
+@register
+class Escalate(Action):
+    """Escalate to the response team through the outbox (internal-escalation template, no PHI).
+
+    Example::
+
+        - id: escalate
+          action: notify.escalate
+          with:
+            channel: email
+            recipients: [soc-oncall@example.org]
+            reason: "PHI storage contained; key rotation done; forensics next"
+            actions: ["Confirm the scope", "Open the bridge"]
+    """
+
+    name = "notify.escalate"
+    Params = EscalateParams
+    permissions = ()  # touches no Azure resource
+    target_param = None
+
+    def _context(self, ctx: StepContext) -> dict[str, object]:
+        params: EscalateParams = ctx.params  # type: ignore[assignment]
+        return {"incident": ctx.incident, "reason": params.reason, "actions": params.actions, "step": ""}
+
+    def _addressees(self, ctx: StepContext) -> list[str]:
+        params: EscalateParams = ctx.params  # type: ignore[assignment]
+        if params.channel != "email":
+            return [params.channel]
+        addresses = params.recipients or ctx.notifier.oncall_recipients()
+        if not addresses:
+            raise ActionError(
+                "notify.escalate by email has no recipients: give `recipients` or set "
+                "IRFLOW_ONCALL_RECIPIENTS"
+            )
+        return addresses
+
+    def _pending(self, ctx: StepContext) -> list[str]:
+        return [r for r in self._addressees(ctx) if not ctx.notifier.exists(self._key(ctx, r))]
+
+    def _key(self, ctx: StepContext, recipient: str) -> str:
+        params: EscalateParams = ctx.params  # type: ignore[assignment]
+        return ctx.notifier.dedupe_key(
+            ctx.incident["id"], self.name, params.template, params.reason, recipient
+        )
+
+    def plan(self, ctx: StepContext) -> Plan:
+        params: EscalateParams = ctx.params  # type: ignore[assignment]
+        self._require_notifier(ctx)
+        subject = ctx.notifier.preview(params.template, self._context(ctx))
+        pending = self._pending(ctx)
+        changes = [Change(field=f"outbox.{params.channel}", before=None, after=subject) for _ in pending]
+        notes = [] if pending else ["already queued for this incident"]
+        return Plan(action=self.name, changes=changes, notes=notes)
+
+    def apply(self, ctx: StepContext) -> Result:
+        params: EscalateParams = ctx.params  # type: ignore[assignment]
+        self._require_notifier(ctx)
+        queued = [
+            ctx.notifier.queue(
+                channel=params.channel,
+                template=params.template,
+                recipient=recipient,
+                context=self._context(ctx),
+                incident_id=ctx.incident["id"],
+                dedupe_key=self._key(ctx, recipient),
+            )
+            for recipient in self._pending(ctx)
+        ]
+        return Result(
+            changed=bool(queued),
+            changes=[Change(field=f"outbox.{params.channel}", before=None, after=n) for n in queued],
+            outputs={"notifications": queued},
+        )
+
+    def verify(self, ctx: StepContext) -> bool:
+        return not self._pending(ctx)
+
+    @staticmethod
+    def _require_notifier(ctx: StepContext) -> None:
+        if ctx.notifier is None:
+            raise ActionError("notify.* actions run inside the engine, which provides the outbox")

@@ -1,0 +1,67 @@
+"""The outbox port handed to notify.* actions: preview, queue (idempotent by key), look up, deliver."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from sqlalchemy import select
+
+from irflow.engine.state import ENGINE_ACTOR
+from irflow.notify.config import channels_from_settings
+from irflow.notify.outbox import DeliveryReport, deliver_due, enqueue
+from irflow.notify.render import render
+from irflow.settings import Settings, recipients
+from irflow.store.db import Database
+from irflow.store.models import Notification
+
+
+class OutboxNotifier:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+
+    @staticmethod
+    def dedupe_key(*parts: str) -> str:
+        """A stable key for one message; hashed, so no recipient or text appears in it."""
+        return "notify:" + hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+    def oncall_recipients(self) -> list[str]:
+        return recipients(self.settings.oncall_recipients)
+
+    def preview(self, template: str, context: dict[str, Any]) -> str:
+        return render(template, context, templates_dir=self.settings.templates_dir).subject
+
+    def exists(self, dedupe_key: str) -> bool:
+        with self.db.transaction() as session:
+            return (
+                session.scalar(select(Notification.id).where(Notification.dedupe_key == dedupe_key))
+                is not None
+            )
+
+    def queue(
+        self,
+        *,
+        channel: str,
+        template: str,
+        recipient: str,
+        context: dict[str, Any],
+        incident_id: str | None,
+        dedupe_key: str,
+    ) -> str:
+        with self.db.transaction() as session:
+            notification = enqueue(
+                session,
+                channel=channel,
+                template=template,
+                recipient=recipient,
+                context=context,
+                incident_id=incident_id,
+                dedupe_key=dedupe_key,
+                actor=ENGINE_ACTOR,
+                templates_dir=self.settings.templates_dir,
+            )
+            return notification.id
+
+    def deliver_pending(self) -> DeliveryReport:
+        return deliver_due(self.db, channels_from_settings(self.settings))

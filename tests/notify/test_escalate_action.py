@@ -1,0 +1,81 @@
+"""notify.escalate inside a playbook run: queued through the outbox, delivered to a real SMTP server, once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from irflow.engine import runtime
+from irflow.engine.runs import run_view, submit_run
+from irflow.settings import Settings
+
+PLAYBOOK = """\
+name: escalate-only
+version: 1
+description: Page the team.
+steps:
+  - id: escalate
+    action: notify.escalate
+    with:
+      reason: "drill: containment finished"
+      actions: ["Open the bridge"]
+"""
+
+
+@pytest.fixture
+def engine(tmp_path: Path, smtp_server):  # type: ignore[no-untyped-def]
+    (tmp_path / "escalate-only.yaml").write_text(PLAYBOOK)
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'irflow.db'}",
+        playbooks_dir=tmp_path,
+        queue_polling_interval=0.05,
+        smtp_host=smtp_server.host,
+        smtp_port=smtp_server.port,
+        smtp_from="irflow@example.org",
+        smtp_starttls=False,
+        oncall_recipients="soc-oncall@example.org, ir-lead@example.org",
+    )
+    services = runtime.launch(settings)
+    yield services
+    runtime.shutdown()
+
+
+def test_escalation_is_delivered_once_per_incident(engine, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    dry = submit_run(engine, "escalate-only", {}, actor="cli:ic", dry_run=True)
+    assert dry.handle.get_result() == "succeeded"
+    [planned] = run_view(engine, dry.run_id)["steps"]
+    assert len(planned["plan"]["changes"]) == 2 and "Escalation" in planned["plan"]["changes"][0]["after"]
+    assert smtp_server.sink.messages == []
+
+    first = submit_run(
+        engine, "escalate-only", {}, actor="cli:ic", auto_approve=True, incident_id=dry.incident_id
+    )
+    assert first.handle.get_result() == "succeeded"
+    assert sorted(rcpt for _, rcpts in smtp_server.sink.envelopes for rcpt in rcpts) == [
+        "ir-lead@example.org",
+        "soc-oncall@example.org",
+    ]
+    message = smtp_server.sink.messages[0]
+    assert "drill: containment finished" in message.get_content()
+
+    again = submit_run(
+        engine, "escalate-only", {}, actor="cli:ic", auto_approve=True, incident_id=dry.incident_id
+    )
+    assert again.handle.get_result() == "succeeded"
+    assert len(smtp_server.sink.messages) == 2
+    [step] = run_view(engine, again.run_id)["steps"]
+    assert step["result"]["changed"] is False
+
+
+def test_escalation_without_recipients_fails_clearly(tmp_path: Path) -> None:
+    (tmp_path / "escalate-only.yaml").write_text(PLAYBOOK)
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'irflow.db'}", playbooks_dir=tmp_path)
+    services = runtime.launch(settings)
+    try:
+        run = submit_run(services, "escalate-only", {}, actor="cli:ic", auto_approve=True)
+        assert run.handle.get_result() == "failed"
+        [step] = run_view(services, run.run_id)["steps"]
+        assert "IRFLOW_ONCALL_RECIPIENTS" in step["error"]
+    finally:
+        runtime.shutdown()
