@@ -110,3 +110,53 @@ class Escalate(Action):
     def _require_notifier(ctx: StepContext) -> None:
         if ctx.notifier is None:
             raise ActionError("notify.* actions run inside the engine, which provides the outbox")
+
+
+class ReminderParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    recipients: list[str] = Field(
+        default_factory=list, description="E-mail addresses (default IRFLOW_COMPLIANCE_RECIPIENTS)."
+    )
+
+
+@register
+class Reminder(Action):
+    """Queue the incident's deadline reminders due today (T-30/14/7/3/1, overdue), each stage once.
+
+    Example::
+
+        - id: remind-compliance
+          action: notify.reminder
+          with: {recipients: [privacy-officer@example.org]}
+    """
+
+    name = "notify.reminder"
+    Params = ReminderParams
+    permissions = ()
+    target_param = None
+
+    def _addresses(self, ctx: StepContext) -> list[str]:
+        params: ReminderParams = ctx.params  # type: ignore[assignment]
+        Escalate._require_notifier(ctx)
+        addresses = params.recipients or ctx.notifier.compliance_recipients()
+        if not addresses:
+            raise ActionError(
+                "notify.reminder has no recipients: give `recipients` or set IRFLOW_COMPLIANCE_RECIPIENTS"
+            )
+        return addresses
+
+    def plan(self, ctx: StepContext) -> Plan:
+        due = ctx.notifier.reminders(ctx.incident["id"], self._addresses(ctx), preview=True)
+        return Plan(
+            action=self.name,
+            changes=[Change(field="outbox.email", after=item) for item in due],
+            notes=[] if due else ["no reminder due today"],
+        )
+
+    def apply(self, ctx: StepContext) -> Result:
+        queued = ctx.notifier.reminders(ctx.incident["id"], self._addresses(ctx), preview=False)
+        return Result(changed=bool(queued), outputs={"notifications": queued})
+
+    def verify(self, ctx: StepContext) -> bool:
+        return not ctx.notifier.reminders(ctx.incident["id"], self._addresses(ctx), preview=True)

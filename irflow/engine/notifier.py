@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from irflow import clock
+from irflow.engine.reminders import queue_due_reminders
 from irflow.engine.state import ENGINE_ACTOR
 from irflow.notify.config import channels_from_settings
 from irflow.notify.outbox import DeliveryReport, deliver_due, enqueue
@@ -62,6 +64,16 @@ class OutboxNotifier:
                 templates_dir=self.settings.templates_dir,
             )
             return notification.id
+
+    def compliance_recipients(self) -> list[str]:
+        return recipients(self.settings.compliance_recipients)
+
+    def reminders(self, incident_id: str, addresses: list[str], *, preview: bool) -> list[str]:
+        """Today's reminders of one incident: what would be queued (preview), or the queued ids."""
+        report = queue_due_reminders(
+            self.db, today=clock.now().date(), recipients=addresses, incident_id=incident_id, preview=preview
+        )
+        return report.queued
 
     def deliver_pending(self) -> DeliveryReport:
         return deliver_due(self.db, channels_from_settings(self.settings))

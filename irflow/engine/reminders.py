@@ -30,22 +30,32 @@ class ReminderReport:
 
 
 def queue_due_reminders(
-    db: Database, *, today: date, recipients: list[str], channel: str = "email"
+    db: Database,
+    *,
+    today: date,
+    recipients: list[str],
+    channel: str = "email",
+    incident_id: str | None = None,
+    preview: bool = False,
 ) -> ReminderReport:
+    """Queue today's reminders (of one incident, or all). ``preview`` lists them and writes nothing."""
     report = ReminderReport()
     chain = AuditChain()
     with db.transaction() as session:
-        rows = session.execute(
+        query = (
             select(Deadline, Incident)
             .join(Incident, Incident.id == Deadline.incident_id)
             .where(Deadline.status.in_(("open", "overdue")))
             .order_by(Deadline.due)
-        ).all()
+        )
+        if incident_id is not None:
+            query = query.where(Incident.id == incident_id)
+        rows = session.execute(query).all()
         for deadline, incident in rows:
             stage = reminder_stage(deadline.due, today)
             if stage is None:
                 continue
-            if stage == OVERDUE and deadline.status != "overdue":
+            if stage == OVERDUE and deadline.status != "overdue" and not preview:
                 deadline.status = "overdue"
                 report.marked_overdue += 1
                 chain.append(
@@ -75,6 +85,9 @@ def queue_due_reminders(
                 exists = session.scalar(select(Notification.id).where(Notification.dedupe_key == key))
                 if exists:
                     report.already_queued += 1
+                    continue
+                if preview:
+                    report.queued.append(f"{deadline.kind} {deadline.jurisdiction} {stage}")
                     continue
                 notification = enqueue(
                     session,

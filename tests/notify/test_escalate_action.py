@@ -79,3 +79,47 @@ def test_escalation_without_recipients_fails_clearly(tmp_path: Path) -> None:
         assert "IRFLOW_ONCALL_RECIPIENTS" in step["error"]
     finally:
         runtime.shutdown()
+
+
+REMINDER_PLAYBOOK = """\
+name: remind-only
+version: 1
+description: Remind the compliance team.
+steps:
+  - id: remind
+    action: notify.reminder
+    with: {recipients: [privacy-officer@example.org]}
+"""
+
+
+def test_reminder_step_sends_todays_stage_once(engine, smtp_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    from irflow import clock
+    from irflow.engine.incidents import FactsUpdate, update_facts
+
+    (tmp_path / "remind-only.yaml").write_text(REMINDER_PLAYBOOK)
+    dry = submit_run(engine, "remind-only", {}, actor="cli:privacy", dry_run=True)
+    dry.handle.get_result()
+    today = clock.now().astimezone(UTC).date()
+    discovered = datetime.combine(
+        today - timedelta(days=57), datetime.min.time(), tzinfo=UTC
+    )  # due in 3 days
+    update_facts(
+        engine.db, dry.incident_id, FactsUpdate(discovered_at=discovered, affected_total=12), actor="t"
+    )
+
+    planned = submit_run(
+        engine, "remind-only", {}, actor="cli:privacy", dry_run=True, incident_id=dry.incident_id
+    )
+    planned.handle.get_result()
+    [step] = run_view(engine, planned.run_id)["steps"]
+    assert [c["after"] for c in step["plan"]["changes"]] == ["individuals US T-3"]
+
+    for _ in range(2):
+        run = submit_run(
+            engine, "remind-only", {}, actor="cli:privacy", auto_approve=True, incident_id=dry.incident_id
+        )
+        assert run.handle.get_result() == "succeeded"
+    assert len(smtp_server.sink.messages) == 1
+    assert "Due in 3 days: individuals" in str(smtp_server.sink.messages[0]["Subject"])
