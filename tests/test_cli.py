@@ -67,6 +67,16 @@ def test_demo_contains_the_breach_and_proves_it(tmp_path: Path) -> None:
     assert deadlines[("individuals", "US")] == "2026-05-01" and ("media", "TX") in deadlines
     shown = irflow("incidents", "show", incident, cwd=tmp_path, env=env)
     assert shown.returncode == 0 and "2026-05-01" in shown.stdout and "contained" in shown.stdout
+    notices = irflow("notices", "list", incident, "--json", cwd=tmp_path, env=env)
+    assert notices.returncode == 0, notices.stderr
+    [escalation] = json.loads(notices.stdout)["items"]
+    assert escalation["template"].startswith("internal-escalation") and escalation["status"] == "pending"
+    assert escalation["recipient"].startswith("sha256:") and "@" not in notices.stdout
+    shown = irflow("notices", "show", escalation["id"], cwd=tmp_path, env=env)
+    assert shown.returncode == 0 and "ESCALATION" in shown.stdout
+    deliver = irflow("notices", "deliver", cwd=tmp_path, env=env)
+    assert deliver.returncode == 0 and "waiting for an unconfigured channel 1" in deliver.stdout
+
     bad = irflow("incidents", "facts", incident, "--state", "TX=5000", cwd=tmp_path, env=env)
     assert bad.returncode == 2 and "more than the total" in bad.stderr and "Traceback" not in bad.stderr
 

@@ -160,3 +160,151 @@ class Reminder(Action):
 
     def verify(self, ctx: StepContext) -> bool:
         return not ctx.notifier.reminders(ctx.incident["id"], self._addresses(ctx), preview=True)
+
+
+class EntityContact(BaseModel):
+    """164.404(c)(1)(E): how individuals reach the entity."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    toll_free_phone: str = Field(min_length=7, max_length=40)
+    email: str = Field(min_length=3, max_length=200)
+    website: str = Field(default="", max_length=300)
+    postal_address: str = Field(min_length=5, max_length=300)
+    hours: str = Field(default="", max_length=200)
+
+
+class Response(BaseModel):
+    """164.404(c)(1)(D): what the entity is doing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    investigation: str = Field(min_length=1, max_length=2000)
+    mitigation: str = Field(min_length=1, max_length=2000)
+    prevention: str = Field(min_length=1, max_length=2000)
+
+
+class DraftNoticesParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    entity: EntityContact
+    description: str = Field(min_length=1, max_length=4000, description="What happened, in plain language.")
+    phi_types: list[str] = Field(min_length=1, description="Types of unsecured PHI involved.")
+    protective_steps: list[str] = Field(min_length=1, description="Steps individuals should take.")
+    response: Response
+    media_contact: dict[str, str] = Field(
+        default_factory=dict, description="name, phone, email for the press."
+    )
+
+
+@register
+class DraftNotices(Action):
+    """Draft the notices the incident's deadlines call for, for the compliance team to review.
+
+    The individual notice (every element of 164.404(c)) always, and a media notice (164.406) for each state
+    with a media obligation. Dates come from the incident's facts. Drafts are stored in the outbox with status
+    ``draft`` — never sent — and each is drafted once per incident.
+
+    Example::
+
+        - id: draft-notices
+          action: notify.draft_notices
+          with:
+            entity: {name: Example Health, toll_free_phone: 1-800-555-0100, email: privacy@example.org,
+                     postal_address: "100 Example Street, Springfield"}
+            description: "{{ inputs.what_happened }}"
+            phi_types: [Names, Dates of service]
+            protective_steps: ["Review your insurer's statements"]
+            response: {investigation: "...", mitigation: "...", prevention: "..."}
+    """
+
+    name = "notify.draft_notices"
+    Params = DraftNoticesParams
+    permissions = ()
+    target_param = None
+
+    def _drafts(self, ctx: StepContext) -> list[tuple[str, str, dict[str, object]]]:
+        params: DraftNoticesParams = ctx.params  # type: ignore[assignment]
+        Escalate._require_notifier(ctx)
+        view = ctx.notifier.incident_facts(ctx.incident["id"])
+        facts = view["facts"]
+        if not facts["discovered_at"]:
+            raise ActionError("notices need the discovery date: record it with `irflow incidents facts`")
+        base = {
+            "entity": params.entity.model_dump(),
+            "breach": {
+                "description": params.description,
+                "date": facts["breach_start"] or "",
+                "end_date": facts["breach_end"] or "",
+                "discovery_date": facts["discovered_at"][:10],
+            },
+            "phi_types": params.phi_types,
+            "protective_steps": params.protective_steps,
+            "response": params.response.model_dump(),
+        }
+        drafts: list[tuple[str, str, dict[str, object]]] = [
+            (
+                "individual-notice",
+                "individuals",
+                {
+                    **base,
+                    "recipient_name": "[name of the individual]",
+                    "incident": {"reference": view["id"][:8]},
+                },
+            ),
+        ]
+        affected = facts["affected_by_state"] or {}
+        for deadline in view["deadlines"]:
+            if deadline["kind"] == "media":
+                state = deadline["jurisdiction"]
+                drafts.append(
+                    (
+                        "media-notice",
+                        f"media {state}",
+                        {
+                            **base,
+                            "jurisdiction": state,
+                            "affected_in_jurisdiction": affected.get(state, 0),
+                            "release_date": deadline["due"],
+                            "media_contact": params.media_contact
+                            or {
+                                "name": params.entity.name,
+                                "phone": params.entity.toll_free_phone,
+                                "email": params.entity.email,
+                            },
+                        },
+                    )
+                )
+        return drafts
+
+    def _key(self, ctx: StepContext, template: str, label: str) -> str:
+        return ctx.notifier.dedupe_key(ctx.incident["id"], self.name, template, label)
+
+    def _missing(self, ctx: StepContext) -> list[tuple[str, str, dict[str, object]]]:
+        return [d for d in self._drafts(ctx) if not ctx.notifier.exists(self._key(ctx, d[0], d[1]))]
+
+    def plan(self, ctx: StepContext) -> Plan:
+        missing = self._missing(ctx)
+        return Plan(
+            action=self.name,
+            changes=[Change(field=f"drafts.{label}", after=template) for template, label, _ in missing],
+            notes=[] if missing else ["every notice already drafted"],
+        )
+
+    def apply(self, ctx: StepContext) -> Result:
+        drafted = []
+        for template, label, context in self._missing(ctx):
+            made = ctx.notifier.draft(
+                template=template,
+                context=context,
+                incident_id=ctx.incident["id"],
+                dedupe_key=self._key(ctx, template, label),
+                label=label,
+            )
+            if made:
+                drafted.append(made)
+        return Result(changed=bool(drafted), outputs={"drafts": drafted})
+
+    def verify(self, ctx: StepContext) -> bool:
+        return not self._missing(ctx)

@@ -39,12 +39,14 @@ playbooks_app = typer.Typer(help="Playbooks.", no_args_is_help=True)
 actions_app = typer.Typer(help="The action registry.", no_args_is_help=True)
 runs_app = typer.Typer(help="Playbook runs.", no_args_is_help=True)
 incidents_app = typer.Typer(help="Incidents.", no_args_is_help=True)
+notices_app = typer.Typer(help="The outbox: notifications and drafted notices.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.add_typer(playbooks_app, name="playbooks")
 app.add_typer(actions_app, name="actions")
 app.add_typer(runs_app, name="runs")
 app.add_typer(incidents_app, name="incidents")
+app.add_typer(notices_app, name="notices")
 
 
 def _mount_subcommands() -> None:
@@ -464,6 +466,80 @@ def incidents_assess(
             markup=False,
         )
     _print_incident(view)
+
+
+@notices_app.command("list")
+def notices_list(
+    incident_id: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
+) -> None:
+    """An incident's notifications and drafts (recipients shown only as fingerprints)."""
+    from sqlalchemy import select
+
+    from irflow.store.models import Notification
+
+    with _reader() as svc, svc.db.transaction() as session:
+        rows = [
+            {
+                "id": n.id,
+                "status": n.status,
+                "channel": n.channel,
+                "template": n.template,
+                "recipient": n.recipient_fingerprint if n.channel != "draft" else n.recipient,
+                "subject": n.subject,
+                "attempts": n.attempts,
+                "created_at": n.created_at.isoformat(),
+            }
+            for n in session.execute(
+                select(Notification)
+                .where(Notification.incident_id == incident_id)
+                .order_by(Notification.created_at)
+            ).scalars()
+        ]
+    if as_json:
+        console.print_json(json.dumps({"items": rows, "total": len(rows)}))
+        return
+    for row in rows:
+        console.print(
+            f"{row['id']}  {row['status']:<8} {row['channel']:<7} {row['template']:<20} {row['subject']}",
+            markup=False,
+        )
+    if not rows:
+        console.print("no notifications for this incident")
+
+
+@notices_app.command("show")
+def notices_show(notification_id: str) -> None:
+    """The subject and body of one notification or draft, for review."""
+    from irflow.store.models import Notification
+
+    with _reader() as svc, svc.db.transaction() as session:
+        notification = session.get(Notification, notification_id)
+        if notification is None:
+            fail(f"no notification {notification_id}")
+        console.print(f"Subject: {notification.subject}\n", markup=False)
+        console.print(notification.body, markup=False)
+
+
+@notices_app.command("deliver")
+def notices_deliver() -> None:
+    """One delivery pass of the outbox over the configured channels; exit 1 when one failed for good."""
+    from irflow.notify.config import channels_from_settings
+    from irflow.notify.outbox import deliver_due
+
+    settings = load_settings()
+    try:
+        channels = channels_from_settings(settings)
+    except ValueError as exc:
+        fail(str(exc))
+    with _reader() as svc:
+        report = deliver_due(svc.db, channels)
+    console.print(
+        f"delivered {len(report.sent)}, retrying {len(report.retry_scheduled)}, failed {len(report.failed)}, "
+        f"waiting for an unconfigured channel {sum(report.unroutable.values())}",
+        markup=False,
+    )
+    if report.failed:
+        raise typer.Exit(EXIT_FAILED)
 
 
 @db_app.command("upgrade")

@@ -8,11 +8,13 @@ from typing import Any
 from sqlalchemy import select
 
 from irflow import clock
+from irflow.audit import AuditChain
 from irflow.engine.reminders import queue_due_reminders
 from irflow.engine.state import ENGINE_ACTOR
 from irflow.notify.config import channels_from_settings
 from irflow.notify.outbox import DeliveryReport, deliver_due, enqueue
 from irflow.notify.render import render
+from irflow.redaction import fingerprint
 from irflow.settings import Settings, recipients
 from irflow.store.db import Database
 from irflow.store.models import Notification
@@ -74,6 +76,46 @@ class OutboxNotifier:
             self.db, today=clock.now().date(), recipients=addresses, incident_id=incident_id, preview=preview
         )
         return report.queued
+
+    def incident_facts(self, incident_id: str) -> dict[str, Any]:
+        """Facts and deadlines of the incident (no PHI: dates, counts, obligations)."""
+        from irflow.engine.incidents import incident_view
+
+        return incident_view(self.db, incident_id)
+
+    def draft(
+        self, *, template: str, context: dict[str, Any], incident_id: str, dedupe_key: str, label: str
+    ) -> str | None:
+        """Store a rendered notice for review (status ``draft``: never delivered). None when it exists."""
+        rendered = render(template, context, templates_dir=self.settings.templates_dir)
+        with self.db.transaction() as session:
+            if session.scalar(select(Notification.id).where(Notification.dedupe_key == dedupe_key)):
+                return None
+            now = clock.now()
+            notification = Notification(
+                incident_id=incident_id,
+                dedupe_key=dedupe_key,
+                channel="draft",
+                template=template,
+                recipient=label,
+                recipient_fingerprint=fingerprint(label),
+                subject=rendered.subject,
+                body=rendered.body,
+                status="draft",
+                attempts=0,
+                max_attempts=0,
+                created_at=now,
+            )
+            session.add(notification)
+            session.flush()
+            AuditChain().append(
+                session,
+                actor=ENGINE_ACTOR,
+                type="notice.drafted",
+                incident_id=incident_id,
+                payload={"notification_id": notification.id, "template": template, "for": label},
+            )
+            return notification.id
 
     def deliver_pending(self) -> DeliveryReport:
         return deliver_due(self.db, channels_from_settings(self.settings))

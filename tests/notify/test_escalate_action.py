@@ -123,3 +123,64 @@ def test_reminder_step_sends_todays_stage_once(engine, smtp_server, tmp_path: Pa
         assert run.handle.get_result() == "succeeded"
     assert len(smtp_server.sink.messages) == 1
     assert "Due in 3 days: individuals" in str(smtp_server.sink.messages[0]["Subject"])
+
+
+DRAFT_PLAYBOOK = """\
+name: draft-only
+version: 1
+description: Draft the notices.
+steps:
+  - id: draft
+    action: notify.draft_notices
+    with:
+      entity: {name: Example Health Clinic, toll_free_phone: 1-800-555-0100, email: privacy@example.org,
+               postal_address: "100 Example Street, Springfield, ZZ 00000"}
+      description: "A storage account holding appointment exports was readable from the internet."
+      phi_types: [Names, Dates of service]
+      protective_steps: ["Review the statements from your health insurer"]
+      response: {investigation: "Forensic review under way", mitigation: "Access closed, keys rotated",
+                 prevention: "Public access blocked by policy"}
+"""
+
+
+def test_draft_notices_follow_the_deadlines_and_are_never_sent(engine, smtp_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from irflow.engine.incidents import FactsUpdate, update_facts
+    from irflow.store.models import Notification
+
+    (tmp_path / "draft-only.yaml").write_text(DRAFT_PLAYBOOK)
+    first = submit_run(engine, "draft-only", {}, actor="cli:privacy", auto_approve=True)
+    assert first.handle.get_result() == "failed"  # no discovery date yet
+    assert "discovery date" in run_view(engine, first.run_id)["steps"][0]["error"]
+
+    facts = FactsUpdate(
+        discovered_at=datetime(2026, 3, 2, tzinfo=UTC),
+        affected_total=1200,
+        affected_by_state={"TX": 600, "CO": 20},
+    )
+    update_facts(engine.db, first.incident_id, facts, actor="cli:privacy")
+    for _ in range(2):
+        run = submit_run(
+            engine, "draft-only", {}, actor="cli:privacy", auto_approve=True, incident_id=first.incident_id
+        )
+        assert run.handle.get_result() == "succeeded"
+    with engine.db.transaction() as session:
+        drafts = list(session.execute(select(Notification).where(Notification.status == "draft")).scalars())
+    assert sorted((d.template, d.recipient) for d in drafts) == [
+        ("individual-notice", "individuals"),
+        ("media-notice", "media TX"),
+    ]
+    individual = next(d for d in drafts if d.template == "individual-notice")
+    for heading in (
+        "WHAT HAPPENED",
+        "WHAT INFORMATION WAS INVOLVED",
+        "WHAT YOU CAN DO",
+        "WHAT WE ARE DOING",
+        "FOR MORE INFORMATION",
+    ):
+        assert heading in individual.body
+    assert "March 2, 2026" in individual.body and "1-800-555-0100" in individual.body
+    assert smtp_server.sink.messages == []  # drafts are for review, never delivered
