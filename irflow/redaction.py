@@ -153,7 +153,7 @@ def _email(match: re.Match[str]) -> str:
     local = address[: address.index("@")]
     # Keep what reads as a label or a quote before the address: `to=`, `'`, `mailto:/`.
     cut = max(local.rfind(c) for c in "=/?'") + 1
-    if local[:cut].endswith("//") or (cut < len(local) and not local[cut:].strip("*")):
+    if local[:cut].endswith("//") or local[cut:] == MASK:
         return address  # user info of a URL (`postgresql://irflow@db`), or a password masked already
     return local[:cut] + mask("email") if cut < len(local) else mask("email")
 

@@ -191,7 +191,15 @@ def _is_data_action(permission: str) -> bool:
 
 
 def _load_builtin_actions() -> None:
-    from irflow.actions import notify, storage  # noqa: F401  (register on import)
+    """Import every module of this package once: each registers its actions."""
+    import importlib
+    import pkgutil
+
+    import irflow.actions as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name != "base":
+            importlib.import_module(f"irflow.actions.{module.name}")
 
 
 @contextmanager

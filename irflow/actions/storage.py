@@ -28,6 +28,8 @@ CONTAINERS_READ = "Microsoft.Storage/storageAccounts/blobServices/containers/rea
 CONTAINERS_WRITE = "Microsoft.Storage/storageAccounts/blobServices/containers/write"
 BLOB_SERVICE_READ = "Microsoft.Storage/storageAccounts/blobServices/read"
 BLOB_SERVICE_WRITE = "Microsoft.Storage/storageAccounts/blobServices/write"
+CONTAINER_GET_ACL = "Microsoft.Storage/storageAccounts/blobServices/containers/getAcl/action"
+CONTAINER_SET_ACL = "Microsoft.Storage/storageAccounts/blobServices/containers/setAcl/action"
 
 
 def _get_account(ctx: StepContext, account_id: str) -> Any:
@@ -472,3 +474,135 @@ class EnableDataProtection(Action):
     def verify(self, ctx: StepContext) -> bool:
         _, changes = self._target(ctx, self._current(ctx))
         return not changes
+
+
+class RemoveStoredAccessPoliciesParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account: StorageAccountId = Field(description="Resource id of the storage account.")
+    containers: list[str] | None = Field(default=None, description="Only these containers (default: all).")
+    policy_ids: list[str] | None = Field(
+        default=None, description="Only these stored access policies (default: every policy)."
+    )
+
+
+@register
+class RemoveStoredAccessPolicies(Action):
+    """Remove containers' stored access policies, revoking every service SAS bound to them.
+
+    Every service SAS that names a removed policy stops working at once, and no new SAS can be issued under
+    an over-broad policy after the keys are rotated. The container's public access level is kept as it is
+    (setting an ACL without it would reset it). Removed policies (id, permissions, start, expiry; never a
+    signature) are recorded.
+
+    Example::
+
+        - id: revoke-service-sas
+          action: storage.remove_stored_access_policies
+          for_each: "{{ inputs.storage_accounts }}"
+          with: {account: "{{ item }}"}
+    """
+
+    name = "storage.remove_stored_access_policies"
+    Params = RemoveStoredAccessPoliciesParams
+    permissions = (READ, CONTAINERS_READ, CONTAINER_GET_ACL, CONTAINER_SET_ACL)
+    target_param = "account"
+
+    def _policies(self, ctx: StepContext) -> tuple[Any, dict[str, dict[str, Any]]]:
+        """The blob service client and, per container, its ACL: public access and the policies to remove."""
+        params: RemoveStoredAccessPoliciesParams = ctx.params  # type: ignore[assignment]
+        properties = _get_account(ctx, params.account).as_dict().get("properties", {})
+        endpoint = (properties.get("primaryEndpoints") or {}).get("blob")
+        public_allowed = bool(properties.get("allowBlobPublicAccess", False))
+        if not endpoint:
+            raise ResourceMissing(f"not found: a blob endpoint on {params.account}")
+        rid = ResourceId.parse(params.account)
+        with azure_errors(permission=CONTAINERS_READ, scope=params.account):
+            names = [
+                c.name
+                for c in ctx.clients.storage(rid.subscription_id).blob_containers.list(
+                    rid.resource_group, rid.name
+                )
+            ]
+        if params.containers is not None:
+            missing = sorted(set(params.containers) - set(names))
+            if missing:
+                raise ResourceMissing(f"not found: container(s) {', '.join(missing)} in {params.account}")
+            names = [n for n in names if n in params.containers]
+        service = ctx.clients.blob_service(endpoint)
+        acls: dict[str, dict[str, Any]] = {}
+        for name in names:
+            with azure_errors(
+                permission=CONTAINER_GET_ACL, scope=f"{params.account}/blobServices/default/containers/{name}"
+            ):
+                acl = service.get_container_client(name).get_container_access_policy()
+            identifiers = {i.id: i.access_policy for i in acl.get("signed_identifiers") or []}
+            remove = [i for i in identifiers if params.policy_ids is None or i in params.policy_ids]
+            public = acl.get("public_access")
+            # Azure refuses a public level on an account that forbids it: the ACL write makes it private.
+            keep_public = public if public_allowed else None
+            acls[name] = {
+                "public_access": public,
+                "keep_public": keep_public,
+                "all": identifiers,
+                "remove": remove,
+            }
+        return service, acls
+
+    @staticmethod
+    def _describe(policy: Any) -> dict[str, Any]:
+        return {
+            "permission": getattr(policy, "permission", None),
+            "start": str(getattr(policy, "start", None) or "") or None,
+            "expiry": str(getattr(policy, "expiry", None) or "") or None,
+        }
+
+    def _changes(self, acls: dict[str, dict[str, Any]]) -> list[Change]:
+        changes = []
+        for name, acl in sorted(acls.items()):
+            changes.extend(
+                Change(
+                    field=f"containers.{name}.storedAccessPolicies.{pid}",
+                    before=self._describe(acl["all"][pid]),
+                    after=None,
+                )
+                for pid in acl["remove"]
+            )
+            if acl["remove"] and acl["keep_public"] != acl["public_access"]:
+                changes.append(
+                    Change(field=f"containers.{name}.publicAccess", before=acl["public_access"], after=None)
+                )
+        return changes
+
+    def plan(self, ctx: StepContext) -> Plan:
+        params: RemoveStoredAccessPoliciesParams = ctx.params  # type: ignore[assignment]
+        _, acls = self._policies(ctx)
+        return Plan(action=self.name, target=params.account, changes=self._changes(acls))
+
+    def apply(self, ctx: StepContext) -> Result:
+        params: RemoveStoredAccessPoliciesParams = ctx.params  # type: ignore[assignment]
+        service, acls = self._policies(ctx)
+        changes = self._changes(acls)
+        prior = {
+            name: {pid: self._describe(p) for pid, p in acl["all"].items()} for name, acl in acls.items()
+        }
+        if not changes:
+            return Result(
+                changed=False, prior_state={"storedAccessPolicies": prior}, notes=["no stored policy"]
+            )
+        for name, acl in sorted(acls.items()):
+            if not acl["remove"]:
+                continue
+            keep = {pid: policy for pid, policy in acl["all"].items() if pid not in acl["remove"]}
+            with azure_errors(
+                permission=CONTAINER_SET_ACL, scope=f"{params.account}/blobServices/default/containers/{name}"
+            ):
+                service.get_container_client(name).set_container_access_policy(
+                    signed_identifiers=keep, public_access=acl["keep_public"]
+                )
+        ctx.log.info("stored access policies removed", policies=len(changes))
+        return Result(changed=True, changes=changes, prior_state={"storedAccessPolicies": prior})
+
+    def verify(self, ctx: StepContext) -> bool:
+        _, acls = self._policies(ctx)
+        return not self._changes(acls)

@@ -92,6 +92,16 @@ class StaticTokenCredential:
         return "StaticTokenCredential(<redacted>)"
 
 
+_VAULT_SUFFIXES = (".vault.azure.net", ".vault.usgovcloudapi.net", ".vault.azure.cn", ".managedhsm.azure.net")
+
+
+def _is_azure_vault_host(vault_url: str) -> bool:
+    """Key Vault's challenge check only holds for Azure's own vault hosts (not a simulator or proxy)."""
+    from urllib.parse import urlparse
+
+    return (urlparse(vault_url).hostname or "").endswith(_VAULT_SUFFIXES)
+
+
 def build_credential(settings: Settings, endpoints: CloudEndpoints) -> TokenCredential:
     if settings.azure_token is not None:
         return StaticTokenCredential(settings.azure_token.get_secret_value())
@@ -130,6 +140,104 @@ class AzureClients:
                 from azure.mgmt.storage import StorageManagementClient
 
                 client = StorageManagementClient(self.credential, subscription_id, **self._common())
+                self._clients[key] = client
+            return client
+
+    def _mgmt(self, kind: str, subscription_id: str, factory: Any) -> Any:
+        key = (kind, subscription_id)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = factory(self.credential, subscription_id, **self._common())
+                self._clients[key] = client
+            return client
+
+    def keyvault_mgmt(self, subscription_id: str) -> Any:
+        """``azure.mgmt.keyvault.KeyVaultManagementClient`` (vaults, access policies)."""
+        from azure.mgmt.keyvault import KeyVaultManagementClient
+
+        return self._mgmt("keyvault", subscription_id, KeyVaultManagementClient)
+
+    def network(self, subscription_id: str) -> Any:
+        """``azure.mgmt.network.NetworkManagementClient`` (NSGs, rules, VNets, peerings)."""
+        from azure.mgmt.network import NetworkManagementClient
+
+        return self._mgmt("network", subscription_id, NetworkManagementClient)
+
+    def monitor(self, subscription_id: str) -> Any:
+        """``azure.mgmt.monitor.MonitorManagementClient`` (diagnostic settings)."""
+        from azure.mgmt.monitor import MonitorManagementClient
+
+        return self._mgmt("monitor", subscription_id, MonitorManagementClient)
+
+    def keys(self, vault_url: str) -> Any:
+        """``azure.keyvault.keys.KeyClient`` for one vault's data plane."""
+        key = ("keys", vault_url)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                from azure.keyvault.keys import KeyClient
+
+                client = KeyClient(
+                    vault_url,
+                    self.credential,
+                    connection_verify=self.verify,
+                    verify_challenge_resource=_is_azure_vault_host(vault_url),
+                )
+                self._clients[key] = client
+            return client
+
+    def logs(self) -> Any:
+        """``azure.monitor.query.LogsQueryClient`` at the cloud's Log Analytics endpoint."""
+        key = ("logs", "")
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                from azure.monitor.query import LogsQueryClient
+
+                client = LogsQueryClient(
+                    self.credential,
+                    endpoint=self.endpoints.logs,
+                    audience=self.endpoints.logs,
+                    connection_verify=self.verify,
+                )
+                self._clients[key] = client
+            return client
+
+    def graph(self) -> Any:
+        """An azure-core pipeline client for Microsoft Graph (no Graph SDK needed for our few calls)."""
+        key = ("graph", "")
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                from azure.core import PipelineClient
+                from azure.core.pipeline import policies
+
+                scope = f"{self.endpoints.graph}/.default"
+                client = PipelineClient(
+                    base_url=self.endpoints.graph,
+                    policies=[
+                        policies.HeadersPolicy(),
+                        policies.RetryPolicy(),
+                        policies.BearerTokenCredentialPolicy(self.credential, scope),
+                        policies.NetworkTraceLoggingPolicy(),
+                    ],
+                    connection_verify=self.verify,
+                )
+                self._clients[key] = client
+            return client
+
+    def blob_service(self, account_url: str) -> Any:
+        """``azure.storage.blob.BlobServiceClient`` for one account's blob endpoint (Entra ID token)."""
+        key = ("blob", account_url)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                from azure.storage.blob import BlobServiceClient
+
+                client = BlobServiceClient(
+                    account_url, credential=self.credential, connection_verify=self.verify
+                )
                 self._clients[key] = client
             return client
 

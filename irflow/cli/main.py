@@ -659,8 +659,8 @@ def actions_permissions(
     from rich.table import Table
 
     table = Table(title=f"{len(needed)} Azure permissions")
-    table.add_column("permission")
-    table.add_column("needed by")
+    table.add_column("permission", no_wrap=True, min_width=max(map(len, needed), default=10))
+    table.add_column("needed by", overflow="fold")
     for permission, names in needed.items():
         table.add_row(permission, ", ".join(names))
     console.print(table)

@@ -24,7 +24,7 @@ from irflow.sim.throttle import BucketLimit
 log = logging.getLogger("irflow.sim")
 
 sim_app = typer.Typer(
-    help="Simulated Azure tenant (ARM storage accounts, blob containers) for tests, demos and drills.",
+    help="Simulated Azure tenant (storage accounts, blob container ACLs, key vaults) for tests and drills.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -93,6 +93,13 @@ def serve(
         int | None, typer.Option(help="Seed of the error-rate draws, for repeatable drills.")
     ] = None,
     page_size: Annotated[int | None, typer.Option(min=1, help="List page size (nextLink beyond it).")] = None,
+    deny: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Deny an Azure RBAC operation as OPERATION or OPERATION@SCOPE (403 AuthorizationFailed); "
+            "repeatable, added to the scenario's rbac.deny.",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="Log level of irflow.sim on stderr.")] = "WARNING",
 ) -> None:
     """Serve the simulated tenant over HTTPS with a throw-away CA until SIGINT/SIGTERM."""
@@ -131,6 +138,13 @@ def serve(
         tenant.faults.throttle = throttle
     for kind, limit in limits.items():
         tenant.faults.set_limit(kind, limit.burst, limit.per_second)
+    for rule in deny or []:
+        permission, _, scope = rule.partition("@")
+        try:
+            tenant.deny(permission, scope or "/")
+        except ValueError as exc:
+            typer.echo(f"error: --deny {rule!r}: {exc}", err=True)
+            raise typer.Exit(2) from exc
 
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -80,3 +80,46 @@ def validate_scope(value: str) -> str:
             f"not an assignable scope: {value[:200]!r} (expected /subscriptions/<guid>[/resourceGroups/<rg>])"
         )
     return value.rstrip("/")
+
+
+def _typed_id(value: str, full_type: str, label: str) -> str:
+    rid = ResourceId.parse(value)
+    if rid.full_type.lower() != full_type.lower():
+        raise ValueError(f"not a {label} id (type {rid.full_type}): {value[:200]!r}")
+    return str(rid)
+
+
+def _subnet_id(value: str) -> str:
+    return _typed_id(value, "Microsoft.Network/virtualNetworks/subnets", "subnet")
+
+
+def _virtual_network_id(value: str) -> str:
+    return _typed_id(value, "Microsoft.Network/virtualNetworks", "virtual network")
+
+
+def _peering_id(value: str) -> str:
+    return _typed_id(
+        value, "Microsoft.Network/virtualNetworks/virtualNetworkPeerings", "virtual network peering"
+    )
+
+
+SubnetId = Annotated[str, AfterValidator(_subnet_id)]
+"""``/subscriptions/…/providers/Microsoft.Network/virtualNetworks/{vnet}/subnets/{subnet}``"""
+VirtualNetworkId = Annotated[str, AfterValidator(_virtual_network_id)]
+VirtualNetworkPeeringId = Annotated[str, AfterValidator(_peering_id)]
+"""``/subscriptions/…/providers/Microsoft.Network/virtualNetworks/{vnet}/virtualNetworkPeerings/{peering}``"""
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def _directory_object_id(value: str) -> str:
+    if not _GUID.match(value.strip()):
+        raise ValueError(
+            f"not a Microsoft Entra object id: {value[:80]!r} (expected a GUID such as a user's or service "
+            "principal's id, not a name)"
+        )
+    return value.strip().lower()
+
+
+DirectoryObjectId = Annotated[str, AfterValidator(_directory_object_id)]
+"""The object id (GUID) of a Microsoft Entra user or service principal, as Microsoft Graph addresses it."""

@@ -1,13 +1,16 @@
 """Admin routes under ``/_sim/`` (never on an Azure path): for tests that run the server as a process.
 
 ``GET /_sim/journal`` (the redacted journal), ``POST /_sim/reset`` (back to the scenario baseline),
-``GET /_sim/state`` (a secret-free summary). They need the tenant's bearer token and are not journaled.
+``GET /_sim/state`` (a secret-free summary), ``GET /_sim/rbac`` (the deny rules), ``POST /_sim/rbac/deny``
+``{"permission", "scope"}`` and ``POST /_sim/rbac/allow-all``. They need the tenant's bearer token and are
+not journaled.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from irflow.sim import errors
 from irflow.sim.http import SimRequest, SimResponse
 from irflow.sim.router import Route
 
@@ -31,8 +34,31 @@ def state(tenant: Tenant, request: SimRequest) -> SimResponse:
     return SimResponse(200, tenant.state())
 
 
+def rbac(tenant: Tenant, request: SimRequest) -> SimResponse:
+    return SimResponse(200, {"deny": tenant.rbac.to_list()})
+
+
+def rbac_deny(tenant: Tenant, request: SimRequest) -> SimResponse:
+    body = request.json_object()
+    try:
+        tenant.deny(body.get("permission"), body.get("scope", "/"))  # type: ignore[arg-type]
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise errors.invalid_request_content(
+            f"a deny rule needs permission and scope strings ({exc})"
+        ) from exc
+    return SimResponse(200, {"deny": tenant.rbac.to_list()})
+
+
+def rbac_allow_all(tenant: Tenant, request: SimRequest) -> SimResponse:
+    tenant.allow_all()
+    return SimResponse(200, {"deny": []})
+
+
 ROUTES = [
     Route("GET", "/_sim/journal", journal, "sim.journal"),
     Route("POST", "/_sim/reset", reset, "sim.reset"),
     Route("GET", "/_sim/state", state, "sim.state"),
+    Route("GET", "/_sim/rbac", rbac, "sim.rbac"),
+    Route("POST", "/_sim/rbac/deny", rbac_deny, "sim.rbac.deny"),
+    Route("POST", "/_sim/rbac/allow-all", rbac_allow_all, "sim.rbac.allow_all"),
 ]

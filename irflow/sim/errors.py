@@ -6,7 +6,10 @@ and messages Azure Resource Manager uses, so SDK callers see the same ``e.error.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from irflow.sim.http import SimResponse
 
 
 class ArmError(Exception):
@@ -21,6 +24,12 @@ class ArmError(Exception):
 
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message}}
+
+    def response(self) -> SimResponse:
+        """The wire answer (ARM: a JSON error body; subclasses for other services override this)."""
+        from irflow.sim.http import SimResponse
+
+        return SimResponse(self.status, self.body(), dict(self.headers))
 
 
 def missing_api_version() -> ArmError:
@@ -121,4 +130,15 @@ def condition_not_met() -> ArmError:
         412,
         "ConditionNotMet",
         "The condition specified using HTTP conditional header(s) is not met.",
+    )
+
+
+def authorization_failed(object_id: str, operation: str, scope: str) -> ArmError:
+    """ARM's 403 when the caller holds no role assignment granting ``operation`` over ``scope``."""
+    return ArmError(
+        403,
+        "AuthorizationFailed",
+        f"The client '{object_id}' with object id '{object_id}' does not have authorization to perform "
+        f"action '{operation}' over scope '{scope}' or the scope is invalid. If access was recently granted, "
+        "please refresh your credentials.",
     )

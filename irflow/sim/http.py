@@ -85,17 +85,24 @@ class SimRequest:
 
 @dataclass
 class SimResponse:
+    """An answer. ``body`` is sent as JSON, unless ``raw`` is given: then ``raw`` goes on the wire as is (the
+    blob service's XML, with its own ``Content-Type`` header) and ``body`` is only what the journal
+    records."""
+
     status: int
     body: Any = None  # a JSON-serialisable value, or None for an empty body
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
 
     def encoded(self) -> bytes:
+        if self.raw is not None:
+            return self.raw
         if self.body is None:
             return b""
         return json.dumps(self.body, separators=(",", ":")).encode("utf-8")
 
     def wire_headers(self) -> dict[str, str]:
         headers = dict(self.headers)
-        if self.body is not None:
+        if self.body is not None and self.raw is None:
             headers.setdefault("Content-Type", JSON_CONTENT_TYPE)
         return headers

@@ -65,6 +65,8 @@ def _redact(value: Any, secrets: frozenset[str]) -> Any:
     if isinstance(value, list):
         return [_redact(item, secrets) for item in value]
     if isinstance(value, str) and secrets:
+        if value in secrets:
+            return REDACTED  # a whole value (a Key Vault secret) that is not a base64-like run
         return _SECRET_RUN.sub(lambda run: REDACTED if run.group(0) in secrets else run.group(0), value)
     return value
 

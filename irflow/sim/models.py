@@ -22,8 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 from irflow import clock as irflow_clock
 from irflow.sim import arm, errors
+from irflow.sim.graph.models import Directory
 from irflow.sim.journal import Journal
-from irflow.sim.storage.blob import BlobContainer
+from irflow.sim.keyvault.models import KEY_VAULT_TYPE, KeyVault
+from irflow.sim.loganalytics.models import LogAnalytics
+from irflow.sim.monitor.diagnostics import DiagnosticSettings
+from irflow.sim.network.lro import Lro
+from irflow.sim.network.models import NSG_TYPE, VNET_TYPE, NetworkSecurityGroup, VirtualNetwork
+from irflow.sim.rbac import DenyRule, Rbac
+from irflow.sim.storage.blob import BlobContainer, StoredAccessPolicy
 from irflow.sim.storage.models import STORAGE_ACCOUNT_TYPE, StorageAccount
 from irflow.sim.throttle import BucketLimit, ThrottleLimits, Throttler
 
@@ -75,6 +82,9 @@ class ResourceGroup:
     location: str
     tags: dict[str, str] = field(default_factory=dict)
     storage_accounts: dict[str, StorageAccount] = field(default_factory=dict)  # lower-cased name → account
+    key_vaults: dict[str, KeyVault] = field(default_factory=dict)  # lower-cased name → vault
+    network_security_groups: dict[str, NetworkSecurityGroup] = field(default_factory=dict)  # lower → NSG
+    virtual_networks: dict[str, VirtualNetwork] = field(default_factory=dict)  # lower-cased name → VNet
 
     @property
     def id(self) -> str:
@@ -98,6 +108,7 @@ class Tenant:
 
     ``token`` is the one bearer token its endpoints accept. ``journal`` records every request.
     ``page_size`` bounds list answers (the rest follows through ``nextLink``). ``faults`` holds the knobs.
+    ``rbac`` holds deny rules (:meth:`deny`): permissions the principal lacks, answered 403.
     """
 
     def __init__(
@@ -124,7 +135,13 @@ class Tenant:
         self._issued_secrets: set[str] = set()
         self.journal = Journal(clock=self.now, secrets=self.secret_values)
         self.throttler = Throttler(clock=self.now)
+        self.rbac = Rbac()
+        self.lro = Lro()  # long-running operations and their knobs (irflow.sim.network.lro)
         self._baseline: tuple[dict[str, Subscription], set[str]] = ({}, set())
+        # Log Analytics workspaces, Graph directory, diagnostic settings (reset with the baseline too).
+        self.logs, self.directory = LogAnalytics(), Directory()
+        self.diagnostic_settings = DiagnosticSettings()
+        self._monitoring_baseline = copy.deepcopy((self.logs, self.directory, self.diagnostic_settings))
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -221,9 +238,11 @@ class Tenant:
         immutability_days: int | None = None,
         blob_count: int = 0,
         created_at: datetime | None = None,
+        stored_access_policies: list[dict[str, Any]] | None = None,
     ) -> BlobContainer:
         """Add a container to an account (found by its global name). Public access needs the account's
-        ``allowBlobPublicAccess``, as in Azure; legal hold tags are set by the tenant's principal."""
+        ``allowBlobPublicAccess``, as in Azure; legal hold tags are set by the tenant's principal.
+        ``stored_access_policies``: ``[{"id", "permission", "start", "expiry"}]`` (at most 5; times aware)."""
         with self.lock:
             account = self.storage_account(account_name)
             when = created_at or self.now()
@@ -250,7 +269,241 @@ class Tenant:
                     principal=self.principal_id,
                     tenant_id=self.tenant_id,
                 )
+            if stored_access_policies:
+                container.set_access_policies(
+                    [StoredAccessPolicy(**p) for p in stored_access_policies],
+                    public_access=container.public_access,
+                    public_access_allowed=account.allows_blob_public_access,
+                    when=when,
+                )
             return account.blob_service.add_container(container)
+
+    def add_key_vault(
+        self,
+        subscription_id: str,
+        resource_group: str,
+        name: str,
+        *,
+        location: str | None = None,
+        tags: dict[str, str] | None = None,
+        sku: str = "standard",
+        properties: dict[str, Any] | None = None,
+        access_policies: list[dict[str, Any]] | None = None,
+        created_at: datetime | None = None,
+    ) -> KeyVault:
+        """Add a key vault. ``access_policies``: ``[{"objectId", "permissions": {"keys": [...], ...}}]``
+        (``tenantId`` defaults to the tenant's); ``properties`` are ARM properties over Azure's defaults."""
+        with self.lock:
+            group = self.resource_group(subscription_id, resource_group)
+            if self.find_key_vault(name) is not None:
+                raise ValueError(f"key vault name {name!r} is already taken (names are global)")
+            vault = KeyVault(
+                subscription_id=group.subscription_id,
+                resource_group=group.name,
+                name=name,
+                location=location or group.location,
+                tenant_id=self.tenant_id,
+                tags=tags,
+                sku=sku,
+                properties=properties,
+                access_policies=[{"tenantId": self.tenant_id, **p} for p in access_policies or []],
+                created=created_at or self.now(),
+            )
+            group.key_vaults[name.lower()] = vault
+            return vault
+
+    def get_key_vault(self, subscription_id: str, resource_group: str, name: str) -> KeyVault:
+        with self.lock:
+            found = self.resource_group(subscription_id, resource_group).key_vaults.get(name.lower())
+            if found is None:
+                raise errors.resource_not_found(KEY_VAULT_TYPE, name, resource_group)
+            return found
+
+    def key_vaults(self) -> list[KeyVault]:
+        with self.lock:
+            vaults = [
+                v
+                for s in self._subscriptions.values()
+                for g in s.resource_groups.values()
+                for v in g.key_vaults.values()
+            ]
+            return sorted(vaults, key=lambda v: (v.resource_group.lower(), v.name.lower()))
+
+    def find_key_vault(self, name: str) -> KeyVault | None:
+        with self.lock:
+            return next((v for v in self.key_vaults() if v.name.lower() == name.lower()), None)
+
+    def key_vault(self, name: str) -> KeyVault:
+        """The vault with this name anywhere in the tenant; KeyError when there is none."""
+        vault = self.find_key_vault(name)
+        if vault is None:
+            raise KeyError(name)
+        return vault
+
+    def add_vault_key(
+        self,
+        vault_name: str,
+        key_name: str,
+        *,
+        kty: str = "RSA",
+        key_size: int = 2048,
+        versions_created_at: list[datetime] | None = None,
+    ) -> Any:
+        """Add a key (data plane) to a vault: one version per creation time (oldest first; default: one
+        version created now). Only public JWK parts exist (see :mod:`irflow.sim.keyvault.data_models`)."""
+        from irflow.sim.keyvault import data_models
+
+        with self.lock:
+            vault = self.key_vault(vault_name)
+            key = None
+            for when in sorted(versions_created_at or [self.now()]):
+                version = data_models.make_key_version(kty=kty, key_size=key_size, when=when)
+                key = data_models.add_key_version(vault, key_name, version)
+            return key
+
+    # ----------------------------------------------------------------- network (irflow.sim.network)
+    def add_network_security_group(
+        self,
+        subscription_id: str,
+        resource_group: str,
+        name: str,
+        *,
+        location: str | None = None,
+        tags: dict[str, str] | None = None,
+        security_rules: list[dict[str, Any]] | None = None,
+    ) -> NetworkSecurityGroup:
+        """Add an NSG. ``security_rules``: ``[{"name", <ARM rule properties>}]`` (``priority``, ``direction``,
+        ``access``, ``protocol``, ``sourceAddressPrefix`` …), validated as a rule PUT is."""
+        from irflow.sim.network.models import SecurityRule, validate_rule_properties
+
+        with self.lock:
+            group = self.resource_group(subscription_id, resource_group)
+            if name.lower() in group.network_security_groups:
+                raise ValueError(f"network security group {name} already exists in {resource_group}")
+            nsg = NetworkSecurityGroup(
+                group.subscription_id, group.name, name, location or group.location, dict(tags or {})
+            )
+            for entry in security_rules or []:
+                rule_name = str(entry.get("name") or "")
+                given = {k: v for k, v in entry.items() if k != "name"}
+                properties = validate_rule_properties(rule_name, given)
+                nsg.check_priority(rule_name, properties)
+                nsg.rules[rule_name.lower()] = SecurityRule(rule_name, properties)
+            group.network_security_groups[name.lower()] = nsg
+            return nsg
+
+    def add_virtual_network(
+        self,
+        subscription_id: str,
+        resource_group: str,
+        name: str,
+        address_prefixes: list[str],
+        *,
+        location: str | None = None,
+        tags: dict[str, str] | None = None,
+        subnets: list[dict[str, Any]] | None = None,
+    ) -> VirtualNetwork:
+        """Add a VNet. ``subnets``: ``[{"name", "address_prefix", "network_security_group": <NSG name in the
+        same resource group, or an NSG id>}]``."""
+        from irflow.sim.network.models import Subnet
+
+        with self.lock:
+            group = self.resource_group(subscription_id, resource_group)
+            if name.lower() in group.virtual_networks:
+                raise ValueError(f"virtual network {name} already exists in {resource_group}")
+            vnet = VirtualNetwork(
+                group.subscription_id,
+                group.name,
+                name,
+                location or group.location,
+                list(address_prefixes),
+                dict(tags or {}),
+            )
+            for entry in subnets or []:
+                nsg_ref = entry.get("network_security_group")
+                nsg_id = None
+                if nsg_ref and nsg_ref.startswith("/"):
+                    nsg_id = nsg_ref
+                elif nsg_ref:
+                    nsg_id = self.get_network_security_group(group.subscription_id, group.name, nsg_ref).id
+                vnet.subnets[entry["name"].lower()] = Subnet(entry["name"], entry["address_prefix"], nsg_id)
+            group.virtual_networks[name.lower()] = vnet
+            return vnet
+
+    def add_virtual_network_peering(
+        self,
+        subscription_id: str,
+        resource_group: str,
+        vnet_name: str,
+        name: str,
+        remote_virtual_network_id: str,
+        **options: Any,
+    ) -> Any:
+        """Add a peering from a VNet to another (by id; the remote address space is looked up in the tenant).
+        ``options``: ``allow_forwarded_traffic``, ``allow_virtual_network_access``, ``allow_gateway_transit``,
+        ``use_remote_gateways``, ``peering_state``."""
+        from irflow.sim.network.models import Peering
+
+        with self.lock:
+            vnet = self.get_virtual_network(subscription_id, resource_group, vnet_name)
+            wanted = remote_virtual_network_id.lower()
+            remote = next((v for v in self._network("virtual_networks") if v.id.lower() == wanted), None)
+            remote_id = remote.id if remote else remote_virtual_network_id
+            prefixes = list(remote.address_prefixes) if remote else []
+            peering = Peering(name, remote_id, prefixes, **options)
+            vnet.peerings[name.lower()] = peering
+            return peering
+
+    def get_network_security_group(
+        self, subscription_id: str, resource_group: str, name: str
+    ) -> NetworkSecurityGroup:
+        with self.lock:
+            group = self.resource_group(subscription_id, resource_group)
+            found = group.network_security_groups.get(name.lower())
+            if found is None:
+                raise errors.resource_not_found(NSG_TYPE, name, resource_group)
+            return found
+
+    def get_virtual_network(self, subscription_id: str, resource_group: str, name: str) -> VirtualNetwork:
+        with self.lock:
+            found = self.resource_group(subscription_id, resource_group).virtual_networks.get(name.lower())
+            if found is None:
+                raise errors.resource_not_found(VNET_TYPE, name, resource_group)
+            return found
+
+    def _network(self, kind: str) -> list[Any]:
+        with self.lock:
+            groups = [g for s in self._subscriptions.values() for g in s.resource_groups.values()]
+            return [item for g in groups for item in getattr(g, kind).values()]
+
+    def subnets_of_nsg(self, nsg_id: str) -> list[str]:
+        """Ids of the subnets that reference an NSG."""
+        return [
+            f"{v.id}/subnets/{s.name}"
+            for v in self._network("virtual_networks")
+            for s in v.subnets.values()
+            if (s.network_security_group_id or "").lower() == nsg_id.lower()
+        ]
+
+    def disconnect_peerings_to(self, vnet_id: str, remote_id: str) -> None:
+        """After a peering is deleted, the remote network's peerings back to it become Disconnected."""
+        for vnet in self._network("virtual_networks"):
+            if vnet.id.lower() == remote_id.lower():
+                for peering in vnet.peerings.values():
+                    if peering.remote_virtual_network_id.lower() == vnet_id.lower():
+                        peering.peering_state = "Disconnected"
+
+    # ----------------------------------------------------------------- RBAC
+    def deny(self, permission: str, scope: str = "/") -> DenyRule:
+        """Take a permission away from the tenant's principal: calls needing the Azure RBAC operation
+        ``permission`` (``*`` wildcards allowed, case-insensitive) over ``scope`` or below (a resource id
+        prefix on segment boundaries; ``/`` is everywhere) answer 403 ``AuthorizationFailed`` and change
+        nothing. Like the fault knobs, deny rules survive :meth:`reset`."""
+        return self.rbac.deny(permission, scope)
+
+    def allow_all(self) -> None:
+        """Drop every deny rule: the principal holds every permission again."""
+        self.rbac.allow_all()
 
     # ----------------------------------------------------------------- lookups (ARM errors when missing)
     @property
@@ -333,18 +586,22 @@ class Tenant:
         """Make the current state the one :meth:`reset` returns to (scenario loading does this)."""
         with self.lock:
             self._baseline = (copy.deepcopy(self._subscriptions), set(self._issued_secrets))
+            self._monitoring_baseline = copy.deepcopy((self.logs, self.directory, self.diagnostic_settings))
 
     def reset(self) -> None:
         """Back to the baseline state (the loaded scenario, key values included) with an empty journal.
 
-        The token, fault settings and page size are kept, so running clients and servers stay usable.
+        The token, fault settings, RBAC deny rules and page size are kept, so running clients and servers
+        stay usable.
         """
         with self.lock:
             subscriptions, issued = self._baseline
             self._subscriptions = copy.deepcopy(subscriptions)
             self._issued_secrets |= issued
+            self.logs, self.directory, self.diagnostic_settings = copy.deepcopy(self._monitoring_baseline)
             self.journal.clear()
             self.throttler.reset()
+            self.lro.clear()
 
     # ----------------------------------------------------------------- views
     def state(self) -> dict[str, Any]:
@@ -354,6 +611,7 @@ class Tenant:
                 "tenant_id": self.tenant_id,
                 "default_subscription_id": self.default_subscription_id,
                 "faults": self.faults.to_dict(),
+                "rbac": {"deny": self.rbac.to_list()},
                 "subscriptions": [
                     {
                         "subscription_id": s.subscription_id,
@@ -365,4 +623,7 @@ class Tenant:
                     for s in self._subscriptions.values()
                 ],
                 "storage_accounts": [a.summary() for a in self.storage_accounts()],
+                "key_vaults": [v.summary() for v in self.key_vaults()],
+                "network_security_groups": [n.summary() for n in self._network("network_security_groups")],
+                "virtual_networks": [v.summary() for v in self._network("virtual_networks")],
             }

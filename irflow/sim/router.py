@@ -5,9 +5,13 @@ Literal segments match case-insensitively, as ARM matches ``resourceGroups`` or 
 Whether a call changes state is a property of the route (``listKeys`` is a POST that only reads).
 
 Pipeline for Azure paths: bearer token → ``api-version`` present → ARM throttling (token buckets, see
-:mod:`irflow.sim.throttle`) → route → latency / injected error → handler and journal (together under the
-tenant lock, so journal order is the order state changed). Admin paths (``/_sim/…``) need the token,
-skip the rest and are not journaled.
+:mod:`irflow.sim.throttle`) → route → RBAC (the route's operation against the tenant's deny rules, see
+:mod:`irflow.sim.rbac`; 403 ``AuthorizationFailed``) → latency / injected error → handler and journal
+(together under the tenant lock, so journal order is the order state changed). Admin paths (``/_sim/…``)
+need the token, skip the rest and are not journaled. Data planes (:class:`DataPlane`, the blob service
+under ``/_data/``) run their own admission instead of ARM's, then the same handler-and-journal step.
+A successful ARM write also appends its ``AzureActivity`` row to the workspaces, in the same locked step
+(:mod:`irflow.sim.loganalytics.activity`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from irflow.sim import errors
 from irflow.sim.http import SimRequest, SimResponse
+from irflow.sim.loganalytics import activity
 
 if TYPE_CHECKING:
     from irflow.sim.models import Tenant
@@ -43,12 +48,25 @@ class Route:
     handler: Handler
     name: str
     read_only: bool | None = None  # None: decided by the method (GET/HEAD read, the others write)
+    operation: str | None = None  # the Azure RBAC operation it needs (see irflow.sim.rbac)
+    query: tuple[tuple[str, str], ...] = ()  # query parameters it requires (``restype=container&comp=acl``)
+
+    def matches_query(self, request: SimRequest) -> bool:
+        return all((request.query_param(k) or "").lower() == v.lower() for k, v in self.query)
 
     @property
     def is_write(self) -> bool:
         if self.read_only is not None:
             return not self.read_only
         return self.method in WRITE_METHODS
+
+    def scope(self, path: str) -> str:
+        """The resource id a call is authorised over: the path, less the action segment of a POST action
+        (``…/storageAccounts/a/listKeys`` → ``…/storageAccounts/a``)."""
+        path = path.rstrip("/") or "/"
+        if self.method == "POST":
+            path = path.rsplit("/", 1)[0] or "/"
+        return path
 
     def compile(self) -> re.Pattern[str]:
         pattern, position = "", 0
@@ -59,15 +77,39 @@ class Route:
         return re.compile(f"^{pattern}/?$", re.IGNORECASE)
 
 
+@dataclass(frozen=True)
+class DataPlane:
+    """A non-ARM service the simulator serves under ``prefix`` (the blob service under ``/_data/``).
+
+    ``admit(tenant, request, route)`` runs before the handler, outside the tenant lock, and raises the
+    service's own errors (an :class:`errors.ArmError` subclass that renders its wire format) to refuse."""
+
+    prefix: str
+    routes: Sequence[Route]
+    admit: Callable[[Tenant, SimRequest, Route | None], None]
+    pattern: str | None = None  # a regex the path must also match, when planes share a prefix
+
+    def claims(self, path: str) -> bool:
+        return path.startswith(self.prefix) and (
+            self.pattern is None or re.match(self.pattern, path, re.IGNORECASE) is not None
+        )
+
+
 class Router:
-    def __init__(self, routes: Sequence[Route], admin_routes: Sequence[Route] = ()) -> None:
+    def __init__(
+        self,
+        routes: Sequence[Route],
+        admin_routes: Sequence[Route] = (),
+        data_planes: Sequence[DataPlane] = (),
+    ) -> None:
         self._routes = [(route, route.compile()) for route in routes]
         self._admin = [(route, route.compile()) for route in admin_routes]
+        self._data = [(plane, [(route, route.compile()) for route in plane.routes]) for plane in data_planes]
 
     @staticmethod
     def _match(table: list[tuple[Route, re.Pattern[str]]], request: SimRequest) -> Route | None:
         for route, pattern in table:
-            if route.method != request.method:
+            if route.method != request.method or not route.matches_query(request):
                 continue
             found = pattern.match(request.path)
             if found:
@@ -78,8 +120,21 @@ class Router:
     def dispatch(self, tenant: Tenant, request: SimRequest) -> SimResponse:
         if request.path.startswith(ADMIN_PREFIX):
             return self._dispatch_admin(tenant, request)
-        route = self._match(self._routes, request)
-        refusal, quota_headers = self._admit(tenant, request, route)
+        quota_headers: dict[str, str] = {}
+        is_arm = False
+        for plane, table in self._data:
+            if plane.claims(request.path):
+                route = self._match(table, request)
+                try:
+                    plane.admit(tenant, request, route)
+                    refusal = None
+                except errors.ArmError as exc:
+                    refusal = exc.response()
+                break
+        else:
+            is_arm = True
+            route = self._match(self._routes, request)
+            refusal, quota_headers = self._admit(tenant, request, route)
         # The handler and the journal entry run under the tenant lock together, so journal order is the
         # order in which the model changed (a drill can replay it) and seq numbers have no gaps.
         with tenant.lock:
@@ -100,6 +155,8 @@ class Router:
                 route=route.name if route else None,
                 response=response.body,
             )
+            if is_arm and route is not None and route.is_write and 200 <= response.status < 300:
+                _record_activity(tenant, request, route, response)
         log.debug("%s %s -> %s", request.method, request.path, response.status)
         return response
 
@@ -107,8 +164,8 @@ class Router:
         self, tenant: Tenant, request: SimRequest, route: Route | None
     ) -> tuple[SimResponse | None, dict[str, str]]:
         """Everything before the handler, outside the tenant lock (the latency knob sleeps here):
-        token → api-version → ARM throttling → route → latency → injected error. Returns the refusal, if
-        any, and the remaining-quota headers every answer past authentication carries."""
+        token → api-version → ARM throttling → route → RBAC → latency → injected error. Returns the refusal,
+        if any, and the remaining-quota headers every answer past authentication carries."""
         quota: dict[str, str] = {}
         try:
             _authenticate(tenant, request)
@@ -135,6 +192,10 @@ class Router:
                     )
             if route is None:
                 raise errors.route_not_found(request.method, request.path)
+            if route.operation and tenant.rbac.denial(route.operation, route.scope(request.path)):
+                raise errors.authorization_failed(
+                    tenant.principal_id, route.operation, route.scope(request.path)
+                )
             if faults.latency_ms:
                 tenant.sleep(faults.latency_ms / 1000.0)
             if faults.error_rate and tenant.random.random() < faults.error_rate:
@@ -169,8 +230,19 @@ class Router:
             return error_response(exc)
 
 
+def _record_activity(tenant: Tenant, request: SimRequest, route: Route, response: SimResponse) -> None:
+    """A successful ARM write leaves its ``AzureActivity`` row (:mod:`irflow.sim.loganalytics.activity`)."""
+    activity.record_write(
+        tenant,
+        operation=route.operation or f"{request.method} {route.name}",
+        resource_id=route.scope(request.path),
+        correlation_id=response.headers["x-ms-correlation-request-id"],
+        status_code=response.status,
+    )
+
+
 def error_response(error: errors.ArmError) -> SimResponse:
-    return SimResponse(error.status, error.body(), dict(error.headers))
+    return error.response()
 
 
 def _authenticate(tenant: Tenant, request: SimRequest) -> None:
@@ -218,4 +290,11 @@ def _journal_body(request: SimRequest) -> Any:
     try:
         return request.json()
     except errors.ArmError:
-        return f"<{len(request.body)} bytes, not JSON>"
+        pass
+    try:
+        text = request.body.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        text = ""
+    if text.startswith("<") and len(text) <= 64 * 1024:
+        return text  # XML (the blob service's bodies), recorded as text
+    return f"<{len(request.body)} bytes, not JSON>"

@@ -32,12 +32,27 @@ tenant clock (``created_days_ago``, ``keys_created_days_ago``) or absolute (``cr
                     legal_hold_tags: [case2026]    # optional
                     immutability_days: 30          # optional: an unlocked time-based retention policy
                     blobs: 1840                    # optional: how many blobs it holds (data plane)
+                    stored_access_policies:        # optional, at most 5 (Get / Set Container ACL)
+                      - {id: partner-export, permission: rl, start: 2025-06-01T00:00:00Z,
+                         expiry: 2031-01-01T00:00:00Z}
+            key_vaults:
+              - name: kv-phi-prod
+                properties: {publicNetworkAccess: Enabled, enablePurgeProtection: false}
+                access_policies:                   # tenantId defaults to the scenario's tenant
+                  - objectId: 6f1c2b3a-0d4e-4f5a-8b9c-1d2e3f4a5b6c
+                    permissions: {keys: [get, decrypt, unwrapKey], secrets: [get]}
+                keys:                              # data plane: RSA keys, one version per age
+                  - {name: phi-records-kek, kty: RSA, versions_days_ago: [400, 120]}
     faults:                                # optional: the same knobs as ``tenant.faults``
       latency_ms: 0
       error_rate: 0.0
       throttle: true
       throttle_limits:                     # optional: ARM's limits unless given (burst / tokens per second)
         writes: {burst: 200, per_second: 10}
+    rbac:                                  # optional: permissions the principal lacks (``tenant.deny``)
+      deny:
+        - permission: Microsoft.Storage/storageAccounts/regeneratekey/action
+          scope: /subscriptions/9b2f6c1d-4e8a-4f3b-a1c7-2d5e8f0a6b3c/resourceGroups/rg-phi-prod
 
 Packaged scenarios live in ``irflow/sim/scenarios/`` and load by name (``load_scenario("demo")``).
 """
@@ -56,6 +71,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from irflow.sim.errors import ArmError
 from irflow.sim.models import FaultSettings, Tenant
+from irflow.sim.monitor import scenario as monitoring
+from irflow.sim.network import scenario as network
 from irflow.sim.throttle import BucketLimit, ThrottleLimits
 
 
@@ -68,6 +85,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class StoredAccessPolicySpec(_Strict):
+    id: str = Field(min_length=1, max_length=64)
+    permission: str | None = None
+    start: datetime | None = None
+    expiry: datetime | None = None
+
+
 class ContainerSpec(_Strict):
     name: str = Field(min_length=3, max_length=63)  # checked as Azure does when the container is added
     public_access: str = Field(default="None", alias="publicAccess")
@@ -75,6 +99,7 @@ class ContainerSpec(_Strict):
     legal_hold_tags: list[str] = Field(default_factory=list)
     immutability_days: int | None = Field(default=None, ge=1)
     blobs: int = Field(default=0, ge=0)
+    stored_access_policies: list[StoredAccessPolicySpec] = Field(default_factory=list, max_length=5)
 
 
 class StorageAccountSpec(_Strict):
@@ -104,11 +129,32 @@ class StorageAccountSpec(_Strict):
         return self
 
 
+class VaultKeySpec(_Strict):
+    name: str = Field(pattern=r"^[a-zA-Z0-9-]{1,127}$")
+    kty: str = "RSA"
+    key_size: int = 2048
+    versions_days_ago: list[float] = Field(default_factory=lambda: [0.0], min_length=1)
+
+
+class KeyVaultSpec(_Strict):
+    name: str = Field(pattern=r"^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")
+    location: str | None = None
+    sku: str = "standard"
+    tags: dict[str, str] = Field(default_factory=dict)
+    properties: dict[str, Any] = Field(default_factory=dict)
+    access_policies: list[dict[str, Any]] = Field(default_factory=list)
+    created_days_ago: float | None = Field(default=None, ge=0)
+    keys: list[VaultKeySpec] = Field(default_factory=list)  # data plane: keys with their versions' ages
+
+
 class ResourceGroupSpec(_Strict):
     name: str = Field(min_length=1, max_length=90)
     location: str = "eastus"
     tags: dict[str, str] = Field(default_factory=dict)
     storage_accounts: list[StorageAccountSpec] = Field(default_factory=list)
+    key_vaults: list[KeyVaultSpec] = Field(default_factory=list)
+    network_security_groups: list[network.NetworkSecurityGroupSpec] = Field(default_factory=list)
+    virtual_networks: list[network.VirtualNetworkSpec] = Field(default_factory=list)
 
 
 class SubscriptionSpec(_Strict):
@@ -151,13 +197,27 @@ class FaultsSpec(_Strict):
         )
 
 
+class DenyRuleSpec(_Strict):
+    permission: str = Field(min_length=1)
+    scope: str = Field(default="/", pattern=r"^/")
+
+
+class RbacSpec(_Strict):
+    deny: list[DenyRuleSpec] = Field(default_factory=list)
+
+
 class ScenarioSpec(_Strict):
     name: str | None = None
     description: str | None = None
     tenant_id: str | None = None
     page_size: int | None = Field(default=None, ge=1)
     faults: FaultsSpec | None = None
+    rbac: RbacSpec | None = None
     subscriptions: list[SubscriptionSpec] = Field(default_factory=list)
+    # Log Analytics, Microsoft Graph, diagnostic settings: see irflow.sim.monitor.scenario
+    workspaces: list[monitoring.WorkspaceSpec] = Field(default_factory=list)
+    graph: monitoring.GraphSpec | None = None
+    diagnostic_settings: list[monitoring.DiagnosticSettingSpec] = Field(default_factory=list)
 
 
 def packaged_scenarios() -> list[str]:
@@ -267,6 +327,7 @@ def load_scenario(source: str | Path | Mapping[str, Any], **tenant_kwargs: Any) 
                             legal_hold_tags=container.legal_hold_tags,
                             immutability_days=container.immutability_days,
                             blob_count=container.blobs,
+                            stored_access_policies=[p.model_dump() for p in container.stored_access_policies],
                             created_at=_when(now, account.created_at, account.created_days_ago),
                         )
                     except (ArmError, ValueError) as exc:
@@ -275,5 +336,41 @@ def load_scenario(source: str | Path | Mapping[str, Any], **tenant_kwargs: Any) 
                             f"invalid scenario: storage account {account.name}, container {container.name}: "
                             f"{reason}"
                         ) from exc
+            for vault in group.key_vaults:
+                try:
+                    tenant.add_key_vault(
+                        subscription.id,
+                        group.name,
+                        vault.name,
+                        location=vault.location,
+                        tags=vault.tags,
+                        sku=vault.sku,
+                        properties=vault.properties,
+                        access_policies=vault.access_policies,
+                        created_at=_when(now, None, vault.created_days_ago),
+                    )
+                    for key in vault.keys:
+                        tenant.add_vault_key(
+                            vault.name,
+                            key.name,
+                            kty=key.kty,
+                            key_size=key.key_size,
+                            versions_created_at=[now - timedelta(days=d) for d in key.versions_days_ago],
+                        )
+                except (ArmError, ValueError) as exc:
+                    reason = exc.message if isinstance(exc, ArmError) else str(exc)
+                    raise ValueError(f"invalid scenario: key vault {vault.name}: {reason}") from exc
+    for subscription in spec.subscriptions:  # networks (irflow.sim.network), peerings once every VNet exists
+        try:
+            for group in subscription.resource_groups:
+                network.load_group(tenant, subscription.id, group)
+            network.load_peerings(tenant, subscription.id, subscription.resource_groups)
+        except (ArmError, ValueError) as exc:
+            reason = exc.message if isinstance(exc, ArmError) else str(exc)
+            raise ValueError(f"invalid scenario: network: {reason}") from exc
+    monitoring.apply(tenant, now, spec.workspaces, spec.graph, spec.diagnostic_settings)
+    if spec.rbac is not None:
+        for rule in spec.rbac.deny:
+            tenant.deny(rule.permission, rule.scope)
     tenant.set_baseline()
     return tenant

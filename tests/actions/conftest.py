@@ -23,7 +23,11 @@ def tenant() -> Iterator[Tenant]:
 
 @pytest.fixture
 def clients(tenant: Tenant) -> Iterator[AzureClients]:
-    clients = AzureClients(Settings(azure_token=SecretStr(tenant.token)))
+    # The in-process mount serves every Azure API (ARM, data planes, Log Analytics, Graph) at one host.
+    host = "https://management.azure.com"
+    clients = AzureClients(
+        Settings(azure_token=SecretStr(tenant.token), logs_endpoint=host, graph_endpoint=host)
+    )
     yield clients
     clients.close()
 

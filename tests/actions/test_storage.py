@@ -210,3 +210,82 @@ class TestEnableDataProtection:
         ctx = make_context("storage.enable_data_protection", account=account.id, blob_retention_days=5)
         fields = {c.field for c in EnableDataProtection().plan(ctx).changes}
         assert "properties.deleteRetentionPolicy" not in fields
+
+
+class TestAzureRefusals:
+    """A 403 names the missing permission and scope; a 404 names the missing resource."""
+
+    @pytest.mark.parametrize(
+        ("action", "denied", "extra"),
+        [
+            ("storage.isolate_account", "Microsoft.Storage/storageAccounts/write", {}),
+            ("storage.rotate_account_keys", "Microsoft.Storage/storageAccounts/regeneratekey/action", {}),
+            (
+                "storage.block_public_containers",
+                "Microsoft.Storage/storageAccounts/blobServices/containers/write",
+                {},
+            ),
+            ("storage.enable_data_protection", "Microsoft.Storage/storageAccounts/blobServices/write", {}),
+        ],
+    )
+    def test_permission_denied_names_permission_and_scope(  # type: ignore[no-untyped-def]
+        self, tenant: Tenant, make_context, action: str, denied: str, extra: dict
+    ) -> None:
+        from irflow.actions.base import PermissionDenied, get_action
+
+        account = tenant.storage_account("phipatientexports")
+        tenant.deny(denied, scope=account.id)
+        ctx = make_context(action, account=account.id, **extra)
+        with pytest.raises(PermissionDenied) as caught:
+            get_action(action)().apply(ctx)
+        message = str(caught.value)
+        assert denied in message and account.id in message and "AuthorizationFailed" in message
+        assert [w for w in _writes(tenant) if w.status < 400] == []
+
+    def test_read_permission_denied_at_plan(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        from irflow.actions.base import PermissionDenied
+
+        account = tenant.storage_account("phiimaging")
+        tenant.deny("Microsoft.Storage/storageAccounts/read", scope=account.id)
+        with pytest.raises(PermissionDenied, match="storageAccounts/read"):
+            IsolateAccount().plan(make_context("storage.isolate_account", account=account.id))
+
+
+class TestRemoveStoredAccessPolicies:
+    def test_removes_the_policy_once_and_keeps_public_access(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        from irflow.actions.storage import RemoveStoredAccessPolicies
+
+        account = tenant.storage_account("phipatientexports")
+        ctx = make_context("storage.remove_stored_access_policies", account=account.id)
+        action = RemoveStoredAccessPolicies()
+        plan = action.plan(ctx)
+        assert [c.field for c in plan.changes] == [
+            "containers.patient-exports.storedAccessPolicies.partner-export"
+        ]
+        assert plan.changes[0].before["permission"] == "rl"
+        assert _writes(tenant) == []
+        result = action.apply(ctx)
+        assert result.changed
+        writes = _writes(tenant)
+        assert len(writes) == 1 and "comp=acl" in writes[0].path + "?" + "&".join(
+            f"{k}={v}" for k, v in writes[0].query.items()
+        )
+        assert not action.apply(ctx).changed and _writes(tenant) == writes
+        assert action.verify(ctx)
+        container = account.container("patient-exports")
+        assert container.public_access == "Container"  # unchanged: blocking it is another action's job
+
+    def test_after_isolation_the_container_becomes_private_and_says_so(
+        self, tenant: Tenant, make_context
+    ) -> None:  # type: ignore[no-untyped-def]
+        from irflow.actions.storage import RemoveStoredAccessPolicies
+
+        account = tenant.storage_account("phipatientexports")
+        IsolateAccount().apply(make_context("storage.isolate_account", account=account.id))
+        ctx = make_context("storage.remove_stored_access_policies", account=account.id)
+        result = RemoveStoredAccessPolicies().apply(ctx)
+        assert {c.field for c in result.changes} == {
+            "containers.patient-exports.storedAccessPolicies.partner-export",
+            "containers.patient-exports.publicAccess",
+        }
+        assert RemoveStoredAccessPolicies().verify(ctx)

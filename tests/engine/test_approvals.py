@@ -62,8 +62,8 @@ def test_gate_holds_until_approved(svc: runtime.Services, sim: SimServer, tmp_pa
     with pytest.raises(LookupError, match="no step waiting"):
         decide_approvals(svc, submitted.run_id, approved=True, actor="cli:approver", step_key="rotate-keys")
     decide_approvals(svc, submitted.run_id, approved=True, actor="cli:approver", comment="go")
-    assert submitted.handle.get_result() == "succeeded"
-    assert len(sim.tenant.journal.writes()) == 2 + 2 + 4
+    assert submitted.handle.get_result() == "succeeded", run_view(svc, submitted.run_id)["error"]
+    assert len(sim.tenant.journal.writes()) == 2 + 2 + 1 + 4  # + the one stored access policy removed
     with svc.db.transaction() as session:
         events = [(e.type, json.loads(e.payload)) for e in AuditChain().events(session)]
         assert AuditChain().verify(session).ok

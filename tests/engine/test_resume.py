@@ -79,7 +79,7 @@ def test_killed_run_resumes_from_its_last_completed_step(sim_process, tmp_path: 
     with sqlite3.connect(db) as conn:
         status = conn.execute("SELECT status FROM runs").fetchone()[0]
         done_before = conn.execute("SELECT count(*) FROM steps WHERE state = 'succeeded'").fetchone()[0]
-    assert status == "running" and done_before < 10
+    assert status == "running" and done_before < 13
 
     resumed = subprocess.run(
         irflow_command("runs", "resume"),
@@ -95,7 +95,7 @@ def test_killed_run_resumes_from_its_last_completed_step(sim_process, tmp_path: 
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT status FROM runs").fetchone()[0] == "succeeded"
         states = conn.execute("SELECT state, count(*) FROM steps GROUP BY state").fetchall()
-    assert states == [("succeeded", 10)]
+    assert states == [("succeeded", 13)]
 
     writes = [entry for entry in _journal(info) if entry["is_write"]]
     regenerated = Counter(
@@ -104,9 +104,12 @@ def test_killed_run_resumes_from_its_last_completed_step(sim_process, tmp_path: 
         if e["route"] == "storage.accounts.regenerate_key"
     )
     assert regenerated == Counter({(name, key): 1 for name in TARGETS for key in ("key1", "key2")})
+    arm = [e for e in writes if e["path"].startswith("/subscriptions/")]
     for method in ("PATCH", "PUT"):  # isolation, and the blob service's data protection
-        changed = Counter(e["path"].split("/")[8] for e in writes if e["method"] == method)
+        changed = Counter(e["path"].split("/")[8] for e in arm if e["method"] == method)
         assert changed == Counter({name: 1 for name in TARGETS}), method
+    acl_writes = [e for e in writes if not e["path"].startswith("/subscriptions/")]
+    assert len(acl_writes) == 1  # the one stored access policy, removed once
 
     verify = subprocess.run(
         irflow_command("audit", "verify"), env=env, capture_output=True, text=True, timeout=60

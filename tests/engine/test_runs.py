@@ -43,6 +43,7 @@ def test_containment_run_is_complete_idempotent_and_audited(svc: runtime.Service
     assert [(s["step"], s["state"]) for s in view["steps"]] == (
         [("protect-evidence", "succeeded")] * 3
         + [("isolate", "succeeded")] * 3
+        + [("revoke-service-sas", "succeeded")] * 3
         + [("rotate-keys", "succeeded")] * 3
         + [("escalate", "succeeded")]
     )
@@ -55,7 +56,9 @@ def test_containment_run_is_complete_idempotent_and_audited(svc: runtime.Service
     bystander = sim.tenant.storage_account("webassetscdn").summary()
     assert bystander["publicNetworkAccess"] == "Enabled"
     writes = len(sim.tenant.journal.writes())
-    assert writes == 3 + 3 + 6  # blob service PUT and PATCH per account, one regenerateKey per key
+    # blob service PUT and PATCH per account, one container ACL (the one stored policy), a regenerateKey
+    # per key
+    assert writes == 3 + 3 + 1 + 6
 
     again = submit_run(
         svc, PLAYBOOK, params, actor="cli:tester", auto_approve=True, incident_id=first.incident_id
@@ -79,7 +82,7 @@ def test_containment_run_is_complete_idempotent_and_audited(svc: runtime.Service
     assert report.ok, report.describe()
     assert types[:3] == ["incident.opened", "run.created", "run.running"]
     assert "incident.status_changed" in types and types.count("run.succeeded") == 3
-    assert types.count("step.succeeded") == 20 and types.count("step.planned") == 30
+    assert types.count("step.succeeded") == 26 and types.count("step.planned") == 39
     assert types.count("notification.queued") == 1  # the re-run escalates nothing twice
 
 
@@ -190,6 +193,8 @@ def test_on_failure_continue_runs_the_next_step(svc: runtime.Services, sim: SimS
         ("protect-evidence", "failed"),
         ("isolate", "succeeded"),
         ("isolate", "failed"),
+        ("revoke-service-sas", "succeeded"),
+        ("revoke-service-sas", "failed"),
         ("rotate-keys", "succeeded"),
         ("rotate-keys", "failed"),
     ]

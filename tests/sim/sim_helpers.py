@@ -44,3 +44,21 @@ class Sim:
             connection_verify=self.verify,
             **kwargs,
         )
+
+
+DEVELOPERS = "8e3f1a52-7c4d-4b9e-a6f0-2d1c5b7e9a43"  # demo: clinical-data-developers on kv-phi-prod
+ETL_IDENTITY = "4b7d2e19-3a6c-4f8e-9d15-7c2a0e6b8f31"
+
+
+def keyvault_client(sim: Sim, **kwargs: Any):  # type: ignore[no-untyped-def]
+    """The official azure-mgmt-keyvault client, pointed at the simulator."""
+    from azure.mgmt.keyvault import KeyVaultManagementClient
+
+    return KeyVaultManagementClient(
+        StaticTokenCredential(sim.tenant.token),
+        sim.subscription_id,
+        base_url=sim.endpoint,
+        credential_scopes=[sim.endpoint + "/.default"],
+        connection_verify=sim.verify,
+        **kwargs,
+    )

@@ -195,3 +195,48 @@ def test_sim_serve_throttle_flags_override_the_scenario(tmp_path: Path) -> None:
             process.kill()
             process.communicate()
     assert process.returncode == 0, err
+
+
+@pytest.mark.slow
+def test_sim_serve_deny_flag_refuses_the_operation(tmp_path: Path) -> None:
+    scenario = tmp_path / "denied.yaml"
+    scenario.write_text(
+        "subscriptions:\n"
+        "  - id: 11111111-2222-4333-8444-555555555555\n"
+        "    resource_groups:\n"
+        "      - name: rg-x\n"
+        "        storage_accounts:\n"
+        "          - name: onlyaccount\n",
+        encoding="utf-8",
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "irflow.cli.sim",
+            "serve",
+            "--scenario",
+            str(scenario),
+            "--deny",
+            "Microsoft.Storage/storageAccounts/regeneratekey/action@/subscriptions/11111111-2222-4333-8444-555555555555",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        info = json.loads(_read_line(process.stdout, timeout=30))
+        client = client_for(info["endpoint"], info["token"], info["subscription_id"], info["ca_file"])
+        with pytest.raises(HttpResponseError) as caught:
+            client.storage_accounts.regenerate_key("rg-x", "onlyaccount", {"keyName": "key1"})
+        assert caught.value.status_code == 403
+        assert caught.value.error.code == "AuthorizationFailed"
+        assert client.storage_accounts.list_keys("rg-x", "onlyaccount").keys_property
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err

@@ -152,6 +152,41 @@ class ImmutabilityPolicy:
         return props
 
 
+MAX_STORED_ACCESS_POLICIES = 5
+SAS_PERMISSIONS = "racwdxyltfmeopi"  # the container / blob SAS permission letters
+
+
+@dataclass
+class StoredAccessPolicy:
+    """A container's stored access policy (a ``SignedIdentifier`` of Get / Set Container ACL): the service SAS
+    tokens that name its ``id`` get their permissions and validity from it; removing it revokes them."""
+
+    id: str
+    permission: str | None = None
+    start: datetime | None = None
+    expiry: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not 1 <= len(self.id) <= 64:
+            raise ValueError("a stored access policy id has 1 to 64 characters")
+        if self.permission is not None and (
+            not isinstance(self.permission, str) or set(self.permission) - set(SAS_PERMISSIONS)
+        ):
+            raise ValueError(f"permission {self.permission!r} holds letters other than {SAS_PERMISSIONS}")
+        for name in ("start", "expiry"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                setattr(self, name, value.replace(tzinfo=UTC))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "permission": self.permission,
+            "start": arm.format_time(self.start) if self.start else None,
+            "expiry": arm.format_time(self.expiry) if self.expiry else None,
+        }
+
+
 class BlobContainer:
     """One container. ``blob_count`` is scenario data for the data plane; ARM does not show it."""
 
@@ -176,6 +211,7 @@ class BlobContainer:
         self.legal_hold: list[LegalHoldTag] = []
         self.legal_hold_append_writes_all: bool | None = None
         self.immutability: ImmutabilityPolicy | None = None
+        self.access_policies: list[StoredAccessPolicy] = []
         self._version = 0
 
     @property
@@ -294,6 +330,27 @@ class BlobContainer:
                 raise errors.public_access_not_permitted()
         metadata = _validate_metadata(props["metadata"]) if "metadata" in props else self.metadata
         self.public_access, self.metadata = public_access, metadata
+        self.touch(when)
+
+    def set_access_policies(
+        self,
+        policies: list[StoredAccessPolicy],
+        *,
+        public_access: str,
+        public_access_allowed: bool,
+        when: datetime,
+    ) -> None:
+        """Set Container ACL: replace the whole set of stored access policies and the public access level
+        (Azure makes the container private when the request names no public access)."""
+        public_access = canonical_public_access(public_access)
+        if public_access != "None" and not public_access_allowed:
+            raise errors.public_access_not_permitted()
+        if len(policies) > MAX_STORED_ACCESS_POLICIES:
+            raise ValueError(f"at most {MAX_STORED_ACCESS_POLICIES} stored access policies per container")
+        if len({p.id for p in policies}) != len(policies):
+            raise ValueError("stored access policy ids must be unique")
+        self.access_policies = list(policies)
+        self.public_access = public_access
         self.touch(when)
 
     @staticmethod

@@ -261,6 +261,8 @@ class StorageAccount:
         given = {k: v for k, v in properties.items() if k not in READ_ONLY_PROPERTIES}
         self.properties = validate_properties(arm.merge_patch(default_properties(kind, created), given))
         self.blob_service = BlobService(self.id, blob_service_properties)
+        # When revokeUserDelegationKeys last ran: user-delegation SAS signed before it no longer work.
+        self.user_delegation_keys_revoked_at: datetime | None = None
 
     # ----------------------------------------------------------------- identity
     @property
@@ -357,6 +359,11 @@ class StorageAccount:
             "allowSharedKeyAccess": self.properties.get("allowSharedKeyAccess"),
             "networkAcls": {"defaultAction": acls.get("defaultAction"), "bypass": acls.get("bypass")},
             "keyCreationTime": {k: arm.format_time(self.key_times[k]) for k in self.KEY_NAMES},
+            "user_delegation_keys_revoked_at": (
+                arm.format_time(self.user_delegation_keys_revoked_at)
+                if self.user_delegation_keys_revoked_at
+                else None
+            ),
             "containers": [
                 {
                     "name": c.name,
@@ -364,6 +371,7 @@ class StorageAccount:
                     "hasLegalHold": c.has_legal_hold,
                     "legalHoldTags": c.legal_hold_tags,
                     "hasImmutabilityPolicy": c.immutability is not None,
+                    "storedAccessPolicies": [p.to_dict() for p in c.access_policies],
                 }
                 for c in self.containers
             ],
@@ -378,6 +386,9 @@ class StorageAccount:
         """Replace one key. ``key_name`` must already be canonical (see :meth:`canonical_key_name`)."""
         self._key_values[key_name] = value
         self.key_times[key_name] = when
+
+    def revoke_user_delegation_keys(self, when: datetime) -> None:
+        self.user_delegation_keys_revoked_at = when
 
     def canonical_key_name(self, key_name: Any) -> str:
         """``key1``/``key2`` (and ``kerb1``/``kerb2`` when Kerberos keys exist), case-insensitively."""

@@ -70,3 +70,10 @@ def regenerate_key(tenant: Tenant, request: SimRequest) -> SimResponse:
     key_name = account.canonical_key_name(body.get("keyName"))
     account.regenerate_key(key_name, tenant.issue_secret(new_account_key()), tenant.now())
     return SimResponse(200, account.list_keys(expand_kerb=key_name in StorageAccount.KERB_KEY_NAMES))
+
+
+def revoke_user_delegation_keys(tenant: Tenant, request: SimRequest) -> SimResponse:
+    """``POST …/revokeUserDelegationKeys``: every user-delegation SAS of the account stops working.
+    Answers 200 with an empty body (x-ms-example StorageAccountRevokeUserDelegationKeys)."""
+    _account(tenant, request).revoke_user_delegation_keys(tenant.now())
+    return SimResponse(200)

@@ -1,0 +1,1 @@
+"""Microsoft Graph (a small part of it): users and service principals, as incident containment uses them."""

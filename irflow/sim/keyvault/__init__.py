@@ -1,0 +1,1 @@
+"""Microsoft.KeyVault vaults (management plane)."""

@@ -1,0 +1,1 @@
+"""Microsoft.Network: network security groups with their rules, virtual networks with subnets and peerings."""

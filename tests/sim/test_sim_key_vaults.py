@@ -1,0 +1,215 @@
+"""Key Vault management plane (vault get / update, access policies) via azure-mgmt-keyvault, both mounts."""
+
+from __future__ import annotations
+
+import pytest
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from sim_helpers import DEVELOPERS, ETL_IDENTITY, NOW, PHI_RG, Sim, keyvault_client
+
+from irflow.sim import Tenant
+
+VAULT = "kv-phi-prod"
+
+
+def raw(pipeline_response, deserialized, headers):  # type: ignore[no-untyped-def]
+    return pipeline_response.http_response.json()
+
+
+def policy(sim: Sim, object_id: str, **permissions: list[str]) -> dict:
+    return {"tenantId": sim.tenant.tenant_id, "objectId": object_id, "permissions": permissions}
+
+
+def test_get_vault_has_azure_shape(sim: Sim) -> None:
+    vault = keyvault_client(sim).vaults.get(PHI_RG, VAULT)
+
+    assert vault.id == (
+        f"/subscriptions/{sim.subscription_id}/resourceGroups/{PHI_RG}/providers/Microsoft.KeyVault/vaults/{VAULT}"
+    )
+    assert vault.type == "Microsoft.KeyVault/vaults" and vault.location == "eastus"
+    props = vault.properties
+    assert props.tenant_id == sim.tenant.tenant_id
+    assert props.sku.name == "standard" and props.sku.family == "A"
+    assert props.public_network_access == "Enabled"
+    assert props.network_acls.default_action == "Allow" and props.network_acls.bypass == "AzureServices"
+    assert props.enable_soft_delete is True and props.soft_delete_retention_in_days == 90
+    assert props.enable_purge_protection is None
+    assert props.vault_uri == f"{sim.endpoint}/_data/{VAULT}/vault/"
+    developers = next(p for p in props.access_policies if p.object_id == DEVELOPERS)
+    assert developers.permissions.keys_property == ["get", "decrypt", "unwrapKey"]
+    assert developers.permissions.secrets == ["get"]
+
+    body = keyvault_client(sim).vaults.get(PHI_RG, VAULT, cls=raw)
+    assert set(body) >= {"id", "name", "type", "location", "tags", "properties"}
+    assert {"sku", "tenantId", "accessPolicies", "vaultUri", "provisioningState"} <= set(body["properties"])
+
+
+def test_patch_locks_the_vault_down(sim: Sim) -> None:
+    client = keyvault_client(sim)
+    patch = {
+        "properties": {
+            "publicNetworkAccess": "Disabled",
+            "networkAcls": {"defaultAction": "Deny", "bypass": "None", "ipRules": [{"value": "203.0.113.7"}]},
+            "enablePurgeProtection": True,
+        }
+    }
+
+    vault = client.vaults.update(PHI_RG, VAULT, patch)
+
+    assert vault.properties.public_network_access == "Disabled"
+    assert vault.properties.network_acls.default_action == "Deny"
+    assert vault.properties.network_acls.bypass == "None"
+    assert [r.value for r in vault.properties.network_acls.ip_rules] == ["203.0.113.7"]
+    assert vault.properties.enable_purge_protection is True
+    # Access policies are untouched by a PATCH that does not name them.
+    assert len(vault.properties.access_policies) == 2
+    summary = sim.tenant.key_vault(VAULT).summary()
+    assert summary["enablePurgeProtection"] is True and summary["publicNetworkAccess"] == "Disabled"
+    [entry] = sim.tenant.journal.writes()
+    assert (entry.route, entry.method, entry.status) == ("keyvault.vaults.update", "PATCH", 200)
+
+    # Applying it again is a no-op change; turning purge protection off is refused like Azure.
+    client.vaults.update(PHI_RG, VAULT, patch)
+    with pytest.raises(HttpResponseError) as caught:
+        client.vaults.update(PHI_RG, VAULT, {"properties": {"enablePurgeProtection": False}})
+    assert caught.value.status_code == 400
+    assert caught.value.error.code == "BadRequest"
+    assert "enablePurgeProtection" in caught.value.error.message
+    assert sim.tenant.key_vault(VAULT).properties["enablePurgeProtection"] is True
+
+
+def test_soft_delete_cannot_be_turned_off(sim: Sim) -> None:
+    with pytest.raises(HttpResponseError) as caught:
+        keyvault_client(sim).vaults.update(PHI_RG, VAULT, {"properties": {"enableSoftDelete": False}})
+    assert caught.value.status_code == 400
+    assert sim.tenant.key_vault(VAULT).properties["enableSoftDelete"] is True
+
+
+def test_invalid_patch_changes_nothing(sim: Sim) -> None:
+    with pytest.raises(HttpResponseError) as caught:
+        keyvault_client(sim).vaults.update(
+            PHI_RG,
+            VAULT,
+            {"properties": {"publicNetworkAccess": "Disabled", "networkAcls": {"defaultAction": "Maybe"}}},
+        )
+    assert caught.value.status_code == 400
+    assert sim.tenant.key_vault(VAULT).properties["publicNetworkAccess"] == "Enabled"
+
+
+def test_remove_takes_away_only_the_listed_permissions(sim: Sim) -> None:
+    client = keyvault_client(sim)
+    answer = client.vaults.update_access_policy(
+        PHI_RG,
+        VAULT,
+        "remove",
+        {
+            "properties": {
+                "accessPolicies": [policy(sim, DEVELOPERS, keys=["decrypt", "unwrapKey"], secrets=["get"])]
+            }
+        },
+    )
+    assert answer.type == "Microsoft.KeyVault/vaults/accessPolicies"
+    assert answer.properties.access_policies[0].object_id == DEVELOPERS
+
+    developers = sim.tenant.key_vault(VAULT).access_policy(DEVELOPERS)
+    assert developers["permissions"] == {"keys": ["get"], "secrets": [], "certificates": []}
+    # Removing what is left drops the entry; the ETL identity is untouched.
+    client.vaults.update_access_policy(
+        PHI_RG, VAULT, "remove", {"properties": {"accessPolicies": [policy(sim, DEVELOPERS, keys=["GET"])]}}
+    )
+    vault = client.vaults.get(PHI_RG, VAULT)
+    assert [p.object_id for p in vault.properties.access_policies] == [ETL_IDENTITY]
+    assert [e.route for e in sim.tenant.journal.writes()] == ["keyvault.vaults.update_access_policy"] * 2
+
+
+def test_add_merges_permissions_per_principal(sim: Sim) -> None:
+    client = keyvault_client(sim)
+    responder = "0c9d8e7f-6a5b-4c3d-2e1f-0a9b8c7d6e5f"
+    client.vaults.update_access_policy(
+        PHI_RG,
+        VAULT,
+        "add",
+        {
+            "properties": {
+                "accessPolicies": [
+                    policy(sim, DEVELOPERS, keys=["get", "list"], certificates=["get"]),
+                    policy(sim, responder, secrets=["list"]),
+                ]
+            }
+        },
+    )
+    vault = sim.tenant.key_vault(VAULT)
+    assert vault.access_policy(DEVELOPERS)["permissions"] == {
+        "keys": ["get", "decrypt", "unwrapKey", "list"],
+        "secrets": ["get"],
+        "certificates": ["get"],
+    }
+    assert vault.access_policy(responder)["permissions"] == {"secrets": ["list"]}
+
+
+def test_replace_replaces_the_whole_list(sim: Sim) -> None:
+    keyvault_client(sim).vaults.update_access_policy(
+        PHI_RG,
+        VAULT,
+        "replace",
+        {"properties": {"accessPolicies": [policy(sim, ETL_IDENTITY, keys=["wrapKey"])]}},
+    )
+    vault = sim.tenant.key_vault(VAULT)
+    assert [p["objectId"] for p in vault.access_policies] == [ETL_IDENTITY]
+    assert vault.access_policy(ETL_IDENTITY)["permissions"] == {"keys": ["wrapKey"]}
+
+
+def test_foreign_tenant_policy_is_refused(sim: Sim) -> None:
+    entry = {**policy(sim, DEVELOPERS, keys=["get"]), "tenantId": "00000000-0000-0000-0000-000000000000"}
+    with pytest.raises(HttpResponseError) as caught:
+        keyvault_client(sim).vaults.update_access_policy(
+            PHI_RG, VAULT, "add", {"properties": {"accessPolicies": [entry]}}
+        )
+    assert caught.value.status_code == 400
+
+
+def test_missing_vault_is_404(sim: Sim) -> None:
+    with pytest.raises(ResourceNotFoundError) as caught:
+        keyvault_client(sim).vaults.get(PHI_RG, "kv-nope")
+    assert caught.value.error.code == "ResourceNotFound"
+
+
+def test_rbac_denies_access_policy_writes(sim: Sim) -> None:
+    sim.tenant.deny("Microsoft.KeyVault/vaults/accessPolicies/write")
+    with pytest.raises(HttpResponseError) as caught:
+        keyvault_client(sim).vaults.update_access_policy(
+            PHI_RG,
+            VAULT,
+            "remove",
+            {"properties": {"accessPolicies": [policy(sim, DEVELOPERS, keys=["get"])]}},
+        )
+    assert caught.value.status_code == 403 and caught.value.error.code == "AuthorizationFailed"
+    assert "Microsoft.KeyVault/vaults/accessPolicies/write" in caught.value.error.message
+    assert "get" in sim.tenant.key_vault(VAULT).access_policy(DEVELOPERS)["permissions"]["keys"]
+    assert keyvault_client(sim).vaults.get(PHI_RG, VAULT).name == VAULT
+
+
+def test_scenario_key_vaults_and_reset(clock) -> None:  # type: ignore[no-untyped-def]
+    tenant = Tenant.demo(clock=clock)
+    vault = tenant.key_vault(VAULT)
+    assert vault.created < NOW
+    vault.apply_update({"properties": {"enablePurgeProtection": True}}, when=NOW)
+    tenant.reset()
+    assert "enablePurgeProtection" not in tenant.key_vault(VAULT).properties
+    with pytest.raises(ValueError, match="key vault"):
+        Tenant.from_scenario(
+            {
+                "subscriptions": [
+                    {
+                        "id": "9b2f6c1d-4e8a-4f3b-a1c7-2d5e8f0a6b3c",
+                        "resource_groups": [
+                            {
+                                "name": "rg",
+                                "key_vaults": [
+                                    {"name": "kv-x", "properties": {"publicNetworkAccess": "Maybe"}}
+                                ],
+                            }
+                        ],
+                    }
+                ]
+            }
+        )
