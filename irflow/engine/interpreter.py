@@ -40,6 +40,11 @@ def change_run(run_id: str, trigger: str, error: str | None = None) -> str:
 
 
 @DBOS.step()
+def note_step_without_targets(run_id: str, step_key: str) -> None:
+    services().state.note_run_event(run_id, "run.step_without_targets", {"step": step_key})
+
+
+@DBOS.step()
 def create_steps(run_id: str, position: int, spec: dict[str, Any], items: list[dict[str, Any]]) -> list[str]:
     return services().state.ensure_steps(
         run_id,
@@ -210,6 +215,10 @@ def playbook_workflow(run_id: str) -> str:
             items = _expand(step, context)
         except (TemplateProblem, ValueError) as exc:
             return change_run(run_id, "fail", error=f"step {step.id}: {exc}")
+        if not items:  # an optional list input left empty: nothing to do, and the trail says so
+            note_step_without_targets(run_id, step.id)
+            outputs[step.id] = {"states": [], "outputs": []}
+            continue
         spec = step.model_dump(mode="json", by_alias=True)
         step_ids = create_steps(run_id, position, spec, items)
         outcomes: list[dict[str, Any]] = []
@@ -244,8 +253,8 @@ def _expand(step: StepSpec, context: dict[str, Any]) -> list[dict[str, Any]]:
         target = params.get(action.target_param) if action.target_param else None
         return [{"item_index": -1, "target": _as_target(target), "params": params}]
     items = render(step.for_each, context)
-    if not isinstance(items, list) or not items:
-        raise ValueError("for_each must give a non-empty list")
+    if not isinstance(items, list):
+        raise ValueError(f"for_each must give a list, not {type(items).__name__}")
     expanded = []
     for index, item in enumerate(items):
         params = render(step.with_, {**context, "item": item})

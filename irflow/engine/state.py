@@ -194,6 +194,20 @@ class StateStore:
                 self._follow_incident(session, run, new, actor)
             return new
 
+    def note_run_event(self, run_id: str, type: str, payload: dict[str, Any]) -> None:
+        """An audit event about a run that changes no state (e.g. a step with no targets)."""
+        with self.db.transaction() as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                raise LookupError(f"no run {run_id}")
+            self.chain.append(
+                session,
+                actor=ENGINE_ACTOR,
+                type=type,
+                incident_id=run.incident_id,
+                payload={"run_id": run_id, **payload},
+            )
+
     def _follow_incident(self, session: Session, run: Run, run_state: str, actor: str) -> None:
         trigger = {"running": "begin_containment", "succeeded": "contain"}.get(run_state)
         if trigger is None:

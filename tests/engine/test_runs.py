@@ -258,3 +258,25 @@ def test_public_blob_exposure_closes_anonymous_access(svc: runtime.Services, sim
     assert (
         sum(len(s["result"]["changes"]) for s in blocked) == 3
     )  # patient-exports, claims-2025, dicom-studies
+
+
+def test_an_empty_optional_list_skips_its_step(svc: runtime.Services, sim: SimServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "optional.yaml").write_text(
+        "name: optional\nversion: 1\ninputs:\n"
+        "  storage_accounts: {type: 'list[resource_id]'}\n"
+        "  also_rotate: {type: 'list[resource_id]', required: false, default: []}\n"
+        "steps:\n"
+        "  - id: rotate-extra\n    action: storage.rotate_account_keys\n"
+        "    for_each: '{{ inputs.also_rotate }}'\n"
+        "  - id: isolate\n    action: storage.isolate_account\n"
+        "    for_each: '{{ inputs.storage_accounts }}'\n"
+    )
+    account = sim.tenant.storage_account("phiimaging").id
+    run = submit_run(
+        svc, str(tmp_path / "optional.yaml"), {"storage_accounts": account}, actor="t", auto_approve=True
+    )
+    assert run.handle.get_result() == "succeeded"
+    assert [s["step"] for s in run_view(svc, run.run_id)["steps"]] == ["isolate"]
+    with svc.db.transaction() as session:
+        skipped = [e for e in AuditChain().events(session) if e.type == "run.step_without_targets"]
+    assert len(skipped) == 1 and json.loads(skipped[0].payload)["step"] == "rotate-extra"
