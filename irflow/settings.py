@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     authority: str | None = None
     azure_ca_bundle: Path | None = None
     azure_token: SecretStr | None = None
+    # Seconds between polls of a long-running Azure operation without a Retry-After (the SDK default is 30).
+    azure_lro_polling_interval: float | None = Field(default=None, ge=0, le=300)
 
     sentinel_secret: SecretStr | None = None
     playbooks_dir: Path = Path("playbooks")

@@ -160,7 +160,8 @@ def test_actions_permissions_and_least_privilege_role(tmp_path: Path) -> None:
     assert role.returncode == 0, role.stderr
     definition = json.loads(role.stdout)
     assert definition["IsCustom"] is True
-    assert sorted(definition["Actions"] + definition["DataActions"], key=str.lower) == expected
+    azure = [p for p in expected if not p.startswith("microsoft.directory/")]
+    assert sorted(definition["Actions"] + definition["DataActions"], key=str.lower) == azure
     assert definition["AssignableScopes"] == [scope] and definition["NotActions"] == []
 
     unscoped = irflow("actions", "permissions", "--format", "azure-role", cwd=tmp_path)

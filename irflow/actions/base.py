@@ -166,9 +166,25 @@ def required_permissions(actions: dict[str, type[Action]] | None = None) -> dict
     return dict(sorted(needed.items(), key=lambda item: item[0].lower()))
 
 
+def is_directory_permission(permission: str) -> bool:
+    """Microsoft Entra (directory) permissions are granted by an Entra role, not an Azure RBAC role."""
+    return permission.lower().startswith("microsoft.directory/")
+
+
+def entra_role_definition(name: str = "irflow incident responder (directory)") -> dict[str, Any]:
+    """A least-privilege Microsoft Entra custom role (a Graph ``unifiedRoleDefinition``)."""
+    allowed = [p for p in required_permissions() if is_directory_permission(p)]
+    return {
+        "displayName": name,
+        "description": "Lets irflow revoke sessions and disable service principals during an incident.",
+        "isEnabled": True,
+        "rolePermissions": [{"allowedResourceActions": allowed}],
+    }
+
+
 def azure_role_definition(scopes: list[str], name: str = "irflow incident responder") -> dict[str, Any]:
-    """A least-privilege Azure custom role covering exactly the registered actions' permissions."""
-    permissions = list(required_permissions())
+    """A least-privilege Azure custom role covering exactly the registered actions' Azure permissions."""
+    permissions = [p for p in required_permissions() if not is_directory_permission(p)]
     data = [p for p in permissions if _is_data_action(p)]
     return {
         "Name": name,

@@ -117,6 +117,7 @@ class AzureClients:
         self.endpoints = resolve_endpoints(settings)
         self.credential = credential or build_credential(settings, self.endpoints)
         self.verify: str | bool = str(settings.azure_ca_bundle) if settings.azure_ca_bundle else True
+        self.polling_interval = settings.azure_lro_polling_interval
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
 
@@ -125,11 +126,14 @@ class AzureClients:
         return f"{self.endpoints.arm}/.default"
 
     def _common(self) -> dict[str, Any]:
-        return {
+        common: dict[str, Any] = {
             "base_url": self.endpoints.arm,
             "credential_scopes": [self.arm_scope],
             "connection_verify": self.verify,
         }
+        if self.polling_interval is not None:
+            common["polling_interval"] = self.polling_interval
+        return common
 
     def storage(self, subscription_id: str) -> Any:
         """``azure.mgmt.storage.StorageManagementClient`` for one subscription."""

@@ -630,13 +630,13 @@ def actions_list() -> None:
 
 @actions_app.command("permissions")
 def actions_permissions(
-    fmt: Annotated[str, typer.Option("--format", help="table, json or azure-role.")] = "table",
+    fmt: Annotated[str, typer.Option("--format", help="table, json, azure-role or entra-role.")] = "table",
     scope: Annotated[
         list[str], typer.Option(help="Assignable scope of the azure-role definition (repeatable).")
     ] = [],  # noqa: B006
 ) -> None:
     """The Azure RBAC permissions each action needs; `--format azure-role` prints a custom role definition."""
-    from irflow.actions.base import azure_role_definition, required_permissions
+    from irflow.actions.base import azure_role_definition, entra_role_definition, required_permissions
     from irflow.domain.resource_id import validate_scope
 
     if fmt == "azure-role":
@@ -650,12 +650,15 @@ def actions_permissions(
             fail(str(exc))
         console.print_json(json.dumps(azure_role_definition(scopes)))
         return
+    if fmt == "entra-role":
+        console.print_json(json.dumps(entra_role_definition()))
+        return
     needed = required_permissions()
     if fmt == "json":
         console.print_json(json.dumps(needed))
         return
     if fmt != "table":
-        fail(f"--format must be table, json or azure-role, not {fmt!r}")
+        fail(f"--format must be table, json, azure-role or entra-role, not {fmt!r}")
     from rich.table import Table
 
     table = Table(title=f"{len(needed)} Azure permissions")

@@ -89,8 +89,47 @@ def serve(
         str | None,
         typer.Option(help="Delete bucket as BURST or BURST/PER_SECOND (ARM: 200/10)."),
     ] = None,
+    timeout_rate: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of Azure calls that hang --timeout-seconds, then get no answer (the connection is "
+            "closed); default: the scenario's, else 0.",
+        ),
+    ] = None,
+    timeout_seconds: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="How long a timed-out call hangs (s); default: the scenario's, else 30."),
+    ] = None,
+    lro_seconds: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Duration of long-running operations (NSG rules, peerings), in seconds; default: the "
+            "scenario's, else 0 (done at the first poll).",
+        ),
+    ] = None,
+    lro_fail_rate: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of long-running operations that end Failed (InternalServerError), nothing changed; "
+            "default: the scenario's, else 0.",
+        ),
+    ] = None,
+    lro_retry_after: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Retry-After (s) of running operations' answers; 0 lets the client's polling interval "
+            "decide; default: the scenario's, else 1.",
+        ),
+    ] = None,
     seed: Annotated[
-        int | None, typer.Option(help="Seed of the error-rate draws, for repeatable drills.")
+        int | None,
+        typer.Option(help="Seed of the error-rate, timeout and LRO-failure draws, for repeatable drills."),
     ] = None,
     page_size: Annotated[int | None, typer.Option(min=1, help="List page size (nextLink beyond it).")] = None,
     deny: Annotated[
@@ -138,6 +177,16 @@ def serve(
         tenant.faults.throttle = throttle
     for kind, limit in limits.items():
         tenant.faults.set_limit(kind, limit.burst, limit.per_second)
+    knobs: dict[str, Any] = {"timeout_rate": timeout_rate, "timeout_s": timeout_seconds}
+    lro = {"duration_s": lro_seconds, "failure_rate": lro_fail_rate, "retry_after": lro_retry_after}
+    knobs = {k: v for k, v in knobs.items() if v is not None}
+    if any(v is not None for v in lro.values()):
+        knobs["lro"] = {k: v for k, v in lro.items() if v is not None}
+    try:
+        tenant.configure_faults(knobs)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     for rule in deny or []:
         permission, _, scope = rule.partition("@")
         try:

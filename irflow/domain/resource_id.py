@@ -123,3 +123,40 @@ def _directory_object_id(value: str) -> str:
 
 DirectoryObjectId = Annotated[str, AfterValidator(_directory_object_id)]
 """The object id (GUID) of a Microsoft Entra user or service principal, as Microsoft Graph addresses it."""
+
+
+def _key_vault_id(value: str) -> str:
+    rid = ResourceId.parse(value)
+    if rid.full_type.lower() != "microsoft.keyvault/vaults":
+        raise ValueError(f"not a key vault id (type {rid.full_type}): {value[:200]!r}")
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]", rid.name) or "--" in rid.name:
+        raise ValueError(
+            f"invalid key vault name {rid.name!r}: 3-24 letters, digits and dashes, starting with a letter, "
+            "ending with a letter or digit, no consecutive dashes"
+        )
+    return str(rid)
+
+
+KeyVaultId = Annotated[str, AfterValidator(_key_vault_id)]
+
+
+def _workspace_resource_id(value: str) -> str:
+    return _typed_id(value, "Microsoft.OperationalInsights/workspaces", "Log Analytics workspace")
+
+
+LogAnalyticsWorkspaceId = Annotated[str, AfterValidator(_workspace_resource_id)]
+"""``/subscriptions/…/providers/Microsoft.OperationalInsights/workspaces/{name}`` (where diagnostic settings
+send logs)."""
+
+
+def _workspace_customer_id(value: str) -> str:
+    if not _GUID.match(value.strip()):
+        raise ValueError(
+            f"not a Log Analytics workspace id: {value[:80]!r} (expected the workspace's GUID, its "
+            "'Workspace ID' / customerId, not its name or resource id)"
+        )
+    return value.strip().lower()
+
+
+WorkspaceGuid = Annotated[str, AfterValidator(_workspace_customer_id)]
+"""A Log Analytics workspace's customer id (GUID): what the Log Analytics query API addresses."""

@@ -2,7 +2,10 @@
 
 ``GET /_sim/journal`` (the redacted journal), ``POST /_sim/reset`` (back to the scenario baseline),
 ``GET /_sim/state`` (a secret-free summary), ``GET /_sim/rbac`` (the deny rules), ``POST /_sim/rbac/deny``
-``{"permission", "scope"}`` and ``POST /_sim/rbac/allow-all``. They need the tenant's bearer token and are
+``{"permission", "scope"}``, ``POST /_sim/rbac/allow-all``, ``GET /_sim/faults`` (every fault knob, LRO knobs
+under ``lro``) and ``POST /_sim/faults`` (a partial JSON object of the same shape, e.g.
+``{"timeout_rate": 0.2, "lro": {"duration_s": 30, "failure_rate": 0.5}}``: all or nothing, 400 on an
+unknown key or a bad value; answers the knobs now in force). They need the tenant's bearer token and are
 not journaled.
 """
 
@@ -54,6 +57,18 @@ def rbac_allow_all(tenant: Tenant, request: SimRequest) -> SimResponse:
     return SimResponse(200, {"deny": []})
 
 
+def faults(tenant: Tenant, request: SimRequest) -> SimResponse:
+    return SimResponse(200, tenant.fault_knobs())
+
+
+def set_faults(tenant: Tenant, request: SimRequest) -> SimResponse:
+    body = request.json_object()
+    try:
+        return SimResponse(200, tenant.configure_faults(body))
+    except ValueError as exc:
+        raise errors.invalid_request_content(f"invalid fault knobs: {exc}") from exc
+
+
 ROUTES = [
     Route("GET", "/_sim/journal", journal, "sim.journal"),
     Route("POST", "/_sim/reset", reset, "sim.reset"),
@@ -61,4 +76,6 @@ ROUTES = [
     Route("GET", "/_sim/rbac", rbac, "sim.rbac"),
     Route("POST", "/_sim/rbac/deny", rbac_deny, "sim.rbac.deny"),
     Route("POST", "/_sim/rbac/allow-all", rbac_allow_all, "sim.rbac.allow_all"),
+    Route("GET", "/_sim/faults", faults, "sim.faults"),
+    Route("POST", "/_sim/faults", set_faults, "sim.faults.set"),
 ]

@@ -40,7 +40,12 @@ def _callback(tenant: Tenant):
             prepared.method or "GET", prepared.url or "", dict(prepared.headers), body
         )
         response = router.dispatch(tenant, request)
-        return response.status, response.wire_headers(), response.encoded()
+        headers, body = response.wire_headers(), response.encoded()
+        if request.method == "HEAD":
+            # What an HTTP server does for HEAD: the length of the body it would send, and no body.
+            headers.setdefault("Content-Length", str(len(body)))
+            body = b""
+        return response.status, headers, body
 
     return answer
 

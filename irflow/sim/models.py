@@ -14,11 +14,13 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import requests
 
 from irflow import clock as irflow_clock
 from irflow.sim import arm, errors
@@ -30,12 +32,9 @@ from irflow.sim.monitor.diagnostics import DiagnosticSettings
 from irflow.sim.network.lro import Lro
 from irflow.sim.network.models import NSG_TYPE, VNET_TYPE, NetworkSecurityGroup, VirtualNetwork
 from irflow.sim.rbac import DenyRule, Rbac
-from irflow.sim.storage.blob import BlobContainer, StoredAccessPolicy
+from irflow.sim.storage.blob import Blob, BlobContainer, StoredAccessPolicy
 from irflow.sim.storage.models import STORAGE_ACCOUNT_TYPE, StorageAccount
 from irflow.sim.throttle import BucketLimit, ThrottleLimits, Throttler
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
 
 
 @dataclass
@@ -46,19 +45,34 @@ class FaultSettings:
     500 ``InternalServerError`` without touching state. ``throttle``: enforce ARM's token buckets per
     subscription and principal (429 ``SubscriptionRequestsThrottled`` with ``Retry-After``) with the sizes and
     refill rates of ``throttle_limits`` (ARM's published ones unless changed). The remaining-quota headers
-    are sent whether or not ``throttle`` is on.
+    are sent whether or not ``throttle`` is on. ``timeout_rate``: probability (0..1) that a call (any Azure
+    path, ARM or data plane; never ``/_sim/``) hangs ``timeout_s`` seconds on the tenant's ``sleep`` and then
+    answers nothing, without touching state (:class:`SimTimeout`: the HTTPS server closes the connection, the
+    ``responses`` mount raises ``requests.exceptions.ReadTimeout``); the journal records it with status 0.
+    The LRO knobs live on ``tenant.lro``; :meth:`Tenant.configure_faults` sets both from one dict.
     """
 
     latency_ms: int = 0
     error_rate: float = 0.0
     throttle: bool = False
     throttle_limits: ThrottleLimits = field(default_factory=ThrottleLimits)
+    timeout_rate: float = 0.0
+    timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.latency_ms < 0:
             raise ValueError("latency_ms must be >= 0")
         if not 0.0 <= self.error_rate <= 1.0:
             raise ValueError("error_rate must be between 0 and 1")
+        if not 0.0 <= self.timeout_rate <= 1.0:
+            raise ValueError("timeout_rate must be between 0 and 1")
+        if self.timeout_s < 0:
+            raise ValueError("timeout_s must be >= 0")
+
+    def draw_timeout(self, rng: random.Random) -> bool:
+        """Whether this call times out (draws only when ``timeout_rate`` is set, so seeded drills without
+        the knob see the same error-rate draws as before)."""
+        return bool(self.timeout_rate) and rng.random() < self.timeout_rate
 
     def set_limit(self, kind: str, burst: int, per_second: float) -> None:
         """Change one bucket (``"reads"``, ``"writes"``, ``"deletes"``); takes effect on the next request."""
@@ -72,7 +86,29 @@ class FaultSettings:
             "error_rate": self.error_rate,
             "throttle": self.throttle,
             "throttle_limits": self.throttle_limits.to_dict(),
+            "timeout_rate": self.timeout_rate,
+            "timeout_s": self.timeout_s,
         }
+
+
+class SimTimeout(requests.exceptions.ReadTimeout, TimeoutError):
+    """A call the timeout knob swallowed. Raised out of the router: the ``responses`` mount hands it to the
+    caller as the ``requests.exceptions.ReadTimeout`` it is; the HTTPS server's request handler treats it as
+    the ``TimeoutError`` it also is and closes the connection without an answer."""
+
+
+_FAULT_FIELDS = ("latency_ms", "error_rate", "throttle", "throttle_limits", "timeout_rate", "timeout_s")
+
+
+def _merge(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``changes`` over ``base``, nested dicts merged key by key (a JSON merge, without deletions)."""
+    merged = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 @dataclass
@@ -136,7 +172,7 @@ class Tenant:
         self.journal = Journal(clock=self.now, secrets=self.secret_values)
         self.throttler = Throttler(clock=self.now)
         self.rbac = Rbac()
-        self.lro = Lro()  # long-running operations and their knobs (irflow.sim.network.lro)
+        self.lro = Lro(random=self.random)  # long-running operations and their knobs (irflow.sim.network.lro)
         self._baseline: tuple[dict[str, Subscription], set[str]] = ({}, set())
         # Log Analytics workspaces, Graph directory, diagnostic settings (reset with the baseline too).
         self.logs, self.directory = LogAnalytics(), Directory()
@@ -277,6 +313,42 @@ class Tenant:
                     when=when,
                 )
             return account.blob_service.add_container(container)
+
+    def add_blob(
+        self,
+        account_name: str,
+        container_name: str,
+        name: str,
+        content: bytes | str | None = None,
+        *,
+        size: int | None = None,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        created_at: datetime | None = None,
+    ) -> Blob:
+        """Add a block blob (data plane) to a container: ``content`` (text is UTF-8 encoded) or ``size`` bytes
+        of deterministic, obviously synthetic text (:func:`irflow.sim.storage.blob_data.synthetic_content`).
+        ``content_type`` defaults to ``text/plain; charset=utf-8`` for text, else
+        ``application/octet-stream``."""
+        from irflow.sim.storage import blob_data
+
+        with self.lock:
+            container = self.storage_account(account_name).container(container_name)
+            if (content is None) == (size is None):
+                raise ValueError(f"blob {name!r}: give content or size, not both or neither")
+            if not 1 <= len(name) <= 1024:
+                raise ValueError(f"blob name {name!r} must have 1 to 1024 characters")
+            if name in container.blobs:
+                raise ValueError(f"blob {name!r} already exists in container {container_name!r}")
+            if isinstance(content, str):
+                data, default_type = content.encode("utf-8"), "text/plain; charset=utf-8"
+            else:
+                data = content if content is not None else blob_data.synthetic_content(name, size or 0)
+                default_type = "application/octet-stream"
+            when = created_at or self.now()
+            blob = Blob(name, data, content_type or default_type, when, when, dict(metadata or {}))
+            container.blobs[name] = blob
+            return blob
 
     def add_key_vault(
         self,
@@ -504,6 +576,30 @@ class Tenant:
     def allow_all(self) -> None:
         """Drop every deny rule: the principal holds every permission again."""
         self.rbac.allow_all()
+
+    # ----------------------------------------------------------------- fault knobs
+    def fault_knobs(self) -> dict[str, Any]:
+        """Every fault knob as one dict (``GET /_sim/faults``; the shape of a scenario's ``faults:``): the
+        :class:`FaultSettings` fields and ``lro`` (``duration_s``, ``retry_after``, ``failure_rate``,
+        ``failure``)."""
+        with self.lock:
+            return {**self.faults.to_dict(), "lro": self.lro.to_dict()}
+
+    def configure_faults(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Change fault knobs from a (partial) dict shaped like :meth:`fault_knobs`, e.g.
+        ``{"timeout_rate": 0.1, "lro": {"duration_s": 20, "failure_rate": 0.5}}``; nested dicts merge key by
+        key. All or nothing: an unknown key or a bad value raises ``ValueError`` and changes no knob.
+        Returns the knobs now in force. Like the other knobs, they survive :meth:`reset`."""
+        from irflow.sim.scenario import FaultsSpec
+
+        with self.lock:
+            # pydantic's ValidationError is a ValueError
+            spec = FaultsSpec.model_validate(_merge(self.fault_knobs(), changes))
+            settings = spec.settings()
+            for name in _FAULT_FIELDS:
+                setattr(self.faults, name, getattr(settings, name))
+            spec.lro.apply(self.lro)
+            return self.fault_knobs()
 
     # ----------------------------------------------------------------- lookups (ARM errors when missing)
     @property

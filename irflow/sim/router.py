@@ -22,6 +22,7 @@ import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from irflow.sim import errors
@@ -145,7 +146,7 @@ class Router:
                 "x-ms-correlation-request-id",
                 request.headers.get("x-ms-correlation-request-id") or response.headers["x-ms-request-id"],
             )
-            tenant.journal.record(
+            entry = tenant.journal.record(
                 method=request.method,
                 path=request.path,
                 query=request.query,
@@ -156,7 +157,7 @@ class Router:
                 response=response.body,
             )
             if is_arm and route is not None and route.is_write and 200 <= response.status < 300:
-                _record_activity(tenant, request, route, response)
+                _record_activity(tenant, request, route, response, entry.time)
         log.debug("%s %s -> %s", request.method, request.path, response.status)
         return response
 
@@ -230,7 +231,9 @@ class Router:
             return error_response(exc)
 
 
-def _record_activity(tenant: Tenant, request: SimRequest, route: Route, response: SimResponse) -> None:
+def _record_activity(
+    tenant: Tenant, request: SimRequest, route: Route, response: SimResponse, when: datetime
+) -> None:
     """A successful ARM write leaves its ``AzureActivity`` row (:mod:`irflow.sim.loganalytics.activity`)."""
     activity.record_write(
         tenant,
@@ -238,6 +241,7 @@ def _record_activity(tenant: Tenant, request: SimRequest, route: Route, response
         resource_id=route.scope(request.path),
         correlation_id=response.headers["x-ms-correlation-request-id"],
         status_code=response.status,
+        when=when,
     )
 
 

@@ -31,7 +31,10 @@ tenant clock (``created_days_ago``, ``keys_created_days_ago``) or absolute (``cr
                     metadata: {owner: analytics}
                     legal_hold_tags: [case2026]    # optional
                     immutability_days: 30          # optional: an unlocked time-based retention policy
-                    blobs: 1840                    # optional: how many blobs it holds (data plane)
+                    blobs: 1840                    # optional: how many blobs it holds (a count only), or
+                    # blobs:                       # the blobs themselves (data plane: list, get, copy …)
+                    #   - {name: export-0001.csv, content: "SYNTHETIC,ROW\n", content_type: text/csv}
+                    #   - {name: export-0002.bin, size: 2048}    # deterministic synthetic bytes
                     stored_access_policies:        # optional, at most 5 (Get / Set Container ACL)
                       - {id: partner-export, permission: rl, start: 2025-06-01T00:00:00Z,
                          expiry: 2031-01-01T00:00:00Z}
@@ -43,9 +46,12 @@ tenant clock (``created_days_ago``, ``keys_created_days_ago``) or absolute (``cr
                     permissions: {keys: [get, decrypt, unwrapKey], secrets: [get]}
                 keys:                              # data plane: RSA keys, one version per age
                   - {name: phi-records-kek, kty: RSA, versions_days_ago: [400, 120]}
-    faults:                                # optional: the same knobs as ``tenant.faults``
+    faults:                                # optional: the knobs of ``tenant.fault_knobs()``
       latency_ms: 0
       error_rate: 0.0
+      timeout_rate: 0.0                    # share of calls that hang timeout_s, then answer nothing
+      timeout_s: 30
+      lro: {duration_s: 20, retry_after: 1, failure_rate: 0.1}   # also failure: {code, message}
       throttle: true
       throttle_limits:                     # optional: ARM's limits unless given (burst / tokens per second)
         writes: {burst: 200, per_second: 10}
@@ -73,6 +79,7 @@ from irflow.sim.errors import ArmError
 from irflow.sim.models import FaultSettings, Tenant
 from irflow.sim.monitor import scenario as monitoring
 from irflow.sim.network import scenario as network
+from irflow.sim.network.lro import Lro
 from irflow.sim.throttle import BucketLimit, ThrottleLimits
 
 
@@ -92,13 +99,45 @@ class StoredAccessPolicySpec(_Strict):
     expiry: datetime | None = None
 
 
+MAX_SCENARIO_BLOB_BYTES = 4 * 1024 * 1024
+
+
+class BlobSpec(_Strict):
+    """A block blob: ``content`` (text) or ``size`` (deterministic synthetic bytes), never real data."""
+
+    name: str = Field(min_length=1, max_length=1024)
+    content: str | None = None
+    size: int | None = Field(default=None, ge=0, le=MAX_SCENARIO_BLOB_BYTES)
+    content_type: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _content_or_size(self) -> BlobSpec:
+        if (self.content is None) == (self.size is None):
+            raise ValueError(f"blob {self.name}: give content or size, not both or neither")
+        return self
+
+
 class ContainerSpec(_Strict):
     name: str = Field(min_length=3, max_length=63)  # checked as Azure does when the container is added
     public_access: str = Field(default="None", alias="publicAccess")
     metadata: dict[str, str] = Field(default_factory=dict)
     legal_hold_tags: list[str] = Field(default_factory=list)
     immutability_days: int | None = Field(default=None, ge=1)
-    blobs: int = Field(default=0, ge=0)
+    blobs: int | list[BlobSpec] = Field(default=0)  # a count, or the blobs themselves
+
+    @model_validator(mode="after")
+    def _blobs(self) -> ContainerSpec:
+        if isinstance(self.blobs, int) and self.blobs < 0:
+            raise ValueError("blobs must be >= 0")
+        if isinstance(self.blobs, list) and len({b.name for b in self.blobs}) != len(self.blobs):
+            raise ValueError(f"container {self.name}: blob names must be unique")
+        return self
+
+    @property
+    def blob_count(self) -> int:
+        return self.blobs if isinstance(self.blobs, int) else len(self.blobs)
+
     stored_access_policies: list[StoredAccessPolicySpec] = Field(default_factory=list, max_length=5)
 
 
@@ -182,11 +221,36 @@ class ThrottleLimitsSpec(_Strict):
         return limits
 
 
+class LroFailureSpec(_Strict):
+    code: str = Field(min_length=1)
+    message: str | None = None
+
+
+class LroSpec(_Strict):
+    """``tenant.lro``'s knobs (:mod:`irflow.sim.network.lro`)."""
+
+    duration_s: float = Field(default=0.0, ge=0)
+    retry_after: int = Field(default=1, ge=0)
+    failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    failure: LroFailureSpec | None = None
+
+    def apply(self, lro: Lro) -> None:
+        lro.duration_s, lro.retry_after = self.duration_s, self.retry_after
+        lro.failure_rate = self.failure_rate
+        if self.failure is None:
+            lro.clear_failure()
+        else:
+            lro.fail_with(self.failure.code, self.failure.message)
+
+
 class FaultsSpec(_Strict):
     latency_ms: int = Field(default=0, ge=0)
     error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     throttle: bool = False
     throttle_limits: ThrottleLimitsSpec = Field(default_factory=ThrottleLimitsSpec)
+    timeout_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    timeout_s: float = Field(default=30.0, ge=0)
+    lro: LroSpec = Field(default_factory=LroSpec)
 
     def settings(self) -> FaultSettings:
         return FaultSettings(
@@ -194,6 +258,8 @@ class FaultsSpec(_Strict):
             error_rate=self.error_rate,
             throttle=self.throttle,
             throttle_limits=self.throttle_limits.limits(),
+            timeout_rate=self.timeout_rate,
+            timeout_s=self.timeout_s,
         )
 
 
@@ -278,7 +344,8 @@ def load_scenario(source: str | Path | Mapping[str, Any], **tenant_kwargs: Any) 
 
     ``source``: a packaged name (``"demo"``), a YAML path, or an already-parsed dict. Extra keyword
     arguments go to :class:`Tenant` (``token``, ``clock``, ``faults``, ``seed``, ``page_size``); they win
-    over the scenario's own ``page_size``, ``tenant_id`` and ``faults``.
+    over the scenario's own ``page_size``, ``tenant_id`` and ``faults`` (a ``faults`` argument replaces the
+    whole section, its ``lro`` knobs included).
     Raises ``ValueError`` naming the problem when the scenario is invalid.
     """
     document = read_scenario(source)
@@ -290,9 +357,12 @@ def load_scenario(source: str | Path | Mapping[str, Any], **tenant_kwargs: Any) 
         tenant_kwargs.setdefault("page_size", spec.page_size)
     if spec.tenant_id is not None:
         tenant_kwargs.setdefault("tenant_id", spec.tenant_id)
-    if spec.faults is not None:
-        tenant_kwargs.setdefault("faults", spec.faults.settings())
+    scenario_faults = spec.faults if "faults" not in tenant_kwargs else None
+    if scenario_faults is not None:
+        tenant_kwargs["faults"] = scenario_faults.settings()
     tenant = Tenant(**tenant_kwargs)
+    if scenario_faults is not None:
+        scenario_faults.lro.apply(tenant.lro)
     now = tenant.now()
     for subscription in spec.subscriptions:
         tenant.add_subscription(subscription.id, subscription.display_name)
@@ -326,7 +396,7 @@ def load_scenario(source: str | Path | Mapping[str, Any], **tenant_kwargs: Any) 
                             metadata=container.metadata,
                             legal_hold_tags=container.legal_hold_tags,
                             immutability_days=container.immutability_days,
-                            blob_count=container.blobs,
+                            blob_count=container.blob_count,
                             stored_access_policies=[p.model_dump() for p in container.stored_access_policies],
                             created_at=_when(now, account.created_at, account.created_days_ago),
                         )
@@ -336,6 +406,23 @@ def load_scenario(source: str | Path | Mapping[str, Any], **tenant_kwargs: Any) 
                             f"invalid scenario: storage account {account.name}, container {container.name}: "
                             f"{reason}"
                         ) from exc
+                    for blob in container.blobs if isinstance(container.blobs, list) else []:
+                        try:
+                            tenant.add_blob(
+                                account.name,
+                                container.name,
+                                blob.name,
+                                blob.content,
+                                size=blob.size,
+                                content_type=blob.content_type,
+                                metadata=blob.metadata,
+                                created_at=_when(now, account.created_at, account.created_days_ago),
+                            )
+                        except ValueError as exc:
+                            raise ValueError(
+                                f"invalid scenario: storage account {account.name}, container "
+                                f"{container.name}: {exc}"
+                            ) from exc
             for vault in group.key_vaults:
                 try:
                     tenant.add_key_vault(

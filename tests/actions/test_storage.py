@@ -116,7 +116,7 @@ def test_registry_is_complete() -> None:
         assert action.name == name
         assert action.Params.model_fields, name
         assert action.example().strip().startswith("- id:"), name
-        assert all(p.startswith("Microsoft.") for p in action.permissions), name
+        assert all(p.startswith(("Microsoft.", "microsoft.directory/")) for p in action.permissions), name
         assert action.permissions or name.startswith("notify."), f"{name} changes Azure: it needs permissions"
         assert action.summary(), name
 

@@ -77,7 +77,7 @@ def test_get_nsg_has_azure_shape(sim: Sim) -> None:
 
 
 def test_create_rule_is_an_lro_polled_until_succeeded(sim: Sim, clock) -> None:  # type: ignore[no-untyped-def]
-    sim.tenant.lro.duration_s = 4
+    sim.tenant.lro.duration_s = 20  # well above the clock reads one PUT makes, so a poll sees InProgress
     _stepping_clock(sim, clock)
 
     rule = (

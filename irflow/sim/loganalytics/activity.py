@@ -13,6 +13,7 @@ data-plane calls (blob ACLs, Key Vault keys) are not: Azure does not put them in
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -53,9 +54,16 @@ def activity_row(
 
 
 def record_write(
-    tenant: Tenant, *, operation: str, resource_id: str, correlation_id: str, status_code: int
+    tenant: Tenant,
+    *,
+    operation: str,
+    resource_id: str,
+    correlation_id: str,
+    status_code: int,
+    when: datetime,
 ) -> None:
-    """Append the row of one successful ARM write to every workspace (the caller holds the tenant lock)."""
+    """Append the row of one successful ARM write, made at ``when``, to every workspace (the caller holds
+    the tenant lock; ``when`` is the journal entry's time, so the tenant clock is not read again)."""
     row = activity_row(
         operation=operation,
         resource_id=resource_id,
@@ -63,6 +71,5 @@ def record_write(
         correlation_id=correlation_id,
         status_code=status_code,
     )
-    now = tenant.now()
     for workspace in tenant.logs.workspaces:
-        tenant.logs.add_rows(workspace.workspace_id, TABLE, [{**row, "TimeGenerated": now}], now)
+        tenant.logs.add_rows(workspace.workspace_id, TABLE, [{**row, "TimeGenerated": when}], when)

@@ -15,7 +15,7 @@ Expressions: literals (strings ``'…'`` / ``"…"`` / ``@'…'``, long, real, b
 ``ago now datetime bin floor tolower toupper strlen isempty isnotempty isnull isnotnull tostring toint tolong
 todouble extract coalesce`` (``extract(regex, group, text)``: Python ``re`` syntax, which agrees with Kusto's
 RE2 for ordinary patterns; ``coalesce`` skips nulls and, for strings, empty strings).
-Aggregations: ``count() countif() dcount() sum() min() max() avg()``.
+Aggregations: ``count() countif() dcount() sum() sumif() min() max() avg()``.
 
 Types follow Kusto: ``string`` (never null: a missing string is ``""``), ``long``, ``real``, ``bool``,
 ``datetime`` (aware UTC), ``timespan``, ``dynamic``. Comparing values of incompatible types, or naming a
@@ -247,7 +247,7 @@ _STRING_OPS = {
     "!endswith_cs",
 }
 _KEYWORDS = {"and", "or", "by", "asc", "desc", "in", "!in", "in~", *_STRING_OPS}
-AGGREGATES = {"count", "countif", "dcount", "sum", "min", "max", "avg"}
+AGGREGATES = {"count", "countif", "dcount", "sum", "sumif", "min", "max", "avg"}
 SCALAR_FUNCTIONS = {
     "ago",
     "now",
@@ -582,11 +582,18 @@ class Evaluator:
                         f"aggregation '{expr.name}()' is only allowed in summarize", "SemanticError"
                     )
                 arg_types = [self.type_of(a, schema) for a in expr.args]
-                _arity(expr, {"count": (0, 0), "countif": (1, 1), "dcount": (1, 2)}.get(expr.name, (1, 1)))
+                _arity(
+                    expr,
+                    {"count": (0, 0), "countif": (1, 1), "dcount": (1, 2), "sumif": (2, 2)}.get(
+                        expr.name, (1, 1)
+                    ),
+                )
                 if expr.name in ("count", "countif", "dcount"):
                     return "long"
                 if expr.name == "avg":
                     return "real"
+                if expr.name == "sumif" and arg_types[1] != "bool":
+                    raise KqlError("sumif() expects (expression, boolean predicate)", "SemanticError")
                 return arg_types[0]
             arg_types = [self.type_of(a, schema, aggregate) for a in expr.args]
             name = expr.name
@@ -747,13 +754,15 @@ class Evaluator:
             return len(group)
         if expr.name == "countif":
             return sum(1 for row in group if self.value(expr.args[0], row))
+        if expr.name == "sumif":
+            group = [row for row in group if self.value(expr.args[1], row) is True]
         values = [self.value(expr.args[0], row) for row in group]
         present = [v for v in values if v is not None and v != ""] if expr.name != "dcount" else values
         if expr.name == "dcount":
             return len({_hashable(v) for v in values if v is not None})
         if not present:
-            return None
-        if expr.name == "sum":
+            return 0 if expr.name == "sumif" else None  # Kusto: sumif over no matching row is 0
+        if expr.name in ("sum", "sumif"):
             return sum(present)
         if expr.name == "min":
             return min(present)

@@ -9,11 +9,16 @@ tenant clock passes the deadline, then the operation settles: its ``complete`` s
 Knobs (``tenant.lro``): ``duration_s`` (tenant-clock seconds, default 0: done at the first poll),
 ``retry_after`` (the ``Retry-After`` seconds the answers carry, default 1; ``0`` lets a client's
 ``polling_interval`` decide, see AZURE_NOTES), ``failure`` (``{"code", "message"}``: operations started while
-it is set fail). Settling is lazy: every network request first settles the operations that are due.
+it is set fail), ``failure_rate`` (0..1: the share of operations, drawn at start from the tenant's seeded
+``random``, that fail with ``InternalServerError`` when ``failure`` is not set). Settling is lazy: every
+network request first settles the operations that are due. The knobs are settable from a scenario's
+``faults: {lro: …}``, ``irflow sim serve --lro-seconds/--lro-fail-rate/--lro-retry-after`` and
+``POST /_sim/faults`` (see ``Tenant.configure_faults``).
 """
 
 from __future__ import annotations
 
+import random as _random
 import threading
 import uuid
 from collections.abc import Callable
@@ -45,7 +50,9 @@ class Lro:
     duration_s: float = 0.0
     retry_after: int = 1
     failure: dict[str, Any] | None = None
+    failure_rate: float = 0.0
     operations: dict[str, Operation] = field(default_factory=dict)
+    random: _random.Random = field(default_factory=_random.Random, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def fail_with(self, code: str = "InternalServerError", message: str | None = None) -> None:
@@ -69,6 +76,12 @@ class Lro:
     ) -> Operation:
         if self.duration_s < 0:
             raise ValueError("duration_s must be >= 0")
+        failure = dict(self.failure) if self.failure else None
+        if failure is None and self.failure_rate and self.random.random() < self.failure_rate:
+            failure = {
+                "code": "InternalServerError",
+                "message": "The operation failed (injected by the irflow.sim LRO failure-rate knob).",
+            }
         operation = Operation(
             id=str(uuid.uuid4()),
             subscription_id=subscription_id,
@@ -76,7 +89,7 @@ class Lro:
             deadline=now + timedelta(seconds=self.duration_s),
             complete=complete,
             rollback=rollback,
-            failure=dict(self.failure) if self.failure else None,
+            failure=failure,
         )
         with self._lock:
             self.operations[operation.id] = operation
@@ -103,4 +116,9 @@ class Lro:
             self.operations.clear()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"duration_s": self.duration_s, "retry_after": self.retry_after, "failure": self.failure}
+        return {
+            "duration_s": self.duration_s,
+            "retry_after": self.retry_after,
+            "failure_rate": self.failure_rate,
+            "failure": dict(self.failure) if self.failure else None,
+        }

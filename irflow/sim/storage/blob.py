@@ -7,10 +7,12 @@ BlobContainersSetLegalHold/ClearLegalHold, BlobContainersPutImmutabilityPolicy).
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from irflow.sim import arm, errors
@@ -187,6 +189,91 @@ class StoredAccessPolicy:
         }
 
 
+@dataclass
+class Blob:
+    """A block blob as the blob service data plane keeps it (:mod:`irflow.sim.storage.blob_data`):
+    content bytes, content type, metadata, times and ETag. ``snapshots`` are read-only copies of earlier
+    states (each a :class:`Blob` whose ``snapshot`` is its id, the ``x-ms-snapshot`` time); ``copy_info``
+    holds the ``x-ms-copy-*`` facts of a blob written by Copy Blob (``id``, ``source``, ``status``,
+    ``progress``, ``completion_time``)."""
+
+    name: str
+    content: bytes
+    content_type: str
+    created: datetime
+    last_modified: datetime
+    metadata: dict[str, str] = field(default_factory=dict)
+    snapshot: str | None = None
+    snapshots: list[Blob] = field(default_factory=list)
+    copy_info: dict[str, Any] | None = None
+    version: int = 0
+
+    @property
+    def etag(self) -> str:
+        return f'"0x{_ticks(self.last_modified) + self.version:X}"'
+
+    @property
+    def size(self) -> int:
+        return len(self.content)
+
+    @property
+    def content_md5(self) -> str:
+        """``Content-MD5``: base64 of the MD5 digest, as the service computes it for a Put Blob."""
+        return base64.b64encode(hashlib.md5(self.content, usedforsecurity=False).digest()).decode("ascii")
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+    def write(self, content: bytes, content_type: str, metadata: dict[str, str], when: datetime) -> None:
+        """Overwrite (Put Blob / Copy Blob onto an existing name): the snapshots and creation time stay."""
+        self.content, self.content_type, self.metadata = content, content_type, dict(metadata)
+        self.copy_info = None
+        self.last_modified = when
+        self.version += 1
+
+    def take_snapshot(self, when: datetime) -> Blob:
+        """A read-only copy of the current state, with a snapshot id unique among this blob's snapshots."""
+        taken = {s.snapshot for s in self.snapshots}
+        moment = when
+        while arm.format_time(moment) in taken:
+            moment += timedelta(microseconds=1)
+        snapshot = Blob(
+            name=self.name,
+            content=self.content,
+            content_type=self.content_type,
+            created=self.created,
+            last_modified=self.last_modified,
+            metadata=dict(self.metadata),
+            snapshot=arm.format_time(moment),
+            copy_info=copy.deepcopy(self.copy_info),
+            version=self.version,
+        )
+        self.snapshots.append(snapshot)
+        return snapshot
+
+    def find_snapshot(self, snapshot: str) -> Blob | None:
+        return next((s for s in self.snapshots if s.snapshot == snapshot), None)
+
+    def summary(self) -> dict[str, Any]:
+        """Secret-free, content-free facts (journal, ``/_sim/state``): size and SHA-256, never the bytes."""
+        facts: dict[str, Any] = {
+            "name": self.name,
+            "size": self.size,
+            "sha256": self.sha256,
+            "contentType": self.content_type,
+            "etag": self.etag,
+            "lastModified": arm.format_time(self.last_modified),
+        }
+        if self.snapshot is not None:
+            facts["snapshot"] = self.snapshot
+        else:
+            facts["snapshots"] = [s.snapshot for s in self.snapshots]
+        if self.copy_info is not None:
+            facts["copy"] = {k: v for k, v in self.copy_info.items() if k != "completion_time"}
+        return facts
+
+
 class BlobContainer:
     """One container. ``blob_count`` is scenario data for the data plane; ARM does not show it."""
 
@@ -212,6 +299,7 @@ class BlobContainer:
         self.legal_hold_append_writes_all: bool | None = None
         self.immutability: ImmutabilityPolicy | None = None
         self.access_policies: list[StoredAccessPolicy] = []
+        self.blobs: dict[str, Blob] = {}  # name (case-sensitive, as in Azure) → blob (data plane)
         self._version = 0
 
     @property

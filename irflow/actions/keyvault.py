@@ -1,0 +1,652 @@
+"""Key Vault containment actions (``azure-mgmt-keyvault`` for the vault, ``azure-keyvault-keys`` for keys).
+
+Vault settings are changed with ``PATCH …/vaults/{v}`` (``vaults.update``), never with the long-running
+``begin_create_or_update`` PUT; access policies with ``PUT …/accessPolicies/remove``.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from azure.core.exceptions import HttpResponseError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from irflow.actions.base import (
+    Action,
+    ActionError,
+    Change,
+    Plan,
+    ResourceMissing,
+    Result,
+    StepContext,
+    azure_errors,
+    register,
+)
+from irflow.domain.resource_id import DirectoryObjectId, KeyVaultId, ResourceId
+
+READ = "Microsoft.KeyVault/vaults/read"
+WRITE = "Microsoft.KeyVault/vaults/write"
+ACCESS_POLICIES_WRITE = "Microsoft.KeyVault/vaults/accessPolicies/write"
+KEYS_READ = "Microsoft.KeyVault/vaults/keys/read"
+KEYS_ROTATE = "Microsoft.KeyVault/vaults/keys/rotate/action"
+
+_KEY_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
+_NETWORK_REFUSALS = ("ForbiddenByConnection", "ForbiddenByFirewall")
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def _get_vault(ctx: StepContext, vault_id: str) -> dict[str, Any]:
+    """The vault as ARM shows it (wire names: ``properties.networkAcls`` …)."""
+    rid = ResourceId.parse(vault_id)
+    with azure_errors(permission=READ, scope=vault_id):
+        vault = ctx.clients.keyvault_mgmt(rid.subscription_id).vaults.get(rid.resource_group, rid.name)
+    return vault.as_dict()
+
+
+def _properties(ctx: StepContext, vault_id: str) -> dict[str, Any]:
+    return _get_vault(ctx, vault_id).get("properties") or {}
+
+
+def _patch(ctx: StepContext, vault_id: str, properties: dict[str, Any]) -> None:
+    rid = ResourceId.parse(vault_id)
+    with azure_errors(permission=WRITE, scope=vault_id):
+        ctx.clients.keyvault_mgmt(rid.subscription_id).vaults.update(
+            rid.resource_group, rid.name, {"properties": properties}
+        )
+
+
+def _cidr(value: str) -> str:
+    """An IPv4 address or range in canonical CIDR form (``203.0.113.7`` → ``203.0.113.7/32``)."""
+    network = ipaddress.ip_network(str(value).strip(), strict=False)
+    if network.version != 4:
+        raise ValueError(f"Key Vault IP rules are IPv4 only: {value!r}")
+    return str(network)
+
+
+def _network_state(props: dict[str, Any]) -> dict[str, Any]:
+    """The settings ``keyvault.isolate_vault`` changes, with Azure's defaults filled in."""
+    acls = copy.deepcopy(props.get("networkAcls") or {})
+    return {
+        "publicNetworkAccess": props.get("publicNetworkAccess") or "Enabled",
+        "networkAcls": {
+            "bypass": acls.get("bypass") or "AzureServices",
+            "defaultAction": acls.get("defaultAction") or "Allow",
+            "ipRules": [{"value": rule["value"]} for rule in acls.get("ipRules") or [] if rule.get("value")],
+            "virtualNetworkRules": [rule for rule in acls.get("virtualNetworkRules") or [] if rule.get("id")],
+        },
+    }
+
+
+def _comparable(acls: dict[str, Any]) -> dict[str, Any]:
+    """Network rules in a form where equal rule sets compare equal (order, case, /32 spelling)."""
+
+    def ip(value: str) -> str:
+        try:
+            return _cidr(value)
+        except ValueError:
+            return value
+
+    return {
+        "bypass": str(acls.get("bypass") or "AzureServices").lower(),
+        "defaultAction": str(acls.get("defaultAction") or "Allow").lower(),
+        "ipRules": sorted({ip(r["value"]) for r in acls.get("ipRules") or [] if r.get("value")}),
+        "virtualNetworkRules": sorted(
+            {r["id"].lower() for r in acls.get("virtualNetworkRules") or [] if r.get("id")}
+        ),
+    }
+
+
+# ------------------------------------------------------------------------------------- isolate vault
+class IsolateVaultParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    vault: KeyVaultId = Field(description="Resource id of the key vault to isolate.")
+    allow_ip_rules: list[str] = Field(
+        default_factory=list,
+        max_length=127,
+        description="IPv4 addresses or CIDR ranges that keep reaching the vault (irflow's own egress "
+        "addresses, the responders' network). Every other IP rule is removed.",
+    )
+    keep_virtual_network_rules: bool = Field(
+        default=False, description="Keep the vault's existing virtual-network (subnet) rules."
+    )
+    bypass: Literal["None", "AzureServices"] = Field(
+        default="None",
+        description="Trusted Microsoft services bypass. None cuts them off too; keep AzureServices when a "
+        "service such as Storage or SQL reads a customer-managed key from this vault.",
+    )
+
+    @field_validator("allow_ip_rules")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(_cidr(item) for item in value))
+
+
+@register
+class IsolateVault(Action):
+    """Cut a key vault off every network path except an explicit allow-list.
+
+    Sets the firewall's default action to Deny and the trusted-services bypass to None (configurable),
+    replaces the IP rules with ``allow_ip_rules`` and drops the virtual-network rules unless
+    ``keep_virtual_network_rules``. With nothing allow-listed, public network access is Disabled (private
+    endpoints only). Azure ignores every firewall rule while public network access is Disabled, so when an
+    allow-list is given public network access stays Enabled and the firewall admits only the allow-list:
+    that is how irflow keeps reaching the vault's data plane (for ``keyvault.rotate_key``) from outside a
+    private endpoint. The prior settings are recorded for ``keyvault.restore_vault_network``.
+
+    Example::
+
+        - id: isolate-vault
+          action: keyvault.isolate_vault
+          for_each: "{{ inputs.key_vaults }}"
+          with: {vault: "{{ item }}", allow_ip_rules: ["198.51.100.10/32"]}
+    """
+
+    name = "keyvault.isolate_vault"
+    Params = IsolateVaultParams
+    permissions = (READ, WRITE)
+    target_param = "vault"
+
+    @staticmethod
+    def _target(params: IsolateVaultParams, state: dict[str, Any]) -> dict[str, Any]:
+        vnet_rules = state["networkAcls"]["virtualNetworkRules"] if params.keep_virtual_network_rules else []
+        allow_listed = bool(params.allow_ip_rules or vnet_rules)
+        return {
+            "publicNetworkAccess": "Enabled" if allow_listed else "Disabled",
+            "networkAcls": {
+                "bypass": params.bypass,
+                "defaultAction": "Deny",
+                "ipRules": [{"value": cidr} for cidr in params.allow_ip_rules],
+                "virtualNetworkRules": copy.deepcopy(vnet_rules),
+            },
+        }
+
+    def _diff(self, ctx: StepContext) -> tuple[list[Change], dict[str, Any], dict[str, Any]]:
+        params: IsolateVaultParams = ctx.params  # type: ignore[assignment]
+        state = _network_state(_properties(ctx, params.vault))
+        target = self._target(params, state)
+        changes = []
+        if state["publicNetworkAccess"].lower() != target["publicNetworkAccess"].lower():
+            changes.append(
+                Change(
+                    field="properties.publicNetworkAccess",
+                    before=state["publicNetworkAccess"],
+                    after=target["publicNetworkAccess"],
+                )
+            )
+        current, wanted = _comparable(state["networkAcls"]), _comparable(target["networkAcls"])
+        for key in ("defaultAction", "bypass", "ipRules", "virtualNetworkRules"):
+            if current[key] != wanted[key]:
+                changes.append(
+                    Change(
+                        field=f"properties.networkAcls.{key}",
+                        before=state["networkAcls"][key],
+                        after=target["networkAcls"][key],
+                    )
+                )
+        return changes, state, target
+
+    @staticmethod
+    def _notes(target: dict[str, Any]) -> list[str]:
+        if target["publicNetworkAccess"] == "Disabled":
+            return [
+                "nothing allow-listed: only private endpoints reach the vault afterwards (irflow too, for "
+                "keyvault.rotate_key)"
+            ]
+        return [
+            "public network access stays Enabled because Azure ignores firewall rules while it is Disabled; "
+            "the firewall denies every address but the allow-list"
+        ]
+
+    def plan(self, ctx: StepContext) -> Plan:
+        params: IsolateVaultParams = ctx.params  # type: ignore[assignment]
+        changes, _, target = self._diff(ctx)
+        return Plan(action=self.name, target=params.vault, changes=changes, notes=self._notes(target))
+
+    def apply(self, ctx: StepContext) -> Result:
+        params: IsolateVaultParams = ctx.params  # type: ignore[assignment]
+        changes, state, target = self._diff(ctx)
+        if not changes:
+            return Result(changed=False, prior_state=state, notes=["already isolated"])
+        _patch(ctx, params.vault, target)
+        ctx.log.info("key vault isolated", changes=len(changes), allow_listed=len(params.allow_ip_rules))
+        return Result(changed=True, changes=changes, prior_state=state, notes=self._notes(target))
+
+    def verify(self, ctx: StepContext) -> bool:
+        changes, _, _ = self._diff(ctx)
+        return not changes
+
+
+# ----------------------------------------------------------------------------- restore vault network
+class VaultNetworkState(BaseModel):
+    """The vault settings ``keyvault.isolate_vault`` changes, as recorded in its step result."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    publicNetworkAccess: Literal["Enabled", "Disabled"]  # noqa: N815 (ARM names)
+    networkAcls: dict[str, Any]  # noqa: N815
+
+    @field_validator("networkAcls")
+    @classmethod
+    def _acls(cls, value: dict[str, Any]) -> dict[str, Any]:
+        missing = [key for key in ("defaultAction", "bypass") if not value.get(key)]
+        if missing:
+            raise ValueError(f"networkAcls needs {', '.join(missing)}")
+        return _network_state({"networkAcls": value})["networkAcls"]
+
+
+class RestoreVaultNetworkParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    vault: KeyVaultId = Field(description="Resource id of the key vault to restore.")
+    prior: VaultNetworkState = Field(
+        description="The state before containment: the prior_state recorded by keyvault.isolate_vault "
+        "(in a playbook: {{ incident.prior_state['keyvault.isolate_vault'][item] }})."
+    )
+
+
+@register
+class RestoreVaultNetwork(Action):
+    """Undo ``keyvault.isolate_vault``: put back the network settings recorded before containment.
+
+    Restores public network access and the whole firewall (default action, trusted-services bypass, IP and
+    virtual-network rules) exactly as they were. A no-op when the vault already matches.
+
+    Example::
+
+        - id: restore-vault-network
+          action: keyvault.restore_vault_network
+          for_each: "{{ inputs.key_vaults }}"
+          with:
+            vault: "{{ item }}"
+            prior: "{{ incident.prior_state['keyvault.isolate_vault'][item] }}"
+    """
+
+    name = "keyvault.restore_vault_network"
+    Params = RestoreVaultNetworkParams
+    permissions = (READ, WRITE)
+    target_param = "vault"
+
+    def _diff(self, ctx: StepContext) -> tuple[list[Change], dict[str, Any]]:
+        params: RestoreVaultNetworkParams = ctx.params  # type: ignore[assignment]
+        current = _network_state(_properties(ctx, params.vault))
+        target = params.prior.model_dump()
+        changes = []
+        if current["publicNetworkAccess"].lower() != target["publicNetworkAccess"].lower():
+            changes.append(
+                Change(
+                    field="properties.publicNetworkAccess",
+                    before=current["publicNetworkAccess"],
+                    after=target["publicNetworkAccess"],
+                )
+            )
+        if _comparable(current["networkAcls"]) != _comparable(target["networkAcls"]):
+            changes.append(
+                Change(
+                    field="properties.networkAcls", before=current["networkAcls"], after=target["networkAcls"]
+                )
+            )
+        return changes, current
+
+    def plan(self, ctx: StepContext) -> Plan:
+        params: RestoreVaultNetworkParams = ctx.params  # type: ignore[assignment]
+        changes, _ = self._diff(ctx)
+        return Plan(action=self.name, target=params.vault, changes=changes)
+
+    def apply(self, ctx: StepContext) -> Result:
+        params: RestoreVaultNetworkParams = ctx.params  # type: ignore[assignment]
+        changes, current = self._diff(ctx)
+        if not changes:
+            return Result(changed=False, prior_state=current, notes=["already restored"])
+        _patch(ctx, params.vault, {c.field.removeprefix("properties."): c.after for c in changes})
+        ctx.log.info("key vault network restored", changes=len(changes))
+        return Result(changed=True, changes=changes, prior_state=current)
+
+    def verify(self, ctx: StepContext) -> bool:
+        changes, _ = self._diff(ctx)
+        return not changes
+
+
+# ------------------------------------------------------------------------------ revoke access policies
+_KINDS = ("keys", "secrets", "certificates")
+
+
+class RevokeAccessPoliciesParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    vault: KeyVaultId = Field(description="Resource id of the key vault.")
+    keep_object_ids: list[DirectoryObjectId] = Field(
+        default_factory=list,
+        description="Object ids of principals whose access is left alone (the workloads that must keep "
+        "running, and irflow's own identity when the vault uses access policies).",
+    )
+    key_permissions: list[str] = Field(
+        default=["decrypt", "unwrapKey", "get"], description="Key permissions taken from everyone else."
+    )
+    secret_permissions: list[str] = Field(
+        default=["get"], description="Secret permissions taken from everyone else."
+    )
+    certificate_permissions: list[str] = Field(
+        default_factory=list, description="Certificate permissions taken from everyone else."
+    )
+
+
+@register
+class RevokeAccessPolicies(Action):
+    """Take the dangerous data-plane permissions away from every principal not on the keep list.
+
+    For each access policy entry whose object id is not in ``keep_object_ids``, removes the listed key,
+    secret and certificate permissions it holds (by default keys: decrypt, unwrapKey, get; secrets: get) with
+    one ``accessPolicies/remove`` call; the legacy ``all`` permission counts as holding them. An entry left
+    without any permission disappears (Azure's rule). Every entry's object id and permissions before the
+    change are recorded (no tenant or application details). A vault using Azure RBAC ignores access
+    policies: the plan says so, and role assignments need reviewing separately.
+
+    Example::
+
+        - id: revoke-access-policies
+          action: keyvault.revoke_access_policies
+          for_each: "{{ inputs.key_vaults }}"
+          with:
+            vault: "{{ item }}"
+            keep_object_ids: ["4b7d2e19-3a6c-4f8e-9d15-7c2a0e6b8f31"]
+    """
+
+    name = "keyvault.revoke_access_policies"
+    Params = RevokeAccessPoliciesParams
+    permissions = (READ, ACCESS_POLICIES_WRITE)
+    target_param = "vault"
+
+    def _dangerous(self, params: RevokeAccessPoliciesParams) -> dict[str, set[str]]:
+        lists = {
+            "keys": params.key_permissions,
+            "secrets": params.secret_permissions,
+            "certificates": params.certificate_permissions,
+        }
+        return {
+            kind: ({p.lower() for p in items} | {"all"}) if items else set() for kind, items in lists.items()
+        }
+
+    def _survey(self, ctx: StepContext) -> tuple[list[dict[str, Any]], list[Change], dict[str, Any]]:
+        """The ``remove`` entries to send, the changes they make and the recorded prior policies."""
+        params: RevokeAccessPoliciesParams = ctx.params  # type: ignore[assignment]
+        props = _properties(ctx, params.vault)
+        policies = props.get("accessPolicies") or []
+        keep = {oid.lower() for oid in params.keep_object_ids}
+        dangerous = self._dangerous(params)
+        removals: list[dict[str, Any]] = []
+        changes: list[Change] = []
+        for policy in policies:
+            object_id = str(policy.get("objectId", ""))
+            if object_id.lower() in keep:
+                continue
+            held = policy.get("permissions") or {}
+            taken = {
+                kind: [p for p in held.get(kind) or [] if p.lower() in dangerous[kind]] for kind in _KINDS
+            }
+            taken = {kind: items for kind, items in taken.items() if items}
+            if not taken:
+                continue
+            entry: dict[str, Any] = {
+                "tenantId": policy.get("tenantId") or props.get("tenantId"),
+                "objectId": object_id,
+                "permissions": taken,
+            }
+            if policy.get("applicationId"):
+                entry["applicationId"] = policy["applicationId"]
+            removals.append(entry)
+            for kind, items in taken.items():
+                before = list(held.get(kind) or [])
+                changes.append(
+                    Change(
+                        field=f"accessPolicies.{object_id}.{kind}",
+                        before=before,
+                        after=[p for p in before if p not in items],
+                    )
+                )
+        prior = {
+            "accessPolicies": [
+                {
+                    "objectId": p.get("objectId"),
+                    "permissions": {k: list(v or []) for k, v in (p.get("permissions") or {}).items()},
+                }
+                for p in policies
+            ],
+            "enableRbacAuthorization": bool(props.get("enableRbacAuthorization")),
+        }
+        return removals, changes, prior
+
+    @staticmethod
+    def _notes(prior: dict[str, Any]) -> list[str]:
+        if prior["enableRbacAuthorization"]:
+            return [
+                "the vault uses Azure RBAC: access policies grant nothing there; review its role "
+                "assignments (Key Vault Crypto User, Secrets User …) as well"
+            ]
+        return []
+
+    def plan(self, ctx: StepContext) -> Plan:
+        params: RevokeAccessPoliciesParams = ctx.params  # type: ignore[assignment]
+        _, changes, prior = self._survey(ctx)
+        return Plan(action=self.name, target=params.vault, changes=changes, notes=self._notes(prior))
+
+    def apply(self, ctx: StepContext) -> Result:
+        params: RevokeAccessPoliciesParams = ctx.params  # type: ignore[assignment]
+        removals, changes, prior = self._survey(ctx)
+        if not removals:
+            return Result(changed=False, prior_state=prior, notes=["no over-broad access policy"])
+        rid = ResourceId.parse(params.vault)
+        with azure_errors(permission=ACCESS_POLICIES_WRITE, scope=f"{params.vault}/accessPolicies/remove"):
+            ctx.clients.keyvault_mgmt(rid.subscription_id).vaults.update_access_policy(
+                rid.resource_group, rid.name, "remove", {"properties": {"accessPolicies": removals}}
+            )
+        ctx.log.info("key vault access policies revoked", principals=len(removals))
+        return Result(changed=True, changes=changes, prior_state=prior, notes=self._notes(prior))
+
+    def verify(self, ctx: StepContext) -> bool:
+        removals, _, _ = self._survey(ctx)
+        return not removals
+
+
+# ------------------------------------------------------------------------------------------ rotate key
+@contextmanager
+def _data_plane_errors(*, permission: str, scope: str) -> Iterator[None]:
+    """Like ``azure_errors``, but a refusal by the vault's network rules is named as such, not as RBAC."""
+    try:
+        with azure_errors(permission=permission, scope=scope):
+            try:
+                yield
+            except HttpResponseError as exc:
+                inner = getattr(getattr(exc, "error", None), "innererror", None) or {}
+                code = inner.get("code") if isinstance(inner, dict) else None
+                if exc.status_code == 403 and code in _NETWORK_REFUSALS:
+                    raise _NetworkRefusal(code) from None
+                raise
+    except _NetworkRefusal as refusal:
+        raise ActionError(
+            f"the network rules of {scope.rsplit('/keys/', 1)[0]} refuse irflow ({refusal.code}): allow-list "
+            "irflow's egress address (allow_ip_rules of keyvault.isolate_vault) or reach the vault through a "
+            "private endpoint"
+        ) from None
+
+
+class _NetworkRefusal(Exception):
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class RotateKeyParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    vault: KeyVaultId = Field(description="Resource id of the key vault holding the key.")
+    key: str = Field(description="Name of the key to rotate.")
+    rotated_since: datetime | None = Field(
+        default=None,
+        description="A current key version Azure shows as created at or after this time counts as already "
+        "rotated. Default: the incident's containment epoch (when irflow opened the incident).",
+    )
+
+    @field_validator("key")
+    @classmethod
+    def _key_name(cls, value: str) -> str:
+        if not _KEY_NAME.match(value):
+            raise ValueError(f"not a Key Vault key name: {value[:200]!r} (1-127 letters, digits and dashes)")
+        return value
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@register
+class RotateKey(Action):
+    """Rotate a Key Vault key: a new current version, so new wraps and encryptions stop using the old one.
+
+    Idempotent from Azure-side facts: when the key's current version was created at or after
+    ``rotated_since`` (by default the incident's containment epoch; Key Vault keeps times to the second) the
+    key counts as already rotated, so re-running the step, the playbook or a crashed attempt never rotates
+    twice for one incident. Older versions stay enabled (data they wrap stays readable): revoking the
+    principals' access is what stops their use. The result names the new version, never key material.
+    On a vault using access policies, irflow's identity needs key permissions get and rotate there too.
+
+    Example::
+
+        - id: rotate-key
+          action: keyvault.rotate_key
+          for_each: "{{ inputs.key_vaults }}"
+          with: {vault: "{{ item }}", key: phi-records-kek}
+          retry: {max_attempts: 5, backoff: exponential}
+    """
+
+    name = "keyvault.rotate_key"
+    Params = RotateKeyParams
+    permissions = (READ, KEYS_READ, KEYS_ROTATE)
+    target_param = "vault"
+
+    def _client(self, ctx: StepContext) -> Any:
+        params: RotateKeyParams = ctx.params  # type: ignore[assignment]
+        uri = _properties(ctx, params.vault).get("vaultUri")
+        if not uri:
+            raise ResourceMissing(f"not found: a vaultUri on {params.vault}")
+        return ctx.clients.keys(uri)
+
+    def _current(self, ctx: StepContext) -> tuple[Any, list[Change], dict[str, Any]]:
+        params: RotateKeyParams = ctx.params  # type: ignore[assignment]
+        # Azure keeps key times to the second: a version made in the epoch's second counts as rotated.
+        since = _utc(params.rotated_since or ctx.reference_time).replace(microsecond=0)
+        client = self._client(ctx)
+        with _data_plane_errors(permission=KEYS_READ, scope=f"{params.vault}/keys/{params.key}"):
+            key = client.get_key(params.key)
+        created = key.properties.created_on
+        current = {
+            "version": key.properties.version,
+            "created": created.isoformat() if created else None,
+        }
+        changes = []
+        if created is None or _utc(created) < since:
+            changes.append(Change(field=f"keys.{params.key}", before=current, after="rotate"))
+        return client, changes, {"key": params.key, "current": current, "rotated_since": since.isoformat()}
+
+    def plan(self, ctx: StepContext) -> Plan:
+        params: RotateKeyParams = ctx.params  # type: ignore[assignment]
+        _, changes, prior = self._current(ctx)
+        notes = [] if changes else [f"{params.key} already rotated (created {prior['current']['created']})"]
+        return Plan(action=self.name, target=params.vault, changes=changes, notes=notes)
+
+    def apply(self, ctx: StepContext) -> Result:
+        params: RotateKeyParams = ctx.params  # type: ignore[assignment]
+        client, changes, prior = self._current(ctx)
+        if not changes:
+            return Result(
+                changed=False,
+                prior_state=prior,
+                outputs={"key": params.key, "version": prior["current"]["version"]},
+                notes=["key already rotated"],
+            )
+        with _data_plane_errors(permission=KEYS_ROTATE, scope=f"{params.vault}/keys/{params.key}"):
+            rotated = client.rotate_key(params.key)
+        ctx.log.info("key vault key rotated", key_name=params.key, version=rotated.properties.version)
+        return Result(
+            changed=True,
+            changes=changes,
+            prior_state=prior,
+            outputs={"key": params.key, "version": rotated.properties.version, "key_id": rotated.id},
+        )
+
+    def verify(self, ctx: StepContext) -> bool:
+        _, changes, _ = self._current(ctx)
+        return not changes
+
+
+# ------------------------------------------------------------------------------ enable purge protection
+class EnablePurgeProtectionParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    vault: KeyVaultId = Field(description="Resource id of the key vault.")
+
+
+@register
+class EnablePurgeProtection(Action):
+    """Turn on soft delete and purge protection, so no one can destroy the vault's keys and secrets for good.
+
+    IRREVERSIBLE: Azure never lets purge protection (or soft delete) be switched off again, and the vault's
+    soft-delete retention can no longer be changed; a deleted vault, key or secret then stays recoverable and
+    unpurgeable for the whole retention period. There is no restore counterpart. The prior settings are
+    recorded.
+
+    Example::
+
+        - id: enable-purge-protection
+          action: keyvault.enable_purge_protection
+          for_each: "{{ inputs.key_vaults }}"
+          with: {vault: "{{ item }}"}
+    """
+
+    name = "keyvault.enable_purge_protection"
+    Params = EnablePurgeProtectionParams
+    permissions = (READ, WRITE)
+    target_param = "vault"
+
+    NOTE = "irreversible: Azure never allows purge protection or soft delete to be turned off again"
+
+    def _diff(self, ctx: StepContext) -> tuple[list[Change], dict[str, Any]]:
+        params: EnablePurgeProtectionParams = ctx.params  # type: ignore[assignment]
+        props = _properties(ctx, params.vault)
+        current = {
+            "enableSoftDelete": props.get("enableSoftDelete"),
+            "enablePurgeProtection": props.get("enablePurgeProtection"),
+            "softDeleteRetentionInDays": props.get("softDeleteRetentionInDays"),
+        }
+        changes = [
+            Change(field=f"properties.{key}", before=current[key], after=True)
+            for key in ("enableSoftDelete", "enablePurgeProtection")
+            if current[key] is not True
+        ]
+        return changes, current
+
+    def plan(self, ctx: StepContext) -> Plan:
+        params: EnablePurgeProtectionParams = ctx.params  # type: ignore[assignment]
+        changes, _ = self._diff(ctx)
+        return Plan(
+            action=self.name, target=params.vault, changes=changes, notes=[self.NOTE] if changes else []
+        )
+
+    def apply(self, ctx: StepContext) -> Result:
+        params: EnablePurgeProtectionParams = ctx.params  # type: ignore[assignment]
+        changes, current = self._diff(ctx)
+        if not changes:
+            return Result(changed=False, prior_state=current, notes=["purge protection already on"])
+        _patch(ctx, params.vault, {c.field.removeprefix("properties."): True for c in changes})
+        ctx.log.info("key vault purge protection enabled", changes=len(changes))
+        return Result(changed=True, changes=changes, prior_state=current, notes=[self.NOTE])
+
+    def verify(self, ctx: StepContext) -> bool:
+        changes, _ = self._diff(ctx)
+        return not changes

@@ -1,0 +1,409 @@
+"""Key Vault actions through the official SDKs against the simulated tenant (in-process mount)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from azure.keyvault.keys._shared import http_challenge_cache
+from pydantic import ValidationError
+
+from irflow.actions.base import ActionError, PermissionDenied, ResourceMissing, get_action
+from irflow.actions.keyvault import (
+    EnablePurgeProtection,
+    IsolateVault,
+    RestoreVaultNetwork,
+    RevokeAccessPolicies,
+    RotateKey,
+)
+from irflow.sim.models import Tenant
+
+VAULT = "kv-phi-prod"
+KEY = "phi-records-kek"
+DEVELOPERS = "8e3f1a52-7c4d-4b9e-a6f0-2d1c5b7e9a43"  # clinical-data-developers: get, decrypt, unwrapKey
+ETL = "4b7d2e19-3a6c-4f8e-9d15-7c2a0e6b8f31"  # nightly-etl managed identity: get, wrapKey, unwrapKey
+LOOPBACK = "127.0.0.1"  # the simulator's callers
+
+
+@pytest.fixture(autouse=True)
+def _clear_key_vault_challenges() -> Iterator[None]:
+    """The SDK caches Key Vault challenges per host in a module-global; every test starts clean."""
+    http_challenge_cache.clear()
+    yield
+    http_challenge_cache.clear()
+
+
+def _vault_id(tenant: Tenant) -> str:
+    return tenant.key_vault(VAULT).id
+
+
+def _writes(tenant: Tenant) -> list:  # type: ignore[type-arg]
+    return tenant.journal.writes()
+
+
+def _successful_writes(tenant: Tenant) -> list:  # type: ignore[type-arg]
+    return [w for w in tenant.journal.writes() if w.status < 400]
+
+
+class TestIsolateVault:
+    def test_plan_without_allow_list_disables_public_access_and_writes_nothing(
+        self, tenant: Tenant, make_context
+    ) -> None:  # type: ignore[no-untyped-def]
+        plan = IsolateVault().plan(make_context("keyvault.isolate_vault", vault=_vault_id(tenant)))
+        assert {(c.field, c.before, c.after) for c in plan.changes} == {
+            ("properties.publicNetworkAccess", "Enabled", "Disabled"),
+            ("properties.networkAcls.defaultAction", "Allow", "Deny"),
+            ("properties.networkAcls.bypass", "AzureServices", "None"),
+        }
+        assert any("private endpoints" in note for note in plan.notes)
+        assert _writes(tenant) == []
+
+    def test_plan_with_allow_list_keeps_public_access_behind_the_firewall(
+        self, tenant: Tenant, make_context
+    ) -> None:  # type: ignore[no-untyped-def]
+        ctx = make_context("keyvault.isolate_vault", vault=_vault_id(tenant), allow_ip_rules=[LOOPBACK])
+        plan = IsolateVault().plan(ctx)
+        assert {(c.field, str(c.before), str(c.after)) for c in plan.changes} == {
+            ("properties.networkAcls.defaultAction", "Allow", "Deny"),
+            ("properties.networkAcls.bypass", "AzureServices", "None"),
+            ("properties.networkAcls.ipRules", "[]", "[{'value': '127.0.0.1/32'}]"),
+        }
+        assert any("ignores firewall rules" in note for note in plan.notes)
+        assert _writes(tenant) == []
+
+    def test_apply_twice_makes_one_change_and_irflow_keeps_its_access(
+        self, tenant: Tenant, make_context
+    ) -> None:  # type: ignore[no-untyped-def]
+        vault = tenant.key_vault(VAULT)
+        ctx = make_context("keyvault.isolate_vault", vault=vault.id, allow_ip_rules=[LOOPBACK])
+        action = IsolateVault()
+        assert action.verify(ctx) is False
+        first = action.apply(ctx)
+        assert first.changed and len(first.changes) == 3
+        assert first.prior_state == {
+            "publicNetworkAccess": "Enabled",
+            "networkAcls": {
+                "bypass": "AzureServices",
+                "defaultAction": "Allow",
+                "ipRules": [],
+                "virtualNetworkRules": [],
+            },
+        }
+        writes = _writes(tenant)
+        assert [(w.method, w.route) for w in writes] == [("PATCH", "keyvault.vaults.update")]
+        second = action.apply(ctx)
+        assert not second.changed
+        assert _writes(tenant) == writes
+        assert action.verify(ctx) is True
+        acls = vault.properties["networkAcls"]
+        assert acls["defaultAction"] == "Deny" and acls["bypass"] == "None"
+        assert acls["ipRules"] == [{"value": "127.0.0.1/32"}]
+        # the allow-listed caller still reaches the data plane
+        rotate = make_context("keyvault.rotate_key", vault=vault.id, key=KEY)
+        assert RotateKey().plan(rotate).changes
+
+    def test_without_allow_list_the_data_plane_refusal_is_named_as_network(
+        self, tenant: Tenant, make_context
+    ) -> None:  # type: ignore[no-untyped-def]
+        vault_id = _vault_id(tenant)
+        IsolateVault().apply(make_context("keyvault.isolate_vault", vault=vault_id))
+        assert tenant.key_vault(VAULT).properties["publicNetworkAccess"] == "Disabled"
+        with pytest.raises(ActionError, match="ForbiddenByConnection") as caught:
+            RotateKey().plan(make_context("keyvault.rotate_key", vault=vault_id, key=KEY))
+        assert not isinstance(caught.value, PermissionDenied)
+        assert vault_id in str(caught.value) and "allow_ip_rules" in str(caught.value)
+
+    def test_existing_rules_are_dropped_or_kept(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        vault = tenant.key_vault(VAULT)
+        subnet = vault.id.split("/providers/")[0] + (
+            "/providers/Microsoft.Network/virtualNetworks/vnet-phi/subnets/snet-phi-app"
+        )
+        vault.apply_update(
+            {
+                "properties": {
+                    "networkAcls": {
+                        "defaultAction": "Allow",
+                        "bypass": "AzureServices",
+                        "ipRules": [{"value": "185.220.101.0/24"}],
+                        "virtualNetworkRules": [{"id": subnet}],
+                    }
+                }
+            },
+            when=tenant.now(),
+        )
+        keep = make_context(
+            "keyvault.isolate_vault", vault=vault.id, keep_virtual_network_rules=True, bypass="AzureServices"
+        )
+        plan = IsolateVault().plan(keep)
+        assert {c.field for c in plan.changes} == {
+            "properties.networkAcls.defaultAction",
+            "properties.networkAcls.ipRules",
+        }  # public access stays Enabled: the kept subnet rule is an allow-list
+        result = IsolateVault().apply(keep)
+        assert result.prior_state["networkAcls"]["ipRules"] == [{"value": "185.220.101.0/24"}]
+        assert vault.properties["networkAcls"]["virtualNetworkRules"] == [{"id": subnet}]
+        assert vault.properties["networkAcls"]["ipRules"] == []
+        assert vault.properties["publicNetworkAccess"] == "Enabled"
+
+    def test_params_are_validated(self, tenant: Tenant) -> None:
+        from irflow.actions.keyvault import IsolateVaultParams
+
+        with pytest.raises(ValidationError, match="not a key vault id"):
+            IsolateVaultParams(vault=tenant.storage_account("phiimaging").id)
+        with pytest.raises(ValidationError, match="does not appear to be an IPv4 or IPv6 network"):
+            IsolateVaultParams(vault=_vault_id(tenant), allow_ip_rules=["not-an-ip"])
+        with pytest.raises(ValidationError, match="IPv4 only"):
+            IsolateVaultParams(vault=_vault_id(tenant), allow_ip_rules=["2001:db8::/32"])
+        with pytest.raises(ValidationError, match="Extra inputs"):
+            IsolateVaultParams.model_validate({"vault": _vault_id(tenant), "surprise": 1})
+        params = IsolateVaultParams(vault=_vault_id(tenant), allow_ip_rules=["10.0.0.7", "10.0.0.7/32"])
+        assert params.allow_ip_rules == ["10.0.0.7/32"]
+
+
+class TestRestoreVaultNetwork:
+    def test_isolate_then_restore_round_trips(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        vault = tenant.key_vault(VAULT)
+        original = dict(vault.properties["networkAcls"])
+        isolated = IsolateVault().apply(make_context("keyvault.isolate_vault", vault=vault.id))
+        ctx = make_context("keyvault.restore_vault_network", vault=vault.id, prior=isolated.prior_state)
+        action = RestoreVaultNetwork()
+        before = len(_writes(tenant))
+        plan = action.plan(ctx)
+        assert {c.field for c in plan.changes} == {"properties.publicNetworkAccess", "properties.networkAcls"}
+        assert len(_writes(tenant)) == before
+        assert action.apply(ctx).changed
+        assert len(_writes(tenant)) == before + 1
+        assert not action.apply(ctx).changed
+        assert len(_writes(tenant)) == before + 1
+        assert action.verify(ctx)
+        assert vault.properties["networkAcls"] == original
+        assert vault.properties["publicNetworkAccess"] == "Enabled"
+
+    def test_prior_state_is_validated(self, tenant: Tenant) -> None:
+        from irflow.actions.keyvault import RestoreVaultNetworkParams
+
+        with pytest.raises(ValidationError, match="publicNetworkAccess"):
+            RestoreVaultNetworkParams(vault=_vault_id(tenant), prior={"networkAcls": {}})
+        with pytest.raises(ValidationError, match="defaultAction"):
+            RestoreVaultNetworkParams(
+                vault=_vault_id(tenant), prior={"publicNetworkAccess": "Enabled", "networkAcls": {}}
+            )
+
+
+class TestRevokeAccessPolicies:
+    def test_plan_is_exact_and_writes_nothing(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        plan = RevokeAccessPolicies().plan(
+            make_context("keyvault.revoke_access_policies", vault=_vault_id(tenant))
+        )
+        assert [(c.field, c.before, c.after) for c in plan.changes] == [
+            (f"accessPolicies.{DEVELOPERS}.keys", ["get", "decrypt", "unwrapKey"], []),
+            (f"accessPolicies.{DEVELOPERS}.secrets", ["get"], []),
+            (f"accessPolicies.{ETL}.keys", ["get", "wrapKey", "unwrapKey"], ["wrapKey"]),
+            (f"accessPolicies.{ETL}.secrets", ["get", "list"], ["list"]),
+        ]
+        assert _writes(tenant) == []
+
+    def test_apply_twice_removes_once_and_keeps_the_keep_list(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        vault = tenant.key_vault(VAULT)
+        ctx = make_context("keyvault.revoke_access_policies", vault=vault.id, keep_object_ids=[ETL.upper()])
+        action = RevokeAccessPolicies()
+        assert not action.verify(ctx)
+        result = action.apply(ctx)
+        assert result.changed and {c.field for c in result.changes} == {
+            f"accessPolicies.{DEVELOPERS}.keys",
+            f"accessPolicies.{DEVELOPERS}.secrets",
+        }
+        # prior policies: object ids and permissions only
+        assert result.prior_state["accessPolicies"] == [
+            {
+                "objectId": DEVELOPERS,
+                "permissions": {
+                    "keys": ["get", "decrypt", "unwrapKey"],
+                    "secrets": ["get"],
+                    "certificates": [],
+                },
+            },
+            {
+                "objectId": ETL,
+                "permissions": {"keys": ["get", "wrapKey", "unwrapKey"], "secrets": ["get", "list"]},
+            },
+        ]
+        writes = _writes(tenant)
+        assert (
+            len(writes) == 1
+            and writes[0].method == "PUT"
+            and writes[0].path.endswith("/accessPolicies/remove")
+        )
+        assert not action.apply(ctx).changed
+        assert _writes(tenant) == writes
+        assert action.verify(ctx)
+        assert vault.access_policy(DEVELOPERS) is None  # nothing left: Azure drops the entry
+        assert vault.access_policy(ETL)["permissions"]["keys"] == ["get", "wrapKey", "unwrapKey"]
+
+    def test_configurable_permissions_and_the_legacy_all(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        vault = tenant.key_vault(VAULT)
+        legacy = "0c9d8e7f-6a5b-4c3d-9e2f-1a0b9c8d7e6f"
+        vault.update_access_policies(
+            "add",
+            [{"tenantId": vault.tenant_id, "objectId": legacy, "permissions": {"keys": ["all"]}}],
+            when=tenant.now(),
+        )
+        ctx = make_context(
+            "keyvault.revoke_access_policies",
+            vault=vault.id,
+            keep_object_ids=[DEVELOPERS],
+            key_permissions=["unwrapKey"],
+            secret_permissions=[],
+        )
+        action = RevokeAccessPolicies()
+        assert [(c.field, c.after) for c in action.plan(ctx).changes] == [
+            (f"accessPolicies.{ETL}.keys", ["get", "wrapKey"]),
+            (f"accessPolicies.{legacy}.keys", []),
+        ]
+        action.apply(ctx)
+        assert action.verify(ctx)
+        assert vault.access_policy(ETL)["permissions"]["secrets"] == ["get", "list"]
+        assert vault.access_policy(legacy) is None
+
+    def test_keep_list_takes_object_ids_only(self, tenant: Tenant) -> None:
+        from irflow.actions.keyvault import RevokeAccessPoliciesParams
+
+        with pytest.raises(ValidationError, match="object id"):
+            RevokeAccessPoliciesParams(vault=_vault_id(tenant), keep_object_ids=["nightly-etl"])
+
+
+class TestRotateKey:
+    def test_plan_writes_nothing_and_names_the_key(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        plan = RotateKey().plan(make_context("keyvault.rotate_key", vault=_vault_id(tenant), key=KEY))
+        assert [(c.field, c.after) for c in plan.changes] == [(f"keys.{KEY}", "rotate")]
+        assert set(plan.changes[0].before) == {"version", "created"}
+        assert _successful_writes(tenant) == [] and _writes(tenant) == []
+
+    def test_rotates_exactly_once_and_outputs_the_version_only(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        vault = tenant.key_vault(VAULT)
+        ctx = make_context("keyvault.rotate_key", vault=vault.id, key=KEY)
+        action = RotateKey()
+        assert not action.verify(ctx)
+        result = action.apply(ctx)
+        assert result.changed
+        writes = _writes(tenant)
+        assert [w.route for w in writes if w.status < 400] == ["keyvault.data.rotate_key"]
+        assert (
+            result.outputs["key"] == KEY
+            and result.outputs["version"] != result.prior_state["current"]["version"]
+        )
+        assert result.outputs["key_id"].endswith(f"/keys/{KEY}/{result.outputs['version']}")
+        again = action.apply(ctx)
+        assert not again.changed and again.outputs["version"] == result.outputs["version"]
+        assert _writes(tenant) == writes
+        assert action.verify(ctx)
+        # no key material in what the action returns
+        from irflow.sim.keyvault.data_models import vault_data
+
+        moduli = [v.n for v in vault_data(vault).keys[KEY].versions]
+        assert len(moduli) == 3
+        dumped = result.model_dump_json() + again.model_dump_json()
+        assert all(n not in dumped for n in moduli)
+
+    def test_a_key_rotated_since_the_given_time_is_left_alone(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        since = datetime.now(UTC) - timedelta(days=200)  # the current version is 120 days old
+        ctx = make_context("keyvault.rotate_key", vault=_vault_id(tenant), key=KEY, rotated_since=since)
+        plan = RotateKey().plan(ctx)
+        assert plan.changes == [] and "already rotated" in plan.notes[0]
+        assert not RotateKey().apply(ctx).changed
+        assert _writes(tenant) == []
+
+    def test_missing_key_is_named(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        ctx = make_context("keyvault.rotate_key", vault=_vault_id(tenant), key="no-such-key")
+        with pytest.raises(ResourceMissing, match="no-such-key"):
+            RotateKey().plan(ctx)
+
+    def test_key_name_is_validated(self, tenant: Tenant) -> None:
+        from irflow.actions.keyvault import RotateKeyParams
+
+        with pytest.raises(ValidationError, match="not a Key Vault key name"):
+            RotateKeyParams(vault=_vault_id(tenant), key="phi/records")
+
+
+class TestEnablePurgeProtection:
+    def test_plan_apply_twice_verify(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        vault = tenant.key_vault(VAULT)
+        ctx = make_context("keyvault.enable_purge_protection", vault=vault.id)
+        action = EnablePurgeProtection()
+        plan = action.plan(ctx)
+        assert [(c.field, c.before, c.after) for c in plan.changes] == [
+            ("properties.enablePurgeProtection", None, True)
+        ]
+        assert any("irreversible" in note for note in plan.notes)
+        assert _writes(tenant) == []
+        result = action.apply(ctx)
+        assert result.changed and result.prior_state["enablePurgeProtection"] is None
+        writes = _writes(tenant)
+        assert [(w.method, w.body) for w in writes] == [
+            ("PATCH", {"properties": {"enablePurgeProtection": True}})
+        ]
+        assert not action.apply(ctx).changed and _writes(tenant) == writes
+        assert action.verify(ctx)
+        assert vault.summary()["enablePurgeProtection"] is True
+        assert "IRREVERSIBLE" in (EnablePurgeProtection.__doc__ or "")
+
+
+VAULT_ACTIONS = [
+    ("keyvault.isolate_vault", "Microsoft.KeyVault/vaults/write", {}),
+    ("keyvault.revoke_access_policies", "Microsoft.KeyVault/vaults/accessPolicies/write", {}),
+    ("keyvault.rotate_key", "Microsoft.KeyVault/vaults/keys/rotate/action", {"key": KEY}),
+    ("keyvault.enable_purge_protection", "Microsoft.KeyVault/vaults/write", {}),
+    (
+        "keyvault.restore_vault_network",
+        "Microsoft.KeyVault/vaults/write",
+        {
+            "prior": {
+                "publicNetworkAccess": "Disabled",
+                "networkAcls": {"defaultAction": "Deny", "bypass": "None"},
+            }
+        },
+    ),
+]
+
+
+class TestAzureRefusals:
+    """A 403 names the missing permission and scope; a 404 names the missing resource."""
+
+    @pytest.mark.parametrize(("action", "denied", "extra"), VAULT_ACTIONS)
+    def test_permission_denied_names_permission_and_scope(  # type: ignore[no-untyped-def]
+        self, tenant: Tenant, make_context, action: str, denied: str, extra: dict
+    ) -> None:
+        vault_id = _vault_id(tenant)
+        tenant.deny(denied, scope=vault_id)
+        ctx = make_context(action, vault=vault_id, **extra)
+        with pytest.raises(PermissionDenied) as caught:
+            get_action(action)().apply(ctx)
+        message = str(caught.value)
+        assert denied in message and vault_id in message
+        assert [w for w in _successful_writes(tenant)] == []
+
+    def test_read_permission_denied_at_plan(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        vault_id = _vault_id(tenant)
+        tenant.deny("Microsoft.KeyVault/vaults/read", scope=vault_id)
+        with pytest.raises(PermissionDenied, match="vaults/read"):
+            IsolateVault().plan(make_context("keyvault.isolate_vault", vault=vault_id))
+
+    def test_key_read_denied_at_plan(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        vault_id = _vault_id(tenant)
+        tenant.deny("Microsoft.KeyVault/vaults/keys/read", scope=vault_id)
+        with pytest.raises(PermissionDenied, match="keys/read") as caught:
+            RotateKey().plan(make_context("keyvault.rotate_key", vault=vault_id, key=KEY))
+        assert f"{vault_id}/keys/{KEY}" in str(caught.value)
+
+    @pytest.mark.parametrize(("action", "_denied", "extra"), VAULT_ACTIONS)
+    def test_missing_vault_is_named(  # type: ignore[no-untyped-def]
+        self, tenant: Tenant, make_context, action: str, _denied: str, extra: dict
+    ) -> None:
+        missing = _vault_id(tenant).replace(VAULT, "kv-phi-gone")
+        ctx = make_context(action, vault=missing, **extra)
+        with pytest.raises(ResourceMissing, match="kv-phi-gone"):
+            get_action(action)().plan(ctx)
+        with pytest.raises(ResourceMissing, match="kv-phi-gone"):
+            get_action(action)().apply(ctx)
+        assert _writes(tenant) == []
