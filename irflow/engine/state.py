@@ -52,24 +52,8 @@ class StateStore:
         now = clock.now()
         with self.db.transaction() as session:
             if incident_id is None:
-                incident = Incident(
-                    title=title,
-                    severity=severity,
-                    source=source,
-                    status="open",
-                    detected_at=now,
-                    created_at=now,
-                    updated_at=now,
-                    affected_by_state={},
-                )
-                session.add(incident)
-                session.flush()
-                self.chain.append(
-                    session,
-                    actor=actor,
-                    type="incident.opened",
-                    incident_id=incident.id,
-                    payload={"title": title, "severity": severity, "source": source},
+                incident = self._new_incident(
+                    session, title=title, severity=severity, source=source, actor=actor
                 )
             else:
                 incident = session.get(Incident, incident_id)
@@ -106,6 +90,36 @@ class StateStore:
                 },
             )
             return NewRun(incident_id=incident.id, run_id=run.id)
+
+    def open_incident(self, *, title: str, severity: str, source: str, actor: str) -> str:
+        """A new incident (status open, detected now), audited; its id."""
+        with self.db.transaction() as session:
+            return self._new_incident(session, title=title, severity=severity, source=source, actor=actor).id
+
+    def _new_incident(
+        self, session: Session, *, title: str, severity: str, source: str, actor: str
+    ) -> Incident:
+        now = clock.now()
+        incident = Incident(
+            title=title,
+            severity=severity,
+            source=source,
+            status="open",
+            detected_at=now,
+            created_at=now,
+            updated_at=now,
+            affected_by_state={},
+        )
+        session.add(incident)
+        session.flush()
+        self.chain.append(
+            session,
+            actor=actor,
+            type="incident.opened",
+            incident_id=incident.id,
+            payload={"title": title, "severity": severity, "source": source},
+        )
+        return incident
 
     def ensure_steps(
         self,

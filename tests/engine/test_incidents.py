@@ -24,20 +24,10 @@ from irflow.store.models import AuditEvent
 
 @pytest.fixture
 def incident_id(database: Database) -> str:
-    created = StateStore(database).open_incident_and_run(
-        title="PHI export exposed",
-        severity="high",
-        source="cli",
-        actor="cli:ic",
-        playbook_name="p",
-        playbook_version=1,
-        playbook_hash="0" * 64,
-        playbook_content="",
-        params={},
-        dry_run=True,
-        auto_approve=False,
+    created = StateStore(database).open_incident(
+        title="PHI export exposed", severity="high", source="cli", actor="cli:ic"
     )
-    return created.incident_id
+    return created
 
 
 def _events(db: Database, kind: str) -> list[dict]:  # type: ignore[type-arg]

@@ -45,28 +45,18 @@ def test_stages(days_left: int, stage: str | None) -> None:
 
 @pytest.fixture
 def incident_with_deadlines(database: Database) -> str:
-    created = StateStore(database).open_incident_and_run(
-        title="PHI export exposed",
-        severity="high",
-        source="cli",
-        actor="cli:ic",
-        playbook_name="p",
-        playbook_version=1,
-        playbook_hash="0" * 64,
-        playbook_content="",
-        params={},
-        dry_run=True,
-        auto_approve=False,
+    created = StateStore(database).open_incident(
+        title="PHI export exposed", severity="high", source="cli", actor="cli:ic"
     )
     update_facts(  # 40 patients in Colorado: individuals + HHS log + Colorado's 30 days
         database,
-        created.incident_id,
+        created,
         FactsUpdate(
             discovered_at=datetime(2026, 3, 2, tzinfo=UTC), affected_total=40, affected_by_state={"CO": 40}
         ),
         actor="cli:privacy",
     )
-    return created.incident_id
+    return created
 
 
 def test_every_stage_fires_exactly_once_over_the_life_of_a_deadline(

@@ -28,22 +28,12 @@ def test_remind_delivers_each_stage_once_by_email(tmp_path: Path, smtp_server) -
     url = f"sqlite:///{tmp_path / 'irflow.db'}"
     db = Database(url)
     upgrade(db.engine)
-    created = StateStore(db).open_incident_and_run(
-        title="PHI export exposed",
-        severity="high",
-        source="cli",
-        actor="cli:ic",
-        playbook_name="p",
-        playbook_version=1,
-        playbook_hash="0" * 64,
-        playbook_content="",
-        params={},
-        dry_run=True,
-        auto_approve=False,
+    created = StateStore(db).open_incident(
+        title="PHI export exposed", severity="high", source="cli", actor="cli:ic"
     )
     update_facts(
         db,
-        created.incident_id,
+        created,
         FactsUpdate(
             discovered_at=datetime(2026, 3, 2, tzinfo=UTC), affected_total=40, affected_by_state={"CO": 40}
         ),
