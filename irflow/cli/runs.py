@@ -31,7 +31,7 @@ def follow(svc: Any, run_id: str, *, quiet: bool = False, live: bool | None = No
         for step in view["steps"]:
             if seen.get(step["id"]) != step["state"]:
                 seen[step["id"]] = step["state"]
-                console.print(f"  {step['step']:<14} {short_target(step['target']):<26} {step['state']}")
+                console.print(f"  {step['step']:<20} {short_target(step['target']):<26} {step['state']}")
 
     return _wait(svc, run_id, print_changes)
 
