@@ -88,6 +88,8 @@ class StepContext:
     # What notify.* actions need: the incident's summary (no PHI) and the engine's outbox port.
     incident: dict[str, Any] = field(default_factory=dict)
     notifier: Any = None
+    # What forensics.* actions need: the engine's evidence port (records a capture with its audit event).
+    evidence: Any = None
 
 
 class Action(ABC):

@@ -15,6 +15,7 @@ from dbos import DBOS, SetWorkflowID
 from pydantic import ValidationError
 
 from irflow.actions.base import ActionError, StepContext, get_action
+from irflow.engine.evidence import EvidenceRecorder
 from irflow.engine.notifier import OutboxNotifier
 from irflow.engine.playbook import PlaybookError, StepSpec, parse_playbook
 from irflow.engine.runtime import FANOUT_QUEUE, services
@@ -129,6 +130,7 @@ def _context(row: dict[str, Any]) -> tuple[Any, StepContext]:
         first_attempt_at=row["first_attempt_at"],
         incident=row["incident"],
         notifier=OutboxNotifier(services().db, services().settings),
+        evidence=EvidenceRecorder(services().db),
     )
     return action_cls(), ctx
 

@@ -215,3 +215,26 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class Evidence(Base):
+    """One piece of forensic evidence: what was captured, from where, where the bytes are and their SHA-256.
+
+    ``source`` never holds a query string (no SAS). ``content`` keeps JSON evidence (resource state, log
+    exports) in the database; copied blobs live in an immutable evidence container (``location``). Each row
+    is written with an ``evidence.captured`` audit event in the same transaction: the chain of custody.
+    """
+
+    __tablename__ = "evidence"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    source: Mapped[str] = mapped_column(String(2000))
+    location: Mapped[str] = mapped_column(String(2000))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    content: Mapped[str | None] = mapped_column(Text)
+    captured_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONDocument, default=dict)
