@@ -79,7 +79,7 @@ def test_killed_run_resumes_from_its_last_completed_step(sim_process, tmp_path: 
     with sqlite3.connect(db) as conn:
         status = conn.execute("SELECT status FROM runs").fetchone()[0]
         done_before = conn.execute("SELECT count(*) FROM steps WHERE state = 'succeeded'").fetchone()[0]
-    assert status == "running" and done_before < 13
+    assert status == "running" and done_before < 15
 
     resumed = subprocess.run(
         irflow_command("runs", "resume"),
@@ -95,7 +95,7 @@ def test_killed_run_resumes_from_its_last_completed_step(sim_process, tmp_path: 
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT status FROM runs").fetchone()[0] == "succeeded"
         states = conn.execute("SELECT state, count(*) FROM steps GROUP BY state").fetchall()
-    assert states == [("succeeded", 13)]
+    assert states == [("succeeded", 15)]
 
     writes = [entry for entry in _journal(info) if entry["is_write"]]
     regenerated = Counter(

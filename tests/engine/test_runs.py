@@ -41,10 +41,12 @@ def test_containment_run_is_complete_idempotent_and_audited(svc: runtime.Service
     view = run_view(svc, first.run_id)
     assert view["status"] == "succeeded"
     assert [(s["step"], s["state"]) for s in view["steps"]] == (
-        [("protect-evidence", "succeeded")] * 3
+        [("capture-state-before", "succeeded")]
+        + [("protect-evidence", "succeeded")] * 3
         + [("isolate", "succeeded")] * 3
         + [("revoke-service-sas", "succeeded")] * 3
         + [("rotate-keys", "succeeded")] * 3
+        + [("capture-state-after", "succeeded")]
         + [("escalate", "succeeded")]
     )
     for name in TARGETS:
@@ -82,7 +84,9 @@ def test_containment_run_is_complete_idempotent_and_audited(svc: runtime.Service
     assert report.ok, report.describe()
     assert types[:3] == ["incident.opened", "run.created", "run.running"]
     assert "incident.status_changed" in types and types.count("run.succeeded") == 3
-    assert types.count("step.succeeded") == 26 and types.count("step.planned") == 39
+    assert types.count("step.succeeded") == 30 and types.count("step.planned") == 45
+    assert types.count("evidence.captured") == 6  # each account's state before and after, once
+    assert types.count("run.step_without_targets") == 6  # no workspace, no evidence account: 2 steps x 3 runs
     assert types.count("notification.queued") == 1  # the re-run escalates nothing twice
 
 
@@ -111,7 +115,7 @@ def test_a_missing_account_fails_the_run_with_its_name(svc: runtime.Services, si
     failed = [s for s in view["steps"] if s["state"] == "failed"]
     assert len(failed) == 1 and "phideleted" in failed[0]["error"] and "not found" in failed[0]["error"]
     assert "phideleted" in view["error"]
-    assert {s["step"] for s in view["steps"]} == {"protect-evidence"}  # stopped before changing anything else
+    assert {s["step"] for s in view["steps"]} == {"capture-state-before"}  # stopped before changing anything
     with svc.db.transaction() as session:
         assert AuditChain().verify(session).ok
 
@@ -180,7 +184,7 @@ def test_on_failure_continue_runs_the_next_step(svc: runtime.Services, sim: SimS
     text = text.replace(
         "    concurrency: 16\n    retry: {max_attempts: 4",
         "    on_failure: continue\n    concurrency: 16\n    retry: {max_attempts: 4",
-    )
+    ).replace("phase: before}\n", "phase: before}\n    on_failure: continue\n")
     path = tmp_path / "tolerant.yaml"
     path.write_text(text)
     gone = sim.tenant.storage_account("phiimaging").id.replace("phiimaging", "phideleted")
@@ -189,6 +193,7 @@ def test_on_failure_continue_runs_the_next_step(svc: runtime.Services, sim: SimS
     assert submitted.handle.get_result() == "failed"  # rotate-keys (on_failure: stop) fails and stops the run
     view = run_view(svc, submitted.run_id)
     assert [(s["step"], s["state"]) for s in view["steps"]] == [
+        ("capture-state-before", "failed"),
         ("protect-evidence", "succeeded"),
         ("protect-evidence", "failed"),
         ("isolate", "succeeded"),
