@@ -50,6 +50,8 @@ _READERS = {
     "microsoft.keyvault/vaults": KEYVAULT_READ,
     "microsoft.network/networksecuritygroups": NSG_READ,
     "microsoft.network/virtualnetworks": VNET_READ,
+    "microsoft.network/virtualnetworks/subnets": VNET_READ,
+    "microsoft.network/virtualnetworks/virtualnetworkpeerings": VNET_READ,
 }
 
 
@@ -77,10 +79,10 @@ def _port(ctx: StepContext) -> Any:
 # ------------------------------------------------------------------------------ capture_resource_state
 def _supported_resource(value: str) -> str:
     rid = ResourceId.parse(value)
-    if rid.full_type.lower() not in _READERS or len(rid.names) != 1:
+    if rid.full_type.lower() not in _READERS:
         raise ValueError(
-            f"cannot capture {rid.full_type}: storage accounts, key vaults, network security groups and "
-            "virtual networks are supported"
+            f"cannot capture {rid.full_type}: storage accounts, key vaults, network security groups, "
+            "virtual networks, subnets and peerings are supported"
         )
     return str(rid)
 
@@ -90,7 +92,7 @@ class CaptureResourceStateParams(BaseModel):
 
     resources: list[str] = Field(
         min_length=1,
-        description="Resource ids: storage accounts, key vaults, network security groups, virtual networks.",
+        description="Resource ids: storage accounts, key vaults, NSGs, virtual networks, subnets, peerings.",
     )
     phase: Literal["before", "after"] = Field(
         default="before", description="Before or after containment (one capture of each per incident)."
@@ -126,7 +128,7 @@ class CaptureResourceState(Action):
     def _read(ctx: StepContext, resource: str) -> dict[str, Any]:
         rid = ResourceId.parse(resource)
         kind = rid.full_type.lower()
-        sub, group, name = rid.subscription_id, rid.resource_group, rid.name
+        sub, group, name = rid.subscription_id, rid.resource_group, rid.names[0]
         with azure_errors(permission=_READERS[kind], scope=resource):
             if kind == "microsoft.storage/storageaccounts":
                 found = ctx.clients.storage(sub).storage_accounts.get_properties(group, name)
@@ -134,6 +136,10 @@ class CaptureResourceState(Action):
                 found = ctx.clients.keyvault_mgmt(sub).vaults.get(group, name)
             elif kind == "microsoft.network/networksecuritygroups":
                 found = ctx.clients.network(sub).network_security_groups.get(group, name)
+            elif kind == "microsoft.network/virtualnetworks/subnets":
+                found = ctx.clients.network(sub).subnets.get(group, name, rid.names[1])
+            elif kind == "microsoft.network/virtualnetworks/virtualnetworkpeerings":
+                found = ctx.clients.network(sub).virtual_network_peerings.get(group, name, rid.names[1])
             else:
                 found = ctx.clients.network(sub).virtual_networks.get(group, name)
         return found.as_dict()
@@ -141,6 +147,17 @@ class CaptureResourceState(Action):
     def _key(self, ctx: StepContext, resource: str) -> str:
         params: CaptureResourceStateParams = ctx.params  # type: ignore[assignment]
         return evidence_key(ctx.incident["id"], self.name, resource.lower(), params.phase)
+
+    def _state(self, ctx: StepContext, resource: str) -> dict[str, Any]:
+        """The resource's ARM JSON; after containment, a resource that is gone (a deleted peering) is itself
+        the evidence: ``{"id", "absent": true}``."""
+        params: CaptureResourceStateParams = ctx.params  # type: ignore[assignment]
+        try:
+            return self._read(ctx, resource)
+        except ResourceMissing:
+            if params.phase == "before":
+                raise
+            return {"id": resource, "absent": True}
 
     def _pending(self, ctx: StepContext) -> list[str]:
         params: CaptureResourceStateParams = ctx.params  # type: ignore[assignment]
@@ -151,7 +168,7 @@ class CaptureResourceState(Action):
         params: CaptureResourceStateParams = ctx.params  # type: ignore[assignment]
         changes = []
         for resource in self._pending(ctx):
-            data = canonical_bytes(self._read(ctx, resource))
+            data = canonical_bytes(self._state(ctx, resource))
             changes.append(
                 Change(
                     field=f"evidence.resource_state.{params.phase}.{resource}",
@@ -166,7 +183,7 @@ class CaptureResourceState(Action):
         params: CaptureResourceStateParams = ctx.params  # type: ignore[assignment]
         changes, recorded = [], []
         for resource in self._pending(ctx):
-            data = canonical_bytes(self._read(ctx, resource))
+            data = canonical_bytes(self._state(ctx, resource))
             digest = sha256_hex(data)
             evidence_id = ctx.evidence.record(
                 incident_id=ctx.incident["id"],

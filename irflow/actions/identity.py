@@ -200,3 +200,91 @@ class DisableServicePrincipal(Action):
     def verify(self, ctx: StepContext) -> bool:
         changes, _ = self._state(ctx)
         return not changes
+
+
+SP_ENABLE = "microsoft.directory/servicePrincipals/enable"
+
+
+class ServicePrincipalState(BaseModel):
+    """What ``identity.disable_service_principal`` records: ``accountEnabled`` (and ``appId``) before."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    accountEnabled: bool  # noqa: N815 (Graph names)
+    appId: str | None = None  # noqa: N815
+
+
+class EnableServicePrincipalParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    service_principal: DirectoryObjectId = Field(description="Object id of the service principal.")
+    prior: ServicePrincipalState = Field(
+        description="The state before containment: the prior_state recorded by "
+        "identity.disable_service_principal "
+        "(in a playbook: {{ incident.prior_state['identity.disable_service_principal'][item] }})."
+    )
+
+
+@register
+class EnableServicePrincipal(Action):
+    """Undo ``identity.disable_service_principal``: re-enable a service principal (``accountEnabled: true``).
+
+    Only when the recorded prior state says it was enabled before containment: one that was already disabled
+    stays disabled. A no-op when the directory already shows it enabled.
+
+    Example::
+
+        - id: enable-service-principals
+          action: identity.enable_service_principal
+          for_each: "{{ inputs.service_principals }}"
+          with:
+            service_principal: "{{ item }}"
+            prior: "{{ incident.prior_state['identity.disable_service_principal'][item] }}"
+    """
+
+    name = "identity.enable_service_principal"
+    Params = EnableServicePrincipalParams
+    permissions = (SP_READ, SP_ENABLE)
+    target_param = "service_principal"
+
+    def _state(self, ctx: StepContext) -> tuple[list[Change], dict[str, Any], list[str]]:
+        params: EnableServicePrincipalParams = ctx.params  # type: ignore[assignment]
+        principal = _graph(
+            ctx,
+            "GET",
+            f"/v1.0/servicePrincipals/{params.service_principal}?$select=id,appId,accountEnabled",
+            permission=SP_READ,
+            scope=f"/servicePrincipals/{params.service_principal}",
+        ).json()
+        enabled = principal.get("accountEnabled", True) is not False
+        current = {"accountEnabled": enabled, "appId": principal.get("appId")}
+        if not params.prior.accountEnabled:
+            return [], current, ["disabled before containment: left as it is"]
+        if enabled:
+            return [], current, ["already enabled"]
+        return [Change(field="accountEnabled", before=False, after=True)], current, []
+
+    def plan(self, ctx: StepContext) -> Plan:
+        params: EnableServicePrincipalParams = ctx.params  # type: ignore[assignment]
+        changes, _, notes = self._state(ctx)
+        return Plan(action=self.name, target=params.service_principal, changes=changes, notes=notes)
+
+    def apply(self, ctx: StepContext) -> Result:
+        params: EnableServicePrincipalParams = ctx.params  # type: ignore[assignment]
+        changes, current, notes = self._state(ctx)
+        if not changes:
+            return Result(changed=False, prior_state=current, notes=notes)
+        _graph(
+            ctx,
+            "PATCH",
+            f"/v1.0/servicePrincipals/{params.service_principal}",
+            permission=SP_ENABLE,
+            scope=f"/servicePrincipals/{params.service_principal}",
+            body={"accountEnabled": True},
+        )
+        ctx.log.info("service principal re-enabled")
+        return Result(changed=True, changes=changes, prior_state=current)
+
+    def verify(self, ctx: StepContext) -> bool:
+        changes, _, _ = self._state(ctx)
+        return not changes

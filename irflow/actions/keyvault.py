@@ -650,3 +650,136 @@ class EnablePurgeProtection(Action):
     def verify(self, ctx: StepContext) -> bool:
         changes, _ = self._diff(ctx)
         return not changes
+
+
+# ----------------------------------------------------------------------------- restore access policies
+class RecordedAccessPolicy(BaseModel):
+    """One access policy entry as ``keyvault.revoke_access_policies`` records it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    objectId: DirectoryObjectId  # noqa: N815 (ARM names)
+    permissions: dict[Literal["keys", "secrets", "certificates", "storage"], list[str]] = Field(
+        default_factory=dict
+    )
+
+
+class AccessPoliciesState(BaseModel):
+    """What ``keyvault.revoke_access_policies`` records: every entry's object id and permissions before."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    accessPolicies: list[RecordedAccessPolicy]  # noqa: N815 (ARM names)
+    enableRbacAuthorization: bool = False  # noqa: N815
+
+
+class RestoreAccessPoliciesParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    vault: KeyVaultId = Field(description="Resource id of the key vault.")
+    prior: AccessPoliciesState = Field(
+        description="The state before containment: the prior_state recorded by "
+        "keyvault.revoke_access_policies "
+        "(in a playbook: {{ incident.prior_state['keyvault.revoke_access_policies'][item] }})."
+    )
+
+
+@register
+class RestoreAccessPolicies(Action):
+    """Undo ``keyvault.revoke_access_policies``: give back the permissions each principal held before.
+
+    For every recorded entry, the key, secret and certificate permissions it held that the vault no longer
+    shows are added back with one ``accessPolicies/add`` call (Azure merges them into the principal's entry,
+    creating it when containment removed it). Permissions granted since are left alone, nothing is taken
+    away, and nothing is written when every recorded permission is present. An entry whose recorded
+    principal was a compound identity (object id plus application id) comes back as the object id alone.
+
+    Example::
+
+        - id: restore-access-policies
+          action: keyvault.restore_access_policies
+          for_each: "{{ inputs.key_vaults }}"
+          with:
+            vault: "{{ item }}"
+            prior: "{{ incident.prior_state['keyvault.revoke_access_policies'][item] }}"
+    """
+
+    name = "keyvault.restore_access_policies"
+    Params = RestoreAccessPoliciesParams
+    permissions = (READ, ACCESS_POLICIES_WRITE)
+    target_param = "vault"
+
+    def _survey(self, ctx: StepContext) -> tuple[list[dict[str, Any]], list[Change], dict[str, Any]]:
+        """The ``add`` entries to send, the changes they make and the vault's current policies."""
+        params: RestoreAccessPoliciesParams = ctx.params  # type: ignore[assignment]
+        props = _properties(ctx, params.vault)
+        policies = props.get("accessPolicies") or []
+        additions: list[dict[str, Any]] = []
+        changes: list[Change] = []
+        for recorded in params.prior.accessPolicies:
+            same = [p for p in policies if str(p.get("objectId", "")).lower() == recorded.objectId.lower()]
+            current = next((p for p in same if not p.get("applicationId")), same[0] if same else None)
+            held = (current or {}).get("permissions") or {}
+            missing: dict[str, list[str]] = {}
+            for kind, items in recorded.permissions.items():
+                have = {p.lower() for p in held.get(kind) or []}
+                if "all" in have:
+                    continue
+                lacking = [p for p in items if p.lower() not in have]
+                if lacking:
+                    missing[kind] = lacking
+            if not missing:
+                continue
+            additions.append(
+                {
+                    "tenantId": (current or {}).get("tenantId") or props.get("tenantId"),
+                    "objectId": recorded.objectId,
+                    "permissions": missing,
+                }
+            )
+            for kind, items in missing.items():
+                before = list(held.get(kind) or [])
+                changes.append(
+                    Change(
+                        field=f"accessPolicies.{recorded.objectId}.{kind}",
+                        before=before,
+                        after=before + items,
+                    )
+                )
+        current_state = {
+            "accessPolicies": [
+                {
+                    "objectId": p.get("objectId"),
+                    "permissions": {k: list(v or []) for k, v in (p.get("permissions") or {}).items()},
+                }
+                for p in policies
+            ],
+            "enableRbacAuthorization": bool(props.get("enableRbacAuthorization")),
+        }
+        return additions, changes, current_state
+
+    def plan(self, ctx: StepContext) -> Plan:
+        params: RestoreAccessPoliciesParams = ctx.params  # type: ignore[assignment]
+        _, changes, current = self._survey(ctx)
+        return Plan(
+            action=self.name, target=params.vault, changes=changes, notes=RevokeAccessPolicies._notes(current)
+        )
+
+    def apply(self, ctx: StepContext) -> Result:
+        params: RestoreAccessPoliciesParams = ctx.params  # type: ignore[assignment]
+        additions, changes, current = self._survey(ctx)
+        if not additions:
+            return Result(changed=False, prior_state=current, notes=["access policies already restored"])
+        rid = ResourceId.parse(params.vault)
+        with azure_errors(permission=ACCESS_POLICIES_WRITE, scope=f"{params.vault}/accessPolicies/add"):
+            ctx.clients.keyvault_mgmt(rid.subscription_id).vaults.update_access_policy(
+                rid.resource_group, rid.name, "add", {"properties": {"accessPolicies": additions}}
+            )
+        ctx.log.info("key vault access policies restored", principals=len(additions))
+        return Result(
+            changed=True, changes=changes, prior_state=current, notes=RevokeAccessPolicies._notes(current)
+        )
+
+    def verify(self, ctx: StepContext) -> bool:
+        additions, _, _ = self._survey(ctx)
+        return not additions

@@ -102,11 +102,15 @@ class TestCaptureResourceState:
         group = vault.split("/providers/")[0]
         nsg = f"{group}/providers/Microsoft.Network/networkSecurityGroups/nsg-phi-data"
         vnet = f"{group}/providers/Microsoft.Network/virtualNetworks/vnet-phi"
-        ctx = forensic_context("forensics.capture_resource_state", resources=[vault, nsg, vnet])
+        subnet = f"{vnet}/subnets/snet-phi-data"
+        peering = f"{vnet}/virtualNetworkPeerings/peer-to-analytics"
+        ctx = forensic_context(
+            "forensics.capture_resource_state", resources=[vault, nsg, vnet, subnet, peering]
+        )
         result = CaptureResourceState().apply(ctx)
-        assert len(result.changes) == 3 and tenant.journal.writes() == []
+        assert len(result.changes) == 5 and tenant.journal.writes() == []
         names = {json.loads(r.content or "{}")["name"] for r in _rows(database)}
-        assert names == {"kv-phi-prod", "nsg-phi-data", "vnet-phi"}
+        assert names == {"kv-phi-prod", "nsg-phi-data", "vnet-phi", "snet-phi-data", "peer-to-analytics"}
 
     def test_403_names_permission_and_scope(self, tenant: Tenant, forensic_context) -> None:  # type: ignore[no-untyped-def]
         account = tenant.storage_account("phipatientexports").id
@@ -121,6 +125,15 @@ class TestCaptureResourceState:
         ctx = forensic_context("forensics.capture_resource_state", resources=[missing])
         with pytest.raises(ResourceMissing, match="phigone"):
             CaptureResourceState().plan(ctx)
+
+    def test_after_containment_a_deleted_resource_is_recorded_as_absent(  # type: ignore[no-untyped-def]
+        self, tenant: Tenant, forensic_context, database: Database
+    ) -> None:
+        missing = tenant.storage_account("phipatientexports").id.replace("phipatientexports", "phigone")
+        ctx = forensic_context("forensics.capture_resource_state", resources=[missing], phase="after")
+        assert CaptureResourceState().apply(ctx).changed
+        [row] = _rows(database)
+        assert json.loads(row.content or "{}") == {"id": missing, "absent": True}
 
     def test_params_are_validated(self) -> None:
         with pytest.raises(ValidationError, match="cannot capture"):

@@ -108,3 +108,83 @@ class TestDisableServicePrincipal:
         ctx = make_context("identity.disable_service_principal", service_principal=MISSING)
         with pytest.raises(ResourceMissing, match=MISSING):
             DisableServicePrincipal().plan(ctx)
+
+
+class TestEnableServicePrincipal:
+    @staticmethod
+    def _disabled(make_context) -> dict:  # type: ignore[no-untyped-def, type-arg]
+        ctx = make_context("identity.disable_service_principal", service_principal=SP)
+        return DisableServicePrincipal().apply(ctx).prior_state
+
+    def test_plan_writes_nothing(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        from irflow.actions.identity import EnableServicePrincipal
+
+        prior = self._disabled(make_context)
+        writes = _writes(tenant)
+        ctx = make_context("identity.enable_service_principal", service_principal=SP, prior=prior)
+        plan = EnableServicePrincipal().plan(ctx)
+        assert [(c.field, c.before, c.after) for c in plan.changes] == [("accountEnabled", False, True)]
+        assert _writes(tenant) == writes
+
+    def test_apply_twice_enables_once_and_verifies(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        from irflow.actions.identity import EnableServicePrincipal
+
+        prior = self._disabled(make_context)
+        before = len(_writes(tenant))
+        ctx = make_context("identity.enable_service_principal", service_principal=SP, prior=prior)
+        action = EnableServicePrincipal()
+        assert action.verify(ctx) is False
+        first = action.apply(ctx)
+        assert first.changed and first.prior_state["accountEnabled"] is False
+        writes = _writes(tenant)
+        assert len(writes) == before + 1
+        assert (writes[-1].method, writes[-1].body) == ("PATCH", {"accountEnabled": True})
+        assert not action.apply(ctx).changed
+        assert _writes(tenant) == writes
+        assert action.verify(ctx)
+        assert tenant.directory.service_principal(SP).account_enabled is True
+
+    def test_one_disabled_before_containment_stays_disabled(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        from irflow.actions.identity import EnableServicePrincipal
+
+        tenant.directory.service_principal(SP).account_enabled = False
+        prior = self._disabled(make_context)
+        assert prior["accountEnabled"] is False
+        ctx = make_context("identity.enable_service_principal", service_principal=SP, prior=prior)
+        plan = EnableServicePrincipal().plan(ctx)
+        assert plan.changes == [] and "disabled before containment" in plan.notes[0]
+        assert not EnableServicePrincipal().apply(ctx).changed
+        assert EnableServicePrincipal().verify(ctx)
+        assert _writes(tenant) == []
+        assert tenant.directory.service_principal(SP).account_enabled is False
+
+    def test_denied_enable_names_permission_and_scope(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        from irflow.actions.identity import EnableServicePrincipal
+
+        prior = self._disabled(make_context)
+        before = len([w for w in _writes(tenant) if w.status < 400])
+        # Entra authorises the re-enabling PATCH with servicePrincipals/enable (not disable).
+        tenant.deny("microsoft.directory/servicePrincipals/enable", "/servicePrincipals")
+        ctx = make_context("identity.enable_service_principal", service_principal=SP, prior=prior)
+        with pytest.raises(PermissionDenied, match=f"servicePrincipals/enable on /servicePrincipals/{SP}"):
+            EnableServicePrincipal().apply(ctx)
+        assert len([w for w in _writes(tenant) if w.status < 400]) == before
+        assert tenant.directory.service_principal(SP).account_enabled is False
+
+    def test_missing_service_principal_is_named(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        from irflow.actions.identity import EnableServicePrincipal
+
+        ctx = make_context(
+            "identity.enable_service_principal", service_principal=MISSING, prior={"accountEnabled": True}
+        )
+        with pytest.raises(ResourceMissing, match=MISSING):
+            EnableServicePrincipal().plan(ctx)
+        with pytest.raises(ResourceMissing, match=MISSING):
+            EnableServicePrincipal().apply(ctx)
+        assert _writes(tenant) == []
+
+    def test_prior_state_is_validated(self) -> None:
+        from irflow.actions.identity import EnableServicePrincipalParams
+
+        with pytest.raises(ValidationError, match="accountEnabled"):
+            EnableServicePrincipalParams(service_principal=SP, prior={})

@@ -407,3 +407,104 @@ class TestAzureRefusals:
         with pytest.raises(ResourceMissing, match="kv-phi-gone"):
             get_action(action)().apply(ctx)
         assert _writes(tenant) == []
+
+
+class TestRestoreAccessPolicies:
+    @staticmethod
+    def _revoked(tenant: Tenant, make_context) -> dict:  # type: ignore[no-untyped-def, type-arg]
+        ctx = make_context("keyvault.revoke_access_policies", vault=_vault_id(tenant), keep_object_ids=[ETL])
+        return RevokeAccessPolicies().apply(ctx).prior_state
+
+    def test_plan_is_exact_and_writes_nothing(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        from irflow.actions.keyvault import RestoreAccessPolicies
+
+        prior = self._revoked(tenant, make_context)
+        writes = _writes(tenant)
+        ctx = make_context("keyvault.restore_access_policies", vault=_vault_id(tenant), prior=prior)
+        plan = RestoreAccessPolicies().plan(ctx)
+        assert [(c.field, c.before, c.after) for c in plan.changes] == [
+            (f"accessPolicies.{DEVELOPERS}.keys", [], ["get", "decrypt", "unwrapKey"]),
+            (f"accessPolicies.{DEVELOPERS}.secrets", [], ["get"]),
+        ]
+        assert _writes(tenant) == writes
+
+    def test_apply_twice_adds_back_once_and_verifies(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        from irflow.actions.keyvault import RestoreAccessPolicies
+
+        vault = tenant.key_vault(VAULT)
+        original = vault.access_policy(DEVELOPERS)["permissions"]
+        prior = self._revoked(tenant, make_context)
+        assert vault.access_policy(DEVELOPERS) is None
+        before = len(_writes(tenant))
+        ctx = make_context("keyvault.restore_access_policies", vault=vault.id, prior=prior)
+        action = RestoreAccessPolicies()
+        assert action.verify(ctx) is False
+        result = action.apply(ctx)
+        assert result.changed
+        writes = _writes(tenant)
+        assert len(writes) == before + 1
+        assert writes[-1].method == "PUT" and writes[-1].path.endswith("/accessPolicies/add")
+        assert not action.apply(ctx).changed
+        assert _writes(tenant) == writes
+        assert action.verify(ctx)
+        restored = vault.access_policy(DEVELOPERS)["permissions"]
+        assert {k: sorted(v) for k, v in restored.items() if v} == {
+            k: sorted(v) for k, v in original.items() if v
+        }
+        assert vault.access_policy(ETL)["permissions"]["keys"] == ["get", "wrapKey", "unwrapKey"]
+
+    def test_only_missing_permissions_are_added(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        from irflow.actions.keyvault import RestoreAccessPolicies
+
+        vault = tenant.key_vault(VAULT)
+        ctx = make_context(
+            "keyvault.revoke_access_policies",
+            vault=vault.id,
+            keep_object_ids=[DEVELOPERS],
+            secret_permissions=[],
+        )
+        prior = RevokeAccessPolicies().apply(ctx).prior_state
+        restore = make_context("keyvault.restore_access_policies", vault=vault.id, prior=prior)
+        assert [(c.field, c.before, c.after) for c in RestoreAccessPolicies().plan(restore).changes] == [
+            (f"accessPolicies.{ETL}.keys", ["wrapKey"], ["wrapKey", "get", "unwrapKey"])
+        ]
+        RestoreAccessPolicies().apply(restore)
+        assert sorted(vault.access_policy(ETL)["permissions"]["keys"]) == ["get", "unwrapKey", "wrapKey"]
+
+    def test_permission_denied_names_permission_and_scope(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        from irflow.actions.keyvault import RestoreAccessPolicies
+
+        prior = self._revoked(tenant, make_context)
+        before = len(_successful_writes(tenant))
+        vault_id = _vault_id(tenant)
+        tenant.deny("Microsoft.KeyVault/vaults/accessPolicies/write", scope=vault_id)
+        ctx = make_context("keyvault.restore_access_policies", vault=vault_id, prior=prior)
+        with pytest.raises(PermissionDenied) as caught:
+            RestoreAccessPolicies().apply(ctx)
+        message = str(caught.value)
+        assert "Microsoft.KeyVault/vaults/accessPolicies/write" in message
+        assert f"{vault_id}/accessPolicies/add" in message
+        assert len(_successful_writes(tenant)) == before
+        assert tenant.key_vault(VAULT).access_policy(DEVELOPERS) is None
+
+    def test_missing_vault_is_named(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        from irflow.actions.keyvault import RestoreAccessPolicies
+
+        missing = _vault_id(tenant).replace(VAULT, "kv-phi-gone")
+        prior = {"accessPolicies": [{"objectId": DEVELOPERS, "permissions": {"keys": ["get"]}}]}
+        ctx = make_context("keyvault.restore_access_policies", vault=missing, prior=prior)
+        with pytest.raises(ResourceMissing, match="kv-phi-gone"):
+            RestoreAccessPolicies().plan(ctx)
+        with pytest.raises(ResourceMissing, match="kv-phi-gone"):
+            RestoreAccessPolicies().apply(ctx)
+        assert _writes(tenant) == []
+
+    def test_prior_state_is_validated(self, tenant: Tenant) -> None:
+        from irflow.actions.keyvault import RestoreAccessPoliciesParams
+
+        with pytest.raises(ValidationError, match="accessPolicies"):
+            RestoreAccessPoliciesParams(vault=_vault_id(tenant), prior={})
+        with pytest.raises(ValidationError):
+            RestoreAccessPoliciesParams(
+                vault=_vault_id(tenant), prior={"accessPolicies": [{"objectId": "clinical-data-developers"}]}
+            )

@@ -65,10 +65,12 @@ def test_containment_is_complete_idempotent_audited_and_releasable(
     assert first.handle.get_result() == "succeeded", run_view(svc, first.run_id)["error"]
     view = run_view(svc, first.run_id)
     assert [(s["step"], s["state"]) for s in view["steps"]] == [
+        ("capture-state-before", "succeeded"),
         ("isolate-vault", "succeeded"),
         ("revoke-access-policies", "succeeded"),
         ("rotate-phi-keys", "succeeded"),
         ("enable-purge-protection", "succeeded"),
+        ("capture-state-after", "succeeded"),
         ("escalate", "succeeded"),
     ]
     assert _writes(sim) == [

@@ -51,11 +51,13 @@ def test_peering_bypass_is_contained_once_and_released(
         "peerings": f"{vnet.id}/virtualNetworkPeerings/peer-to-analytics",
     }
     first = submit_run(svc, "network-peering-bypass", params, actor="cli:tester", auto_approve=True)
-    assert first.handle.get_result() == "succeeded"
+    assert first.handle.get_result() == "succeeded", run_view(svc, first.run_id)["error"]
     view = run_view(svc, first.run_id)
     assert [(s["step"], s["state"]) for s in view["steps"]] == [
+        ("capture-state-before", "succeeded"),
         ("quarantine", "succeeded"),
         ("disconnect-peering", "succeeded"),
+        ("capture-state-after", "succeeded"),
         ("escalate", "succeeded"),
     ]
     nsg = sim.tenant.get_network_security_group(subscription, "rg-phi-prod", "nsg-phi-data")

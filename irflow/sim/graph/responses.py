@@ -30,6 +30,7 @@ USER_DISABLE = "microsoft.directory/users/disable"
 USER_REVOKE_SESSIONS = "microsoft.directory/users/invalidateAllRefreshTokens"
 SP_READ = "microsoft.directory/servicePrincipals/standard/read"
 SP_DISABLE = "microsoft.directory/servicePrincipals/disable"
+SP_ENABLE = "microsoft.directory/servicePrincipals/enable"
 _WRITABLE = {"accountEnabled"}
 
 
@@ -64,7 +65,8 @@ def admit(tenant: Tenant, request: SimRequest, route: Route | None) -> None:
         raise GraphError(
             400, "BadRequest", f"Resource not found for the segment '{request.path.rsplit('/', 1)[-1]}'."
         )
-    if route.operation and tenant.rbac.denial(route.operation, _scope(request)):
+    operation = _operation(route, request)
+    if operation and tenant.rbac.denial(operation, _scope(request)):
         raise GraphError(
             403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
         )
@@ -73,6 +75,17 @@ def admit(tenant: Tenant, request: SimRequest, route: Route | None) -> None:
         tenant.sleep(faults.latency_ms / 1000.0)
     if faults.error_rate and tenant.random.random() < faults.error_rate:
         raise GraphError(503, "serviceNotAvailable", "Injected by the irflow.sim error rate.")
+
+
+def _operation(route: Route, request: SimRequest) -> str | None:
+    """The directory permission a call needs: turning a service principal back on is `enable`."""
+    if route.operation == SP_DISABLE:
+        try:
+            if request.json_object().get("accountEnabled") is True:
+                return SP_ENABLE
+        except Exception:  # a malformed body is refused by the handler with Graph's own error
+            return route.operation
+    return route.operation
 
 
 def _not_found(identifier: str) -> GraphError:
