@@ -301,3 +301,55 @@ class TestRemoveStoredAccessPolicies:
             "containers.patient-exports.publicAccess",
         }
         assert RemoveStoredAccessPolicies().verify(ctx)
+
+
+STORAGE_ACTIONS = [
+    ("storage.isolate_account", {}),
+    ("storage.rotate_account_keys", {}),
+    ("storage.block_public_containers", {}),
+    ("storage.enable_data_protection", {}),
+    ("storage.remove_stored_access_policies", {}),
+    (
+        "storage.restore_account_network",
+        {"prior": {"publicNetworkAccess": "Enabled", "allowBlobPublicAccess": True, "networkAcls": {}}},
+    ),
+]
+
+
+@pytest.mark.parametrize(("action", "extra"), STORAGE_ACTIONS)
+def test_a_missing_account_is_named(tenant: Tenant, make_context, action: str, extra: dict) -> None:  # type: ignore[no-untyped-def,type-arg]
+    from irflow.actions.base import get_action
+
+    missing = _account_id(tenant, "phiimaging").replace("phiimaging", "phivanished")
+    with pytest.raises(ResourceMissing, match="phivanished"):
+        get_action(action)().plan(make_context(action, account=missing, **extra))
+    assert _writes(tenant) == []
+
+
+@pytest.mark.parametrize(
+    ("action", "denied", "extra"),
+    [
+        (
+            "storage.remove_stored_access_policies",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/setAcl/action",
+            {},
+        ),
+        (
+            "storage.restore_account_network",
+            "Microsoft.Storage/storageAccounts/write",
+            {"prior": {"publicNetworkAccess": "Enabled", "allowBlobPublicAccess": True, "networkAcls": {}}},
+        ),
+    ],
+)
+def test_more_refusals_name_permission_and_scope(  # type: ignore[no-untyped-def]
+    tenant: Tenant, make_context, action: str, denied: str, extra: dict
+) -> None:
+    from irflow.actions.base import PermissionDenied, get_action
+
+    account = tenant.storage_account("phipatientexports")
+    if action == "storage.restore_account_network":
+        IsolateAccount().apply(make_context("storage.isolate_account", account=account.id))
+    tenant.deny(denied, scope=account.id)
+    with pytest.raises(PermissionDenied) as caught:
+        get_action(action)().apply(make_context(action, account=account.id, **extra))
+    assert denied in str(caught.value) and account.id in str(caught.value)
