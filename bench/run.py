@@ -109,6 +109,7 @@ def bench_fanout(accounts: int = 24, latency_ms: int = 40) -> None:
                 azure_token=SecretStr(server.token),
                 queue_polling_interval=0.05,
                 playbooks_dir=Path(tmp),
+                oncall_recipients="soc-oncall@example.org",
             )
             svc = runtime.launch(settings)
             try:
