@@ -163,9 +163,7 @@ def _drill(svc: runtime.Services, tenant: Tenant, targets: list[str], *, quiet: 
         console.print("\n[bold]simulated tenant after the drill[/]")
         for account_id, state in accounts.items():
             mark = "target" if account_id in targets else "bystander"
-            keys = ", ".join(
-                f"{k} regenerated {regenerations[(state['name'], k)]}x" for k in ("key1", "key2")
-            )
+            keys = ", ".join(f"{k} {regenerations[(state['name'], k)]}x" for k in ("key1", "key2"))
             console.print(
                 f"  {state['name']:<22} {mark:<9} publicNetworkAccess={state['publicNetworkAccess']} "
                 f"defaultAction={state['networkAcls']['defaultAction']} "
