@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from azure.mgmt.storage import StorageManagementClient
@@ -62,3 +63,20 @@ def keyvault_client(sim: Sim, **kwargs: Any):  # type: ignore[no-untyped-def]
         connection_verify=sim.verify,
         **kwargs,
     )
+
+
+ONE_ACCOUNT_SUBSCRIPTION = "11111111-2222-4333-8444-555555555555"
+
+
+def one_account_scenario(path: Path, faults: str = "") -> Path:
+    """Write a scenario with one subscription, resource group ``rg-x`` and account ``onlyaccount``."""
+    path.write_text(
+        (f"faults: {faults}\n" if faults else "") + "subscriptions:\n"
+        f"  - id: {ONE_ACCOUNT_SUBSCRIPTION}\n"
+        "    resource_groups:\n"
+        "      - name: rg-x\n"
+        "        storage_accounts:\n"
+        "          - name: onlyaccount\n",
+        encoding="utf-8",
+    )
+    return path

@@ -18,7 +18,7 @@ from azure.core.exceptions import HttpResponseError, ServiceResponseError
 from azure.core.rest import HttpRequest
 from azure.mgmt.network import NetworkManagementClient
 from azure.storage.blob import ContainerClient
-from sim_helpers import PHI_RG, Sim, StaticTokenCredential
+from sim_helpers import PHI_RG, Sim, StaticTokenCredential, one_account_scenario
 from test_sim_server_and_cli import _read_line, client_for
 
 from irflow.sim import Tenant
@@ -248,16 +248,8 @@ def test_scenario_faults_section_sets_every_knob(clock) -> None:  # type: ignore
 
 @pytest.mark.slow
 def test_sim_serve_fault_flags(tmp_path: Path) -> None:
-    scenario = tmp_path / "faulty.yaml"
-    scenario.write_text(
-        "faults: {lro: {duration_s: 3, failure_rate: 0.1}, timeout_rate: 0.0}\n"
-        "subscriptions:\n"
-        "  - id: 11111111-2222-4333-8444-555555555555\n"
-        "    resource_groups:\n"
-        "      - name: rg-x\n"
-        "        storage_accounts:\n"
-        "          - name: onlyaccount\n",
-        encoding="utf-8",
+    scenario = one_account_scenario(
+        tmp_path / "faulty.yaml", faults="{lro: {duration_s: 3, failure_rate: 0.1}, timeout_rate: 0.0}"
     )
     command = [sys.executable, "-m", "irflow.cli.sim", "serve", "--scenario", str(scenario)]
     flags = [

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from azure.core.exceptions import HttpResponseError, ServiceRequestError
 from azure.mgmt.storage import StorageManagementClient
-from sim_helpers import ALL_ACCOUNTS, PHI_RG, StaticTokenCredential
+from sim_helpers import ALL_ACCOUNTS, PHI_RG, StaticTokenCredential, one_account_scenario
 
 from irflow.sim import Tenant
 from irflow.sim.server import SimServer
@@ -74,16 +74,7 @@ def _read_line(stream, timeout: float) -> str:  # type: ignore[no-untyped-def]
 
 @pytest.mark.slow
 def test_sim_serve_prints_one_json_line_and_serves_until_sigterm(tmp_path: Path) -> None:
-    scenario = tmp_path / "one.yaml"
-    scenario.write_text(
-        "subscriptions:\n"
-        "  - id: 11111111-2222-4333-8444-555555555555\n"
-        "    resource_groups:\n"
-        "      - name: rg-x\n"
-        "        storage_accounts:\n"
-        "          - name: onlyaccount\n",
-        encoding="utf-8",
-    )
+    scenario = one_account_scenario(tmp_path / "one.yaml")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [
@@ -148,17 +139,7 @@ def test_sim_serve_refuses_an_unknown_scenario() -> None:
 
 @pytest.mark.slow
 def test_sim_serve_throttle_flags_override_the_scenario(tmp_path: Path) -> None:
-    scenario = tmp_path / "throttled.yaml"
-    scenario.write_text(
-        "faults: {throttle: false, latency_ms: 0}\n"
-        "subscriptions:\n"
-        "  - id: 11111111-2222-4333-8444-555555555555\n"
-        "    resource_groups:\n"
-        "      - name: rg-x\n"
-        "        storage_accounts:\n"
-        "          - name: onlyaccount\n",
-        encoding="utf-8",
-    )
+    scenario = one_account_scenario(tmp_path / "throttled.yaml", faults="{throttle: false, latency_ms: 0}")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -199,16 +180,7 @@ def test_sim_serve_throttle_flags_override_the_scenario(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_sim_serve_deny_flag_refuses_the_operation(tmp_path: Path) -> None:
-    scenario = tmp_path / "denied.yaml"
-    scenario.write_text(
-        "subscriptions:\n"
-        "  - id: 11111111-2222-4333-8444-555555555555\n"
-        "    resource_groups:\n"
-        "      - name: rg-x\n"
-        "        storage_accounts:\n"
-        "          - name: onlyaccount\n",
-        encoding="utf-8",
-    )
+    scenario = one_account_scenario(tmp_path / "denied.yaml")
     process = subprocess.Popen(
         [
             sys.executable,
