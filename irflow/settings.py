@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     # Seconds between polls of a long-running Azure operation without a Retry-After (the SDK default is 30).
     azure_lro_polling_interval: float | None = Field(default=None, ge=0, le=300)
 
+    # irflow's own way in (see irflow/azure/principal.py): containment never removes irflow's access, and
+    # isolation leaves this origin allowed for the data-plane work that follows.
+    self_object_id: str | None = None
+    egress_ips: str = ""
+    subnet_id: str | None = None
+
     sentinel_secret: SecretStr | None = None
     playbooks_dir: Path = Path("playbooks")
     templates_dir: Path = Path("notifications")

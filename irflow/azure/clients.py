@@ -13,6 +13,7 @@ from typing import Any
 
 from azure.core.credentials import AccessToken, TokenCredential
 
+from irflow.azure.principal import network_origin, self_object_id
 from irflow.settings import Settings
 
 
@@ -120,6 +121,15 @@ class AzureClients:
         self.polling_interval = settings.azure_lro_polling_interval
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
+        self._settings = settings
+        self._self_object_id: str | None = None
+        self.origin = network_origin(settings)
+
+    def self_object_id(self) -> str:
+        """irflow's own object id (configured, or its token's ``oid``); cached for the process."""
+        if self._self_object_id is None:
+            self._self_object_id = self_object_id(self._settings, self.credential, self.arm_scope)
+        return self._self_object_id
 
     @property
     def arm_scope(self) -> str:
