@@ -2,6 +2,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The suite is mostly I/O-bound (simulator servers, subprocesses, databases): three workers keep 2 cores busy.
+PYTEST_WORKERS ?= 3
 
 .PHONY: demo test lint bench clean
 
@@ -15,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/irflow demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check irflow tests bench
