@@ -61,6 +61,22 @@ def _patch(ctx: StepContext, vault_id: str, properties: dict[str, Any]) -> None:
         )
 
 
+def self_object_id(ctx: StepContext) -> str:
+    """irflow's own object id (configured, or its token's ``oid``): containment never removes its access."""
+    try:
+        with azure_errors(permission="(sign-in)", scope="irflow's own identity"):
+            return str(ctx.clients.self_object_id()).lower()
+    except ValueError as exc:  # SelfIdentityUnknown: no oid in the token and none configured
+        raise ActionError(
+            f"{exc}. Revocation refuses to run without it: it could remove irflow's own access."
+        ) from None
+
+
+def uses_rbac(props: dict[str, Any]) -> bool:
+    """Whether the vault uses the Azure RBAC permission model (access policies then grant nothing)."""
+    return bool(props.get("enableRbacAuthorization"))
+
+
 def _cidr(value: str) -> str:
     """An IPv4 address or range in canonical CIDR form (``203.0.113.7`` → ``203.0.113.7/32``)."""
     network = ipaddress.ip_network(str(value).strip(), strict=False)
@@ -324,7 +340,7 @@ class RevokeAccessPoliciesParams(BaseModel):
     keep_object_ids: list[DirectoryObjectId] = Field(
         default_factory=list,
         description="Object ids of principals whose access is left alone (the workloads that must keep "
-        "running, and irflow's own identity when the vault uses access policies).",
+        "running). irflow's own object id is always kept, listed or not.",
     )
     key_permissions: list[str] = Field(
         default=["decrypt", "unwrapKey", "get"], description="Key permissions taken from everyone else."
@@ -343,10 +359,15 @@ class RevokeAccessPolicies(Action):
 
     For each access policy entry whose object id is not in ``keep_object_ids``, removes the listed key,
     secret and certificate permissions it holds (by default keys: decrypt, unwrapKey, get; secrets: get) with
-    one ``accessPolicies/remove`` call; the legacy ``all`` permission counts as holding them. An entry left
-    without any permission disappears (Azure's rule). Every entry's object id and permissions before the
-    change are recorded (no tenant or application details). A vault using Azure RBAC ignores access
-    policies: the plan says so, and role assignments need reviewing separately.
+    one ``accessPolicies/remove`` call; the legacy ``all`` permission counts as holding them. Permission
+    names are sent exactly as the vault spells them (Azure's ``remove`` matches case-sensitively and answers
+    200 when nothing matched). An entry left without any permission disappears (Azure's rule). Every entry's
+    object id and permissions before the change are recorded (no tenant or application details).
+
+    irflow's own object id (``IRFLOW_SELF_OBJECT_ID`` or its token's ``oid``) is always kept, so the key
+    rotation that follows still works. A vault using the Azure RBAC permission model ignores access
+    policies (https://learn.microsoft.com/azure/key-vault/general/rbac-access-policy): there this action
+    changes nothing and says so; ``keyvault.revoke_role_assignments`` revokes access on such a vault.
 
     Example::
 
@@ -378,11 +399,11 @@ class RevokeAccessPolicies(Action):
         params: RevokeAccessPoliciesParams = ctx.params  # type: ignore[assignment]
         props = _properties(ctx, params.vault)
         policies = props.get("accessPolicies") or []
-        keep = {oid.lower() for oid in params.keep_object_ids}
+        keep = {oid.lower() for oid in params.keep_object_ids} | {self_object_id(ctx)}
         dangerous = self._dangerous(params)
         removals: list[dict[str, Any]] = []
         changes: list[Change] = []
-        for policy in policies:
+        for policy in [] if uses_rbac(props) else policies:
             object_id = str(policy.get("objectId", ""))
             if object_id.lower() in keep:
                 continue
@@ -426,8 +447,9 @@ class RevokeAccessPolicies(Action):
     def _notes(prior: dict[str, Any]) -> list[str]:
         if prior["enableRbacAuthorization"]:
             return [
-                "the vault uses Azure RBAC: access policies grant nothing there; review its role "
-                "assignments (Key Vault Crypto User, Secrets User …) as well"
+                "the vault uses the Azure RBAC permission model: Key Vault ignores its access policies, so "
+                "removing them would revoke nothing; nothing is changed here. Revoke its data-plane role "
+                "assignments with keyvault.revoke_role_assignments"
             ]
         return []
 
@@ -440,7 +462,8 @@ class RevokeAccessPolicies(Action):
         params: RevokeAccessPoliciesParams = ctx.params  # type: ignore[assignment]
         removals, changes, prior = self._survey(ctx)
         if not removals:
-            return Result(changed=False, prior_state=prior, notes=["no over-broad access policy"])
+            notes = self._notes(prior) or ["no over-broad access policy"]
+            return Result(changed=False, prior_state=prior, notes=notes)
         rid = ResourceId.parse(params.vault)
         with azure_errors(permission=ACCESS_POLICIES_WRITE, scope=f"{params.vault}/accessPolicies/remove"):
             ctx.clients.keyvault_mgmt(rid.subscription_id).vaults.update_access_policy(

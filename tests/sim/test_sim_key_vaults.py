@@ -61,7 +61,7 @@ def test_patch_locks_the_vault_down(sim: Sim) -> None:
     assert [r.value for r in vault.properties.network_acls.ip_rules] == ["203.0.113.7"]
     assert vault.properties.enable_purge_protection is True
     # Access policies are untouched by a PATCH that does not name them.
-    assert len(vault.properties.access_policies) == 2
+    assert len(vault.properties.access_policies) == 3
     summary = sim.tenant.key_vault(VAULT).summary()
     assert summary["enablePurgeProtection"] is True and summary["publicNetworkAccess"] == "Disabled"
     [entry] = sim.tenant.journal.writes()
@@ -112,13 +112,27 @@ def test_remove_takes_away_only_the_listed_permissions(sim: Sim) -> None:
 
     developers = sim.tenant.key_vault(VAULT).access_policy(DEVELOPERS)
     assert developers["permissions"] == {"keys": ["get"], "secrets": [], "certificates": []}
-    # Removing what is left drops the entry; the ETL identity is untouched.
+    # Removing what is left drops the entry; the other principals are untouched.
     client.vaults.update_access_policy(
-        PHI_RG, VAULT, "remove", {"properties": {"accessPolicies": [policy(sim, DEVELOPERS, keys=["GET"])]}}
+        PHI_RG, VAULT, "remove", {"properties": {"accessPolicies": [policy(sim, DEVELOPERS, keys=["get"])]}}
     )
     vault = client.vaults.get(PHI_RG, VAULT)
-    assert [p.object_id for p in vault.properties.access_policies] == [ETL_IDENTITY]
+    assert [p.object_id for p in vault.properties.access_policies] == [ETL_IDENTITY, sim.tenant.principal_id]
     assert [e.route for e in sim.tenant.journal.writes()] == ["keyvault.vaults.update_access_policy"] * 2
+
+
+def test_remove_matches_permissions_case_sensitively_and_answers_200(sim: Sim) -> None:
+    """Azure's ``accessPolicies/remove`` compares permission names case-sensitively: ``GET`` takes nothing
+    from an entry holding ``get``, and the call still answers 200 (AZURE_NOTES, "Rules Azure enforces";
+    https://learn.microsoft.com/rest/api/keyvault/keyvault/vaults/update-access-policy)."""
+    client = keyvault_client(sim)
+    answer = client.vaults.update_access_policy(
+        PHI_RG, VAULT, "remove", {"properties": {"accessPolicies": [policy(sim, DEVELOPERS, keys=["GET"])]}}
+    )
+    assert answer.properties.access_policies[0].object_id == DEVELOPERS
+    developers = sim.tenant.key_vault(VAULT).access_policy(DEVELOPERS)
+    assert developers["permissions"]["keys"] == ["get", "decrypt", "unwrapKey"]
+    assert [e.status for e in sim.tenant.journal.writes()] == [200]
 
 
 def test_add_merges_permissions_per_principal(sim: Sim) -> None:
