@@ -21,6 +21,7 @@ from irflow.actions.base import (
     Action,
     ActionError,
     Change,
+    PermissionDenied,
     Plan,
     ResourceMissing,
     Result,
@@ -38,6 +39,9 @@ KEYS_ROTATE = "Microsoft.KeyVault/vaults/keys/rotate/action"
 
 _KEY_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 _NETWORK_REFUSALS = ("ForbiddenByConnection", "ForbiddenByFirewall")
+# An access-policy vault's refusal: ForbiddenByPolicy today, AccessDenied in older answers
+# (https://learn.microsoft.com/azure/key-vault/general/troubleshooting-access-issues).
+_POLICY_REFUSALS = ("ForbiddenByPolicy", "AccessDenied")
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -479,8 +483,11 @@ class RevokeAccessPolicies(Action):
 
 # ------------------------------------------------------------------------------------------ rotate key
 @contextmanager
-def _data_plane_errors(*, permission: str, scope: str) -> Iterator[None]:
-    """Like ``azure_errors``, but a refusal by the vault's network rules is named as such, not as RBAC."""
+def _data_plane_errors(*, permission: str, policy: str, scope: str) -> Iterator[None]:
+    """Like ``azure_errors``, but a refusal by the vault's network rules is named as such, not as RBAC, and
+    a refusal by its access policies names the access-policy permission to grant (``keys rotate``), since
+    on an access-policy vault no role assignment helps."""
+    vault = scope.rsplit("/keys/", 1)[0]
     try:
         with azure_errors(permission=permission, scope=scope):
             try:
@@ -488,18 +495,24 @@ def _data_plane_errors(*, permission: str, scope: str) -> Iterator[None]:
             except HttpResponseError as exc:
                 inner = getattr(getattr(exc, "error", None), "innererror", None) or {}
                 code = inner.get("code") if isinstance(inner, dict) else None
-                if exc.status_code == 403 and code in _NETWORK_REFUSALS:
-                    raise _NetworkRefusal(code) from None
+                if exc.status_code == 403 and code in _NETWORK_REFUSALS + _POLICY_REFUSALS:
+                    raise _Refusal(code) from None
                 raise
-    except _NetworkRefusal as refusal:
+    except _Refusal as refusal:
+        if refusal.code in _POLICY_REFUSALS:
+            raise PermissionDenied(
+                f"permission denied: the access policies of {vault} do not give irflow keys {policy} "
+                f"({refusal.code}); add an access policy entry for irflow's object id with keys get and "
+                "rotate"
+            ) from None
         raise ActionError(
-            f"the network rules of {scope.rsplit('/keys/', 1)[0]} refuse irflow ({refusal.code}): allow-list "
+            f"the network rules of {vault} refuse irflow ({refusal.code}): allow-list "
             "irflow's egress address (allow_ip_rules of keyvault.isolate_vault) or reach the vault through a "
             "private endpoint"
         ) from None
 
 
-class _NetworkRefusal(Exception):
+class _Refusal(Exception):
     def __init__(self, code: str) -> None:
         super().__init__(code)
         self.code = code
@@ -537,7 +550,9 @@ class RotateKey(Action):
     key counts as already rotated, so re-running the step, the playbook or a crashed attempt never rotates
     twice for one incident. Older versions stay enabled (data they wrap stays readable): revoking the
     principals' access is what stops their use. The result names the new version, never key material.
-    On a vault using access policies, irflow's identity needs key permissions get and rotate there too.
+    irflow's identity needs keys get and rotate: on an access-policy vault an access policy entry, on an
+    Azure RBAC vault a role such as Key Vault Crypto Officer at the vault or above (Key Vault refuses with
+    ForbiddenByPolicy or ForbiddenByRbac; the error names which).
 
     Example::
 
@@ -565,7 +580,9 @@ class RotateKey(Action):
         # Azure keeps key times to the second: a version made in the epoch's second counts as rotated.
         since = _utc(params.rotated_since or ctx.reference_time).replace(microsecond=0)
         client = self._client(ctx)
-        with _data_plane_errors(permission=KEYS_READ, scope=f"{params.vault}/keys/{params.key}"):
+        with _data_plane_errors(
+            permission=KEYS_READ, policy="get", scope=f"{params.vault}/keys/{params.key}"
+        ):
             key = client.get_key(params.key)
         created = key.properties.created_on
         current = {
@@ -593,7 +610,9 @@ class RotateKey(Action):
                 outputs={"key": params.key, "version": prior["current"]["version"]},
                 notes=["key already rotated"],
             )
-        with _data_plane_errors(permission=KEYS_ROTATE, scope=f"{params.vault}/keys/{params.key}"):
+        with _data_plane_errors(
+            permission=KEYS_ROTATE, policy="rotate", scope=f"{params.vault}/keys/{params.key}"
+        ):
             rotated = client.rotate_key(params.key)
         ctx.log.info("key vault key rotated", key_name=params.key, version=rotated.properties.version)
         return Result(

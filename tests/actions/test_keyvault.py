@@ -325,6 +325,30 @@ class TestRevokeAccessPolicies:
         assert _writes(tenant) == []
         assert vault.access_policy(DEVELOPERS) is not None
 
+    def test_permissions_are_removed_as_the_vault_spells_them(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        """Azure's ``accessPolicies/remove`` matches names case-sensitively and answers 200 on a mismatch
+        (AZURE_NOTES; https://learn.microsoft.com/rest/api/keyvault/keyvault/vaults/update-access-policy):
+        the action sends the vault's own spelling, so ``Get`` / ``UnwrapKey`` really go."""
+        vault = tenant.key_vault(VAULT)
+        odd = "0c9d8e7f-6a5b-4c3d-9e2f-1a0b9c8d7e6f"
+        vault.update_access_policies(
+            "add",
+            [{"tenantId": vault.tenant_id, "objectId": odd, "permissions": {"keys": ["Get", "UnwrapKey"]}}],
+            when=tenant.now(),
+        )
+        ctx = make_context(
+            "keyvault.revoke_access_policies", vault=vault.id, keep_object_ids=[DEVELOPERS, ETL]
+        )
+        action = RevokeAccessPolicies()
+        [change] = action.plan(ctx).changes
+        assert (change.field, change.before, change.after) == (
+            f"accessPolicies.{odd}.keys",
+            ["Get", "UnwrapKey"],
+            [],
+        )
+        assert action.apply(ctx).changed
+        assert vault.access_policy(odd) is None and action.verify(ctx)
+
     def test_keep_list_takes_object_ids_only(self, tenant: Tenant) -> None:
         from irflow.actions.keyvault import RevokeAccessPoliciesParams
 
@@ -333,6 +357,30 @@ class TestRevokeAccessPolicies:
 
 
 class TestRotateKey:
+    def test_a_refusal_by_access_policies_names_the_policy_to_grant(
+        self, tenant: Tenant, make_context
+    ) -> None:  # type: ignore[no-untyped-def]
+        """On an access-policy vault irflow's entry must list keys rotate (Key Vault: 403 ForbiddenByPolicy):
+        the error says which access policy to add, not an RBAC role that would not help there."""
+        vault = tenant.key_vault(VAULT)
+        vault.update_access_policies(
+            "remove",
+            [
+                {
+                    "tenantId": vault.tenant_id,
+                    "objectId": tenant.principal_id,
+                    "permissions": {"keys": ["rotate"]},
+                }
+            ],
+            when=tenant.now(),
+        )
+        ctx = make_context("keyvault.rotate_key", vault=vault.id, key=KEY)
+        assert RotateKey().plan(ctx).changes  # keys get is still granted
+        with pytest.raises(PermissionDenied, match="ForbiddenByPolicy") as caught:
+            RotateKey().apply(ctx)
+        assert f"the access policies of {vault.id} do not give irflow keys rotate" in str(caught.value)
+        assert _successful_writes(tenant) == []
+
     def test_plan_writes_nothing_and_names_the_key(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
         plan = RotateKey().plan(make_context("keyvault.rotate_key", vault=_vault_id(tenant), key=KEY))
         assert [(c.field, c.after) for c in plan.changes] == [(f"keys.{KEY}", "rotate")]
