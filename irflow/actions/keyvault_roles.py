@@ -152,6 +152,11 @@ class RevokeRoleAssignments(Action):
     assignment is recorded whole (name, scope, role, principal) for ``keyvault.restore_role_assignments``.
     On an access-policy vault role assignments grant no data-plane access: nothing changes, and it says so.
 
+    Deleting role assignments is a privileged right: grant irflow the built-in Key Vault Data Access
+    Administrator role at the vaults' scope, whose condition limits the assignments it may write to the Key
+    Vault data roles (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/security),
+    rather than User Access Administrator or Owner.
+
     Example::
 
         - id: revoke-role-assignments

@@ -228,6 +228,22 @@ class TestBothPermissionModels:
         ]
         assert rbac.properties["networkAcls"]["defaultAction"] == "Allow"
 
+    def test_dry_run_plans_each_models_revocation_and_writes_nothing(
+        self, svc: runtime.Services, sim: SimServer
+    ) -> None:
+        params = self._params(sim, allow_ip_rules="127.0.0.1")
+        dry = submit_run(svc, PLAYBOOK, params, actor="cli:tester", dry_run=True)
+        assert dry.handle.get_result() == "succeeded"
+        assert sim.tenant.journal.writes() == []
+        rbac = sim.tenant.key_vault("kv-phi-tailspin-rbac").id
+        policies = sim.tenant.key_vault("kv-phi-tailspin").id
+        rows = {(s["step"], s["target"]): s for s in run_view(svc, dry.run_id)["steps"]}
+        revoked = rows[("revoke-role-assignments", rbac)]["plan"]["changes"]
+        assert {c["before"]["role"] for c in revoked} == {"Key Vault Crypto User", "Key Vault Secrets User"}
+        assert rows[("revoke-role-assignments", policies)]["plan"]["changes"] == []
+        assert rows[("revoke-access-policies", rbac)]["plan"]["changes"] == []
+        assert len(rows[("revoke-access-policies", policies)]["plan"]["changes"]) == 2
+
     def test_without_irflows_origin_rotation_fails_as_a_network_refusal(
         self, svc: runtime.Services, sim: SimServer
     ) -> None:

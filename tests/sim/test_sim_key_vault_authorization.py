@@ -193,3 +193,26 @@ def test_new_vaults_default_to_rbac(tenant) -> None:  # type: ignore[no-untyped-
     vault = tenant.add_key_vault(tenant.default_subscription_id, PHI_RG, "kv-new-default", location="eastus")
     assert vault.properties["enableRbacAuthorization"] is True
     assert tenant.key_vault(VAULT).properties["enableRbacAuthorization"] is False
+
+
+def test_scenarios_name_irflows_principal_and_its_roles() -> None:
+    """A scenario names the token holder's object id (irflow) and grants roles; the token carries it as its
+    ``oid``, which is how irflow learns its own identity (irflow.azure.principal)."""
+    from irflow.azure.principal import object_id_from_token
+    from irflow.sim import Tenant
+
+    tenant = Tenant.from_scenario("keyvault-overbroad-access")
+    assert tenant.principal_id == "0c9d8e7f-6a5b-4c3d-9e2f-1a0b9c8d7e6f"
+    assert object_id_from_token(tenant.token) == tenant.principal_id
+    [mine] = [a for a in tenant.role_assignments.all() if a.principal_id == tenant.principal_id]
+    assert mine.role.name == "Key Vault Crypto Officer" and mine.scope.endswith(
+        "/resourceGroups/rg-tailspin-phi"
+    )
+    assert tenant.key_vault("kv-phi-tailspin-rbac").properties["enableRbacAuthorization"] is True
+    assert tenant.key_vault("kv-phi-tailspin").properties["enableRbacAuthorization"] is False
+    with pytest.raises(
+        ValueError, match="role assignment Key Vault Wizard at /subscriptions/x: unknown role"
+    ):
+        Tenant.from_scenario(
+            {"role_assignments": [{"role": "Key Vault Wizard", "scope": "/subscriptions/x"}]}
+        )
