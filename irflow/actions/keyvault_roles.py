@@ -14,7 +14,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from irflow.actions.base import Action, Change, Plan, Result, StepContext, azure_errors, register
+from irflow.actions.base import (
+    Action,
+    Change,
+    Plan,
+    ResourceMissing,
+    Result,
+    StepContext,
+    azure_errors,
+    register,
+)
 from irflow.actions.keyvault import READ, _properties, self_object_id, uses_rbac
 from irflow.domain.resource_id import DirectoryObjectId, KeyVaultId, ResourceId
 
@@ -55,6 +64,7 @@ class _Survey:
         self.props = _properties(ctx, vault_id)
         self.removable: list[dict[str, Any]] = []
         self.inherited: list[dict[str, Any]] = []
+        self.unknown_roles: list[str] = []
         with azure_errors(permission=ASSIGNMENTS_READ, scope=vault_id):
             assignments = [a.as_dict() for a in client.role_assignments.list_for_scope(vault_id.lstrip("/"))]
         roles: dict[str, tuple[str, list[str]]] = {}
@@ -82,8 +92,13 @@ class _Survey:
 
     def _role(self, client: Any, definition_id: str, vault_id: str) -> tuple[str, list[str]]:
         """The role's name and which of the dangerous data actions it grants."""
-        with azure_errors(permission=DEFINITIONS_READ, scope=definition_id):
-            definition = client.role_definitions.get_by_id(definition_id).as_dict()
+        try:
+            with azure_errors(permission=DEFINITIONS_READ, scope=definition_id):
+                definition = client.role_definitions.get_by_id(definition_id).as_dict()
+        except ResourceMissing:
+            # An assignment whose role no longer exists grants nothing; it is named, not removed.
+            self.unknown_roles.append(definition_id)
+            return definition_id, []
         granted: list[str] = []
         for permission in definition.get("permissions") or []:
             allowed = permission.get("data_actions") or []
@@ -94,7 +109,10 @@ class _Survey:
         return str(definition.get("role_name") or definition_id), sorted(set(granted))
 
     def notes(self) -> list[str]:
-        notes = []
+        notes = [
+            f"role definition {definition_id} was not found: its assignments are left alone"
+            for definition_id in self.unknown_roles
+        ]
         if not uses_rbac(self.props):
             notes.append(
                 "the vault uses access policies: Key Vault ignores data-plane role assignments there, so "

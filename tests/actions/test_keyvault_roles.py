@@ -117,6 +117,25 @@ class TestRevokeRoleAssignments:
         assert result.prior_state["roleAssignments"] == []
         assert action.verify(ctx) and _writes(tenant) == []
 
+    def test_an_assignment_of_a_vanished_role_is_named_not_removed(
+        self, tenant: Tenant, make_context
+    ) -> None:  # type: ignore[no-untyped-def]
+        from irflow.sim.authorization.models import RoleAssignment
+        from irflow.sim.authorization.roles import RoleDefinition
+
+        vault = tenant.key_vault(RBAC_VAULT)
+        gone = RoleDefinition("0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0", "deleted custom role", "")
+        orphan = RoleAssignment(
+            "2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e", vault.id, gone, PLATFORM, "Group", tenant.now(), "test"
+        )
+        tenant.role_assignments._items[orphan.name] = orphan
+        ctx = make_context(
+            "keyvault.revoke_role_assignments", vault=vault.id, keep_principal_ids=[SQL_IDENTITY]
+        )
+        plan = RevokeRoleAssignments().plan(ctx)
+        assert len(plan.changes) == 2 and all(orphan.name not in c.field for c in plan.changes)
+        assert any(gone.id in note and "left alone" in note for note in plan.notes)
+
     def test_missing_delete_permission_is_named(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
         vault = tenant.key_vault(RBAC_VAULT)
         tenant.deny("Microsoft.Authorization/roleAssignments/delete", vault.id)
