@@ -170,6 +170,11 @@ class RevokeRoleAssignments(Action):
     assignment is recorded whole (name, scope, role, principal) for ``keyvault.restore_role_assignments``.
     On an access-policy vault role assignments grant no data-plane access: nothing changes, and it says so.
 
+    Azure takes a while to apply the change: Key Vault may honour a removed role assignment for up to 10
+    minutes (https://learn.microsoft.com/azure/key-vault/general/rbac-guide, "Known limits and
+    performance"), and tokens already issued stay valid until they expire; network isolation, which comes
+    first in the playbook, is what stops use in the meantime.
+
     Deleting role assignments is a privileged right: grant irflow the built-in Key Vault Data Access
     Administrator role at the vaults' scope, whose condition limits the assignments it may write to the Key
     Vault data roles (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/security),
