@@ -11,8 +11,8 @@ gives an access token a random lifetime of 60-90 minutes (75 on average)
 client that supports continuous access evaluation (CAE) lives up to 28 hours, and only CAE-aware resources
 (Graph, Exchange Online, SharePoint Online, Teams) reject it in near real time after a revocation event
 (https://learn.microsoft.com/entra/identity/conditional-access/concept-continuous-access-evaluation,
-https://learn.microsoft.com/entra/identity-platform/app-resilience-continuous-access-evaluation). Azure
-Resource Manager, Key Vault and Storage keep honouring a token already issued until it expires.
+https://learn.microsoft.com/entra/identity-platform/app-resilience-continuous-access-evaluation). A
+resource that does not evaluate CAE keeps honouring a token already issued until it expires.
 """
 
 from __future__ import annotations

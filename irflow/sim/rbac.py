@@ -14,7 +14,9 @@ ARM refuses with 403 ``AuthorizationFailed``; the blob service with 403 ``Author
 
 Deny rules take permissions away; role assignments (:mod:`irflow.sim.authorization`) grant data-plane
 permissions where Azure evaluates them (Key Vault vaults with ``enableRbacAuthorization``). Both match
-operations and scopes with the helpers below, and a deny rule wins over any assignment.
+operations and scopes with the helpers below, and a deny rule wins over any assignment. ARM management
+calls are not checked against role assignments: the tenant's principal holds every management permission
+unless a deny rule takes it away.
 """
 
 from __future__ import annotations
