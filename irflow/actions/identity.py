@@ -4,6 +4,15 @@ The permissions these actions declare are Microsoft Entra role permissions (``mi
 a custom directory role's ``allowedResourceActions``), not Azure RBAC operations: Graph is authorised by Entra
 ID roles. An application identity can hold the Graph application permissions ``User.RevokeSessions.All`` and
 ``Application.ReadWrite.All`` instead.
+
+What these actions cannot do: access tokens already issued stay valid until they expire. By default Entra ID
+gives an access token a random lifetime of 60-90 minutes (75 on average)
+(https://learn.microsoft.com/entra/identity-platform/access-tokens#token-lifetime); a token issued to a
+client that supports continuous access evaluation (CAE) lives up to 28 hours, and only CAE-aware resources
+(Graph, Exchange Online, SharePoint Online, Teams) reject it in near real time after a revocation event
+(https://learn.microsoft.com/entra/identity/conditional-access/concept-continuous-access-evaluation,
+https://learn.microsoft.com/entra/identity-platform/app-resilience-continuous-access-evaluation). A
+resource that does not evaluate CAE keeps honouring a token already issued until it expires.
 """
 
 from __future__ import annotations
@@ -72,10 +81,19 @@ class RevokeUserSessionsParams(BaseModel):
 class RevokeUserSessions(Action):
     """Revoke every refresh token and session cookie of a user (Graph ``revokeSignInSessions``).
 
+    ``revokeSignInSessions`` invalidates the refresh tokens issued to applications for the user and the
+    session cookies in their browser, so no new access token can be obtained without signing in again
+    (https://learn.microsoft.com/graph/api/user-revokesigninsessions; it may take a few minutes, and it does
+    not reach external (guest) users, who sign in through their home tenant). Access tokens already issued
+    are NOT revoked: they stay valid until they expire, 60-90 minutes by default
+    (https://learn.microsoft.com/entra/identity-platform/access-tokens#token-lifetime), and up to 28 hours
+    for a CAE-capable client, where only CAE-aware resources cut them off in near real time
+    (https://learn.microsoft.com/entra/identity/conditional-access/concept-continuous-access-evaluation).
+    Contain the resources themselves (network isolation, key and SAS revocation) for that window.
+
     Idempotent from the directory's own record: a user whose ``signInSessionsValidFromDateTime`` is at or
     after ``revoked_since`` (by default the incident's containment epoch) is not revoked again. Graph keeps
-    that time to the second, so the comparison is to the second. Access tokens already issued live until
-    they expire (an hour at most) unless the resource supports continuous access evaluation.
+    that time to the second, so the comparison is to the second.
 
     Example::
 
@@ -143,8 +161,14 @@ class DisableServicePrincipalParams(BaseModel):
 
 @register
 class DisableServicePrincipal(Action):
-    """Disable a service principal (``accountEnabled: false``): it can no longer get tokens.
+    """Disable a service principal (``accountEnabled: false``): it can no longer get new tokens.
 
+    Tokens it already holds stay valid until they expire: 60-90 minutes by default for access tokens
+    (https://learn.microsoft.com/entra/identity-platform/access-tokens#token-lifetime), up to 28 hours for
+    CAE tokens outside CAE-aware resources
+    (https://learn.microsoft.com/entra/identity-platform/app-resilience-continuous-access-evaluation); a
+    managed identity's tokens are cached by Azure for up to 24 hours
+    (https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/managed-identity-best-practice-recommendations).
     Credentials are kept (for forensics and a later re-enable); the prior ``accountEnabled`` is recorded. A
     no-op when the directory already shows it disabled.
 

@@ -21,6 +21,7 @@ from irflow.actions.base import (
     Action,
     ActionError,
     Change,
+    PermissionDenied,
     Plan,
     ResourceMissing,
     Result,
@@ -38,6 +39,9 @@ KEYS_ROTATE = "Microsoft.KeyVault/vaults/keys/rotate/action"
 
 _KEY_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 _NETWORK_REFUSALS = ("ForbiddenByConnection", "ForbiddenByFirewall")
+# An access-policy vault's refusal: ForbiddenByPolicy today, AccessDenied in older answers
+# (https://learn.microsoft.com/azure/key-vault/general/troubleshooting-access-issues).
+_POLICY_REFUSALS = ("ForbiddenByPolicy", "AccessDenied")
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -59,6 +63,22 @@ def _patch(ctx: StepContext, vault_id: str, properties: dict[str, Any]) -> None:
         ctx.clients.keyvault_mgmt(rid.subscription_id).vaults.update(
             rid.resource_group, rid.name, {"properties": properties}
         )
+
+
+def self_object_id(ctx: StepContext) -> str:
+    """irflow's own object id (configured, or its token's ``oid``): containment never removes its access."""
+    try:
+        with azure_errors(permission="(sign-in)", scope="irflow's own identity"):
+            return str(ctx.clients.self_object_id()).lower()
+    except ValueError as exc:  # SelfIdentityUnknown: no oid in the token and none configured
+        raise ActionError(
+            f"{exc}. Revocation refuses to run without it: it could remove irflow's own access."
+        ) from None
+
+
+def uses_rbac(props: dict[str, Any]) -> bool:
+    """Whether the vault uses the Azure RBAC permission model (access policies then grant nothing)."""
+    return bool(props.get("enableRbacAuthorization"))
 
 
 def _cidr(value: str) -> str:
@@ -324,7 +344,7 @@ class RevokeAccessPoliciesParams(BaseModel):
     keep_object_ids: list[DirectoryObjectId] = Field(
         default_factory=list,
         description="Object ids of principals whose access is left alone (the workloads that must keep "
-        "running, and irflow's own identity when the vault uses access policies).",
+        "running). irflow's own object id is always kept, listed or not.",
     )
     key_permissions: list[str] = Field(
         default=["decrypt", "unwrapKey", "get"], description="Key permissions taken from everyone else."
@@ -343,10 +363,15 @@ class RevokeAccessPolicies(Action):
 
     For each access policy entry whose object id is not in ``keep_object_ids``, removes the listed key,
     secret and certificate permissions it holds (by default keys: decrypt, unwrapKey, get; secrets: get) with
-    one ``accessPolicies/remove`` call; the legacy ``all`` permission counts as holding them. An entry left
-    without any permission disappears (Azure's rule). Every entry's object id and permissions before the
-    change are recorded (no tenant or application details). A vault using Azure RBAC ignores access
-    policies: the plan says so, and role assignments need reviewing separately.
+    one ``accessPolicies/remove`` call; the legacy ``all`` permission counts as holding them. Permission
+    names are sent exactly as the vault spells them (Azure's ``remove`` matches case-sensitively and answers
+    200 when nothing matched). An entry left without any permission disappears (Azure's rule). Every entry's
+    object id and permissions before the change are recorded (no tenant or application details).
+
+    irflow's own object id (``IRFLOW_SELF_OBJECT_ID`` or its token's ``oid``) is always kept, so the key
+    rotation that follows still works. A vault using the Azure RBAC permission model ignores access
+    policies (https://learn.microsoft.com/azure/key-vault/general/rbac-access-policy): there this action
+    changes nothing and says so; ``keyvault.revoke_role_assignments`` revokes access on such a vault.
 
     Example::
 
@@ -378,11 +403,11 @@ class RevokeAccessPolicies(Action):
         params: RevokeAccessPoliciesParams = ctx.params  # type: ignore[assignment]
         props = _properties(ctx, params.vault)
         policies = props.get("accessPolicies") or []
-        keep = {oid.lower() for oid in params.keep_object_ids}
+        keep = {oid.lower() for oid in params.keep_object_ids} | {self_object_id(ctx)}
         dangerous = self._dangerous(params)
         removals: list[dict[str, Any]] = []
         changes: list[Change] = []
-        for policy in policies:
+        for policy in [] if uses_rbac(props) else policies:
             object_id = str(policy.get("objectId", ""))
             if object_id.lower() in keep:
                 continue
@@ -426,8 +451,9 @@ class RevokeAccessPolicies(Action):
     def _notes(prior: dict[str, Any]) -> list[str]:
         if prior["enableRbacAuthorization"]:
             return [
-                "the vault uses Azure RBAC: access policies grant nothing there; review its role "
-                "assignments (Key Vault Crypto User, Secrets User …) as well"
+                "the vault uses the Azure RBAC permission model: Key Vault ignores its access policies, so "
+                "removing them would revoke nothing; nothing is changed here. Revoke its data-plane role "
+                "assignments with keyvault.revoke_role_assignments"
             ]
         return []
 
@@ -440,7 +466,8 @@ class RevokeAccessPolicies(Action):
         params: RevokeAccessPoliciesParams = ctx.params  # type: ignore[assignment]
         removals, changes, prior = self._survey(ctx)
         if not removals:
-            return Result(changed=False, prior_state=prior, notes=["no over-broad access policy"])
+            notes = self._notes(prior) or ["no over-broad access policy"]
+            return Result(changed=False, prior_state=prior, notes=notes)
         rid = ResourceId.parse(params.vault)
         with azure_errors(permission=ACCESS_POLICIES_WRITE, scope=f"{params.vault}/accessPolicies/remove"):
             ctx.clients.keyvault_mgmt(rid.subscription_id).vaults.update_access_policy(
@@ -456,8 +483,11 @@ class RevokeAccessPolicies(Action):
 
 # ------------------------------------------------------------------------------------------ rotate key
 @contextmanager
-def _data_plane_errors(*, permission: str, scope: str) -> Iterator[None]:
-    """Like ``azure_errors``, but a refusal by the vault's network rules is named as such, not as RBAC."""
+def _data_plane_errors(*, permission: str, policy: str, scope: str) -> Iterator[None]:
+    """Like ``azure_errors``, but a refusal by the vault's network rules is named as such, not as RBAC, and
+    a refusal by its access policies names the access-policy permission to grant (``keys rotate``), since
+    on an access-policy vault no role assignment helps."""
+    vault = scope.rsplit("/keys/", 1)[0]
     try:
         with azure_errors(permission=permission, scope=scope):
             try:
@@ -465,18 +495,24 @@ def _data_plane_errors(*, permission: str, scope: str) -> Iterator[None]:
             except HttpResponseError as exc:
                 inner = getattr(getattr(exc, "error", None), "innererror", None) or {}
                 code = inner.get("code") if isinstance(inner, dict) else None
-                if exc.status_code == 403 and code in _NETWORK_REFUSALS:
-                    raise _NetworkRefusal(code) from None
+                if exc.status_code == 403 and code in _NETWORK_REFUSALS + _POLICY_REFUSALS:
+                    raise _Refusal(code) from None
                 raise
-    except _NetworkRefusal as refusal:
+    except _Refusal as refusal:
+        if refusal.code in _POLICY_REFUSALS:
+            raise PermissionDenied(
+                f"permission denied: the access policies of {vault} do not give irflow keys {policy} "
+                f"({refusal.code}); add an access policy entry for irflow's object id with keys get and "
+                "rotate"
+            ) from None
         raise ActionError(
-            f"the network rules of {scope.rsplit('/keys/', 1)[0]} refuse irflow ({refusal.code}): allow-list "
+            f"the network rules of {vault} refuse irflow ({refusal.code}): allow-list "
             "irflow's egress address (allow_ip_rules of keyvault.isolate_vault) or reach the vault through a "
             "private endpoint"
         ) from None
 
 
-class _NetworkRefusal(Exception):
+class _Refusal(Exception):
     def __init__(self, code: str) -> None:
         super().__init__(code)
         self.code = code
@@ -514,7 +550,9 @@ class RotateKey(Action):
     key counts as already rotated, so re-running the step, the playbook or a crashed attempt never rotates
     twice for one incident. Older versions stay enabled (data they wrap stays readable): revoking the
     principals' access is what stops their use. The result names the new version, never key material.
-    On a vault using access policies, irflow's identity needs key permissions get and rotate there too.
+    irflow's identity needs keys get and rotate: on an access-policy vault an access policy entry, on an
+    Azure RBAC vault a role such as Key Vault Crypto Officer at the vault or above (Key Vault refuses with
+    ForbiddenByPolicy or ForbiddenByRbac; the error names which).
 
     Example::
 
@@ -542,7 +580,9 @@ class RotateKey(Action):
         # Azure keeps key times to the second: a version made in the epoch's second counts as rotated.
         since = _utc(params.rotated_since or ctx.reference_time).replace(microsecond=0)
         client = self._client(ctx)
-        with _data_plane_errors(permission=KEYS_READ, scope=f"{params.vault}/keys/{params.key}"):
+        with _data_plane_errors(
+            permission=KEYS_READ, policy="get", scope=f"{params.vault}/keys/{params.key}"
+        ):
             key = client.get_key(params.key)
         created = key.properties.created_on
         current = {
@@ -570,7 +610,9 @@ class RotateKey(Action):
                 outputs={"key": params.key, "version": prior["current"]["version"]},
                 notes=["key already rotated"],
             )
-        with _data_plane_errors(permission=KEYS_ROTATE, scope=f"{params.vault}/keys/{params.key}"):
+        with _data_plane_errors(
+            permission=KEYS_ROTATE, policy="rotate", scope=f"{params.vault}/keys/{params.key}"
+        ):
             rotated = client.rotate_key(params.key)
         ctx.log.info("key vault key rotated", key_name=params.key, version=rotated.properties.version)
         return Result(

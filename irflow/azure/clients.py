@@ -172,6 +172,12 @@ class AzureClients:
 
         return self._mgmt("keyvault", subscription_id, KeyVaultManagementClient)
 
+    def authorization(self, subscription_id: str) -> Any:
+        """``azure.mgmt.authorization.AuthorizationManagementClient`` (role assignments and definitions)."""
+        from azure.mgmt.authorization import AuthorizationManagementClient
+
+        return self._mgmt("authorization", subscription_id, AuthorizationManagementClient)
+
     def network(self, subscription_id: str) -> Any:
         """``azure.mgmt.network.NetworkManagementClient`` (NSGs, rules, VNets, peerings)."""
         from azure.mgmt.network import NetworkManagementClient

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import random
 import secrets
 import threading
@@ -24,6 +25,7 @@ import requests
 
 from irflow import clock as irflow_clock
 from irflow.sim import arm, errors
+from irflow.sim.authorization.models import RoleAssignment, RoleAssignments
 from irflow.sim.graph.models import Directory
 from irflow.sim.journal import Journal
 from irflow.sim.keyvault.models import KEY_VAULT_TYPE, KeyVault
@@ -134,6 +136,20 @@ class Subscription:
     resource_groups: dict[str, ResourceGroup] = field(default_factory=dict)  # lower-cased name → group
 
 
+def access_token(tenant_id: str, object_id: str) -> str:
+    """The tenant's bearer token, shaped as an Entra ID access token (a JWT) so that a client can read its
+    ``oid`` claim as it does from a real one (:mod:`irflow.azure.principal`). Unsigned material: the simulator
+    compares the whole token, it never validates a signature."""
+
+    def part(value: dict[str, Any]) -> str:
+        raw = json.dumps(value, separators=(",", ":")).encode("utf-8")
+        return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+    header = part({"typ": "JWT", "alg": "none"})
+    claims = part({"oid": object_id, "tid": tenant_id, "iss": f"https://sts.windows.net/{tenant_id}/"})
+    return f"{header}.{claims}.{secrets.token_urlsafe(32)}"
+
+
 def new_account_key() -> str:
     """A storage account key as Azure issues them: 64 random bytes, base64 (88 characters)."""
     return base64.b64encode(secrets.token_bytes(64)).decode("ascii")
@@ -156,11 +172,15 @@ class Tenant:
         page_size: int = 100,
         faults: FaultSettings | None = None,
         seed: int | None = None,
+        principal_id: str | None = None,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be >= 1")
         self.tenant_id = tenant_id or str(uuid.uuid4())
-        self.token = token or secrets.token_urlsafe(32)
+        self._principal_id = (
+            principal_id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"irflow-sim:{self.tenant_id}:principal"))
+        ).lower()
+        self.token = token or access_token(self.tenant_id, self._principal_id)
         self.clock: Callable[[], datetime] = clock or irflow_clock.now
         self.page_size = page_size
         self.faults = faults or FaultSettings()
@@ -172,8 +192,10 @@ class Tenant:
         self.journal = Journal(clock=self.now, secrets=self.secret_values)
         self.throttler = Throttler(clock=self.now)
         self.rbac = Rbac()
+        self.role_assignments = RoleAssignments()  # irflow.sim.authorization: roles granted at scopes
         self.lro = Lro(random=self.random)  # long-running operations and their knobs (irflow.sim.network.lro)
         self._baseline: tuple[dict[str, Subscription], set[str]] = ({}, set())
+        self._authorization_baseline = RoleAssignments()
         # Log Analytics workspaces, Graph directory, diagnostic settings (reset with the baseline too).
         self.logs, self.directory = LogAnalytics(), Directory()
         self.diagnostic_settings = DiagnosticSettings()
@@ -197,8 +219,31 @@ class Tenant:
 
     @property
     def principal_id(self) -> str:
-        """The object id of the one principal the tenant knows (the holder of ``token``)."""
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"irflow-sim:{self.tenant_id}:principal"))
+        """The object id of the one principal the tenant knows: the holder of ``token`` (its ``oid``)."""
+        return self._principal_id
+
+    def assign_role(
+        self, role: str, scope: str, principal_id: str | None = None, principal_type: str = "ServicePrincipal"
+    ) -> RoleAssignment:
+        """Assign a built-in role (by name or id) at a scope; the tenant's principal unless one is given."""
+        from irflow.sim.authorization import roles
+
+        definition = roles.find(role)
+        if definition is None:
+            raise ValueError(f"unknown role {role!r}")
+        with self.lock:
+            assignment, _ = self.role_assignments.create(
+                scope,
+                str(uuid.uuid5(uuid.NAMESPACE_URL, f"{scope.lower()}|{definition.id}|{principal_id or ''}")),
+                {
+                    "roleDefinitionId": definition.id,
+                    "principalId": principal_id or self.principal_id,
+                    "principalType": principal_type,
+                },
+                when=self.now(),
+                created_by=self.principal_id,
+            )
+            return assignment
 
     def add_subscription(self, subscription_id: str, display_name: str | None = None) -> Subscription:
         with self.lock:
@@ -682,6 +727,7 @@ class Tenant:
         """Make the current state the one :meth:`reset` returns to (scenario loading does this)."""
         with self.lock:
             self._baseline = (copy.deepcopy(self._subscriptions), set(self._issued_secrets))
+            self._authorization_baseline = copy.deepcopy(self.role_assignments)
             self._monitoring_baseline = copy.deepcopy((self.logs, self.directory, self.diagnostic_settings))
 
     def reset(self) -> None:
@@ -693,6 +739,7 @@ class Tenant:
         with self.lock:
             subscriptions, issued = self._baseline
             self._subscriptions = copy.deepcopy(subscriptions)
+            self.role_assignments = copy.deepcopy(self._authorization_baseline)
             self._issued_secrets |= issued
             self.logs, self.directory, self.diagnostic_settings = copy.deepcopy(self._monitoring_baseline)
             self.journal.clear()
@@ -708,6 +755,7 @@ class Tenant:
                 "default_subscription_id": self.default_subscription_id,
                 "faults": self.faults.to_dict(),
                 "rbac": {"deny": self.rbac.to_list()},
+                "role_assignments": [a.to_arm() for a in self.role_assignments.all()],
                 "subscriptions": [
                     {
                         "subscription_id": s.subscription_id,

@@ -11,6 +11,12 @@ matches a rule and its scope (the resource id) lies within the rule's.
   ``/subscriptions/S/resourceGroups/rg-phi-prod`` covers that group and what is in it (not ``rg-phi-prod2``).
 
 ARM refuses with 403 ``AuthorizationFailed``; the blob service with 403 ``AuthorizationPermissionMismatch``.
+
+Deny rules take permissions away; role assignments (:mod:`irflow.sim.authorization`) grant data-plane
+permissions where Azure evaluates them (Key Vault vaults with ``enableRbacAuthorization``). Both match
+operations and scopes with the helpers below, and a deny rule wins over any assignment. ARM management
+calls are not checked against role assignments: the tenant's principal holds every management permission
+unless a deny rule takes it away.
 """
 
 from __future__ import annotations
@@ -26,6 +32,19 @@ def _normalise_scope(scope: str) -> str:
     return scope.lower()
 
 
+def operation_matches(pattern: str, operation: str) -> bool:
+    """Whether a role-definition style ``pattern`` (``*`` wildcards, case-insensitive) covers ``operation``.
+    Shared by deny rules and role assignments (:mod:`irflow.sim.authorization`)."""
+    return fnmatch.fnmatchcase(operation.lower(), pattern.strip().lower())
+
+
+def scope_covers(prefix: str, scope: str) -> bool:
+    """Whether ``scope`` lies at or below ``prefix`` (path-segment boundaries, case-insensitive; ``/`` covers
+    everything): a role assignment or deny rule at ``prefix`` applies to ``scope``."""
+    prefix, target = _normalise_scope(prefix), _normalise_scope(scope)
+    return prefix == "/" or target == prefix or target.startswith(prefix + "/")
+
+
 @dataclass(frozen=True)
 class DenyRule:
     permission: str
@@ -38,11 +57,7 @@ class DenyRule:
             raise ValueError(f"scope must be a resource id starting with '/', got {self.scope!r}")
 
     def matches(self, operation: str, scope: str) -> bool:
-        if not fnmatch.fnmatchcase(operation.lower(), self.permission.strip().lower()):
-            return False
-        prefix = _normalise_scope(self.scope)
-        target = _normalise_scope(scope)
-        return prefix == "/" or target == prefix or target.startswith(prefix + "/")
+        return operation_matches(self.permission, operation) and scope_covers(self.scope, scope)
 
     def to_dict(self) -> dict[str, Any]:
         return {"permission": self.permission, "scope": self.scope}

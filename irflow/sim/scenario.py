@@ -40,7 +40,8 @@ tenant clock (``created_days_ago``, ``keys_created_days_ago``) or absolute (``cr
                          expiry: 2031-01-01T00:00:00Z}
             key_vaults:
               - name: kv-phi-prod
-                properties: {publicNetworkAccess: Enabled, enablePurgeProtection: false}
+                properties: {enableRbacAuthorization: false,   # access policies (default: Azure RBAC)
+                             publicNetworkAccess: Enabled, enablePurgeProtection: false}
                 access_policies:                   # tenantId defaults to the scenario's tenant
                   - objectId: 6f1c2b3a-0d4e-4f5a-8b9c-1d2e3f4a5b6c
                     permissions: {keys: [get, decrypt, unwrapKey], secrets: [get]}
@@ -55,6 +56,11 @@ tenant clock (``created_days_ago``, ``keys_created_days_ago``) or absolute (``cr
       throttle: true
       throttle_limits:                     # optional: ARM's limits unless given (burst / tokens per second)
         writes: {burst: 200, per_second: 10}
+    principal_id: 5d7e9f1a-2b3c-4d5e-8f6a-7b8c9d0e1f2a   # optional: the token holder's object id (irflow)
+    role_assignments:                      # optional: built-in roles at scopes (default principal: irflow)
+      - {role: Key Vault Crypto Officer, scope: /subscriptions/9b2f6c1d-4e8a-4f3b-a1c7-2d5e8f0a6b3c}
+      - {role: Key Vault Secrets User, scope: /subscriptions/…/vaults/kv-phi-prod,
+         principal_id: 6f1c2b3a-0d4e-4f5a-8b9c-1d2e3f4a5b6c, principal_type: Group}
     rbac:                                  # optional: permissions the principal lacks (``tenant.deny``)
       deny:
         - permission: Microsoft.Storage/storageAccounts/regeneratekey/action
@@ -272,10 +278,27 @@ class RbacSpec(_Strict):
     deny: list[DenyRuleSpec] = Field(default_factory=list)
 
 
+class RoleAssignmentSpec(_Strict):
+    """A role assignment (``Microsoft.Authorization/roleAssignments``): a built-in role by name or id, at a
+    scope, to a principal (default: the tenant's own principal, the holder of its token)."""
+
+    role: str = Field(min_length=1)
+    scope: str = Field(pattern=r"^/")
+    principal_id: str | None = Field(
+        default=None, pattern=r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
+    )
+    principal_type: str = "ServicePrincipal"
+
+
 class ScenarioSpec(_Strict):
     name: str | None = None
     description: str | None = None
     tenant_id: str | None = None
+    # the object id of the tenant's principal (the token holder: irflow); access policies may name it
+    principal_id: str | None = Field(
+        default=None, pattern=r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
+    )
+    role_assignments: list[RoleAssignmentSpec] = Field(default_factory=list)
     page_size: int | None = Field(default=None, ge=1)
     faults: FaultsSpec | None = None
     rbac: RbacSpec | None = None
@@ -357,6 +380,8 @@ def load_scenario(source: str | Path | Mapping[str, Any], **tenant_kwargs: Any) 
         tenant_kwargs.setdefault("page_size", spec.page_size)
     if spec.tenant_id is not None:
         tenant_kwargs.setdefault("tenant_id", spec.tenant_id)
+    if spec.principal_id is not None:
+        tenant_kwargs.setdefault("principal_id", spec.principal_id)
     scenario_faults = spec.faults if "faults" not in tenant_kwargs else None
     if scenario_faults is not None:
         tenant_kwargs["faults"] = scenario_faults.settings()
@@ -459,5 +484,15 @@ def load_scenario(source: str | Path | Mapping[str, Any], **tenant_kwargs: Any) 
     if spec.rbac is not None:
         for rule in spec.rbac.deny:
             tenant.deny(rule.permission, rule.scope)
+    for assignment in spec.role_assignments:
+        try:
+            tenant.assign_role(
+                assignment.role, assignment.scope, assignment.principal_id, assignment.principal_type
+            )
+        except (ArmError, ValueError) as exc:
+            reason = exc.message if isinstance(exc, ArmError) else str(exc)
+            raise ValueError(
+                f"invalid scenario: role assignment {assignment.role} at {assignment.scope}: {reason}"
+            ) from exc
     tenant.set_baseline()
     return tenant

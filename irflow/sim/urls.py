@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from irflow.sim import admin
+from irflow.sim.authorization import urls as authorization_urls
 from irflow.sim.graph import urls as graph_urls
 from irflow.sim.keyvault import data as keyvault_data
 from irflow.sim.keyvault import urls as keyvault_urls
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 ROUTES: list[Route] = [*storage_urls.ROUTES, *keyvault_urls.ROUTES, *monitor_urls.ROUTES]
 ROUTES += network_urls.ROUTES
+ROUTES += authorization_urls.ROUTES
 ADMIN_ROUTES: list[Route] = [*admin.ROUTES]
 
 # The blob service: container ACLs (storage.urls), then containers and blobs (storage.blob_data).

@@ -188,3 +188,15 @@ class TestEnableServicePrincipal:
 
         with pytest.raises(ValidationError, match="accountEnabled"):
             EnableServicePrincipalParams(service_principal=SP, prior={})
+
+
+@pytest.mark.parametrize("name", ["identity.revoke_user_sessions", "identity.disable_service_principal"])
+def test_docs_state_what_revocation_leaves_valid(name: str) -> None:
+    """What an on-call engineer reads (``irflow actions list``) must not overstate containment: issued access
+    tokens live 60-90 minutes by default and CAE tokens up to 28 hours, with the Microsoft Learn sources."""
+    from irflow.actions.base import get_action
+
+    doc = " ".join((get_action(name).__doc__ or "").split())
+    assert "60-90 minutes" in doc and "28 hours" in doc
+    assert "learn.microsoft.com/entra/identity-platform/access-tokens#token-lifetime" in doc
+    assert "an hour at most" not in doc

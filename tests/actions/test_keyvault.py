@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from azure.keyvault.keys._shared import http_challenge_cache
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from irflow.actions.base import ActionError, PermissionDenied, ResourceMissing, get_action
 from irflow.actions.keyvault import (
@@ -17,6 +17,8 @@ from irflow.actions.keyvault import (
     RevokeAccessPolicies,
     RotateKey,
 )
+from irflow.azure import AzureClients
+from irflow.settings import Settings
 from irflow.sim.models import Tenant
 
 VAULT = "kv-phi-prod"
@@ -32,6 +34,13 @@ def _clear_key_vault_challenges() -> Iterator[None]:
     http_challenge_cache.clear()
     yield
     http_challenge_cache.clear()
+
+
+def _clients(token: str, **settings: object) -> AzureClients:
+    host = "https://management.azure.com"
+    return AzureClients(
+        Settings(azure_token=SecretStr(token), logs_endpoint=host, graph_endpoint=host, **settings)  # type: ignore[arg-type]
+    )
 
 
 def _vault_id(tenant: Tenant) -> str:
@@ -228,6 +237,7 @@ class TestRevokeAccessPolicies:
                 "objectId": ETL,
                 "permissions": {"keys": ["get", "wrapKey", "unwrapKey"], "secrets": ["get", "list"]},
             },
+            {"objectId": tenant.principal_id, "permissions": {"keys": ["get", "list", "rotate"]}},
         ]
         writes = _writes(tenant)
         assert (
@@ -266,6 +276,79 @@ class TestRevokeAccessPolicies:
         assert vault.access_policy(ETL)["permissions"]["secrets"] == ["get", "list"]
         assert vault.access_policy(legacy) is None
 
+    def test_irflow_is_always_kept_so_rotation_still_works(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        """irflow's own object id (here the ``oid`` of its token) is kept without being listed: the key
+        rotation that follows still has its keys get / rotate permissions."""
+        vault = tenant.key_vault(VAULT)
+        revoke = make_context("keyvault.revoke_access_policies", vault=vault.id)
+        plan = RevokeAccessPolicies().plan(revoke)
+        assert all(tenant.principal_id not in c.field for c in plan.changes)
+        RevokeAccessPolicies().apply(revoke)
+        assert vault.access_policy(tenant.principal_id)["permissions"]["keys"] == ["get", "list", "rotate"]
+        assert vault.access_policy(ETL)["permissions"]["keys"] == ["wrapKey"]
+        assert RotateKey().apply(make_context("keyvault.rotate_key", vault=vault.id, key=KEY)).changed
+
+    def test_configured_self_object_id_is_kept(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        """``IRFLOW_SELF_OBJECT_ID`` wins over the token's ``oid``: a deployment whose identity differs from
+        the token's subject (here the ETL identity stands for it) keeps that principal's access."""
+        ctx = make_context("keyvault.revoke_access_policies", vault=_vault_id(tenant))
+        ctx.clients = _clients(tenant.token, self_object_id=ETL)
+        fields = {c.field for c in RevokeAccessPolicies().plan(ctx).changes}
+        assert fields == {f"accessPolicies.{DEVELOPERS}.keys", f"accessPolicies.{DEVELOPERS}.secrets"} | {
+            f"accessPolicies.{tenant.principal_id}.keys"
+        }
+
+    def test_unknown_self_identity_refuses_and_writes_nothing(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        opaque = "not-a-jwt"  # a token without an oid claim, and no IRFLOW_SELF_OBJECT_ID
+        tenant.token = opaque
+        ctx = make_context("keyvault.revoke_access_policies", vault=_vault_id(tenant))
+        ctx.clients = _clients(opaque)
+        with pytest.raises(ActionError, match="IRFLOW_SELF_OBJECT_ID") as caught:
+            RevokeAccessPolicies().apply(ctx)
+        assert "irflow's own access" in str(caught.value)
+        assert _writes(tenant) == []
+
+    def test_on_an_rbac_vault_it_changes_nothing_and_says_so(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        """With ``enableRbacAuthorization`` Key Vault ignores access policies
+        (https://learn.microsoft.com/azure/key-vault/general/rbac-access-policy): removing them would
+        revoke nothing, so the action writes nothing and never reports a revocation."""
+        vault = tenant.key_vault(VAULT)
+        vault.properties["enableRbacAuthorization"] = True
+        ctx = make_context("keyvault.revoke_access_policies", vault=vault.id)
+        action = RevokeAccessPolicies()
+        plan = action.plan(ctx)
+        assert plan.changes == [] and "ignores its access policies" in plan.notes[0]
+        result = action.apply(ctx)
+        assert not result.changed and result.changes == []
+        assert "nothing is changed" in result.notes[0] and "revoke_role_assignments" in result.notes[0]
+        assert action.verify(ctx)
+        assert _writes(tenant) == []
+        assert vault.access_policy(DEVELOPERS) is not None
+
+    def test_permissions_are_removed_as_the_vault_spells_them(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        """Azure's ``accessPolicies/remove`` matches names case-sensitively and answers 200 on a mismatch
+        (AZURE_NOTES; https://learn.microsoft.com/rest/api/keyvault/keyvault/vaults/update-access-policy):
+        the action sends the vault's own spelling, so ``Get`` / ``UnwrapKey`` really go."""
+        vault = tenant.key_vault(VAULT)
+        odd = "0c9d8e7f-6a5b-4c3d-9e2f-1a0b9c8d7e6f"
+        vault.update_access_policies(
+            "add",
+            [{"tenantId": vault.tenant_id, "objectId": odd, "permissions": {"keys": ["Get", "UnwrapKey"]}}],
+            when=tenant.now(),
+        )
+        ctx = make_context(
+            "keyvault.revoke_access_policies", vault=vault.id, keep_object_ids=[DEVELOPERS, ETL]
+        )
+        action = RevokeAccessPolicies()
+        [change] = action.plan(ctx).changes
+        assert (change.field, change.before, change.after) == (
+            f"accessPolicies.{odd}.keys",
+            ["Get", "UnwrapKey"],
+            [],
+        )
+        assert action.apply(ctx).changed
+        assert vault.access_policy(odd) is None and action.verify(ctx)
+
     def test_keep_list_takes_object_ids_only(self, tenant: Tenant) -> None:
         from irflow.actions.keyvault import RevokeAccessPoliciesParams
 
@@ -274,6 +357,30 @@ class TestRevokeAccessPolicies:
 
 
 class TestRotateKey:
+    def test_a_refusal_by_access_policies_names_the_policy_to_grant(
+        self, tenant: Tenant, make_context
+    ) -> None:  # type: ignore[no-untyped-def]
+        """On an access-policy vault irflow's entry must list keys rotate (Key Vault: 403 ForbiddenByPolicy):
+        the error says which access policy to add, not an RBAC role that would not help there."""
+        vault = tenant.key_vault(VAULT)
+        vault.update_access_policies(
+            "remove",
+            [
+                {
+                    "tenantId": vault.tenant_id,
+                    "objectId": tenant.principal_id,
+                    "permissions": {"keys": ["rotate"]},
+                }
+            ],
+            when=tenant.now(),
+        )
+        ctx = make_context("keyvault.rotate_key", vault=vault.id, key=KEY)
+        assert RotateKey().plan(ctx).changes  # keys get is still granted
+        with pytest.raises(PermissionDenied, match="ForbiddenByPolicy") as caught:
+            RotateKey().apply(ctx)
+        assert f"the access policies of {vault.id} do not give irflow keys rotate" in str(caught.value)
+        assert _successful_writes(tenant) == []
+
     def test_plan_writes_nothing_and_names_the_key(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
         plan = RotateKey().plan(make_context("keyvault.rotate_key", vault=_vault_id(tenant), key=KEY))
         assert [(c.field, c.after) for c in plan.changes] == [(f"keys.{KEY}", "rotate")]

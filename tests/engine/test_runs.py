@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy import func, select
 
 from irflow.audit import AuditChain
@@ -248,7 +250,11 @@ def test_release_restores_only_what_the_incident_contained(svc: runtime.Services
     assert sim.tenant.journal.writes() == []  # nothing was contained by this incident: nothing to undo
     with svc.db.transaction() as session:
         skipped = [e for e in AuditChain().events(session) if e.type == "run.step_without_targets"]
-    assert len(skipped) == 8
+    # every restore step (all but escalate) found nothing recorded to restore
+    playbook = yaml.safe_load(
+        (Path(__file__).parents[2] / "playbooks" / "release-containment.yaml").read_text()
+    )
+    assert len(skipped) == len(playbook["steps"]) - 1
 
 
 def test_public_blob_exposure_closes_anonymous_access(svc: runtime.Services, sim: SimServer) -> None:

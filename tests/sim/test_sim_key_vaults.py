@@ -61,7 +61,7 @@ def test_patch_locks_the_vault_down(sim: Sim) -> None:
     assert [r.value for r in vault.properties.network_acls.ip_rules] == ["203.0.113.7"]
     assert vault.properties.enable_purge_protection is True
     # Access policies are untouched by a PATCH that does not name them.
-    assert len(vault.properties.access_policies) == 2
+    assert len(vault.properties.access_policies) == 3
     summary = sim.tenant.key_vault(VAULT).summary()
     assert summary["enablePurgeProtection"] is True and summary["publicNetworkAccess"] == "Disabled"
     [entry] = sim.tenant.journal.writes()
@@ -112,13 +112,27 @@ def test_remove_takes_away_only_the_listed_permissions(sim: Sim) -> None:
 
     developers = sim.tenant.key_vault(VAULT).access_policy(DEVELOPERS)
     assert developers["permissions"] == {"keys": ["get"], "secrets": [], "certificates": []}
-    # Removing what is left drops the entry; the ETL identity is untouched.
+    # Removing what is left drops the entry; the other principals are untouched.
     client.vaults.update_access_policy(
-        PHI_RG, VAULT, "remove", {"properties": {"accessPolicies": [policy(sim, DEVELOPERS, keys=["GET"])]}}
+        PHI_RG, VAULT, "remove", {"properties": {"accessPolicies": [policy(sim, DEVELOPERS, keys=["get"])]}}
     )
     vault = client.vaults.get(PHI_RG, VAULT)
-    assert [p.object_id for p in vault.properties.access_policies] == [ETL_IDENTITY]
+    assert [p.object_id for p in vault.properties.access_policies] == [ETL_IDENTITY, sim.tenant.principal_id]
     assert [e.route for e in sim.tenant.journal.writes()] == ["keyvault.vaults.update_access_policy"] * 2
+
+
+def test_remove_matches_permissions_case_sensitively_and_answers_200(sim: Sim) -> None:
+    """Azure's ``accessPolicies/remove`` compares permission names case-sensitively: ``GET`` takes nothing
+    from an entry holding ``get``, and the call still answers 200 (AZURE_NOTES, "Rules Azure enforces";
+    https://learn.microsoft.com/rest/api/keyvault/keyvault/vaults/update-access-policy)."""
+    client = keyvault_client(sim)
+    answer = client.vaults.update_access_policy(
+        PHI_RG, VAULT, "remove", {"properties": {"accessPolicies": [policy(sim, DEVELOPERS, keys=["GET"])]}}
+    )
+    assert answer.properties.access_policies[0].object_id == DEVELOPERS
+    developers = sim.tenant.key_vault(VAULT).access_policy(DEVELOPERS)
+    assert developers["permissions"]["keys"] == ["get", "decrypt", "unwrapKey"]
+    assert [e.status for e in sim.tenant.journal.writes()] == [200]
 
 
 def test_add_merges_permissions_per_principal(sim: Sim) -> None:
@@ -213,3 +227,66 @@ def test_scenario_key_vaults_and_reset(clock) -> None:  # type: ignore[no-untype
                 ]
             }
         )
+
+
+def _new_vault(sim: Sim, **properties: object) -> dict:  # type: ignore[type-arg]
+    return {
+        "location": "eastus",
+        "properties": {
+            "tenantId": sim.tenant.tenant_id,
+            "sku": {"family": "A", "name": "standard"},
+            **properties,
+        },
+    }
+
+
+@pytest.mark.parametrize(("api_version", "rbac"), [(None, True), ("2026-02-01", True), ("2023-07-01", False)])
+def test_create_vault_defaults_to_rbac_from_api_2026_02_01(
+    sim: Sim, api_version: str | None, rbac: bool
+) -> None:
+    """New vaults use the Azure RBAC permission model by default from api-version 2026-02-01 (AZURE_NOTES;
+    https://learn.microsoft.com/azure/key-vault/general/rbac-access-policy); the SDK's own default version
+    is newer. Older versions keep access policies."""
+    kwargs = {"api_version": api_version} if api_version else {}
+    client = keyvault_client(sim, polling_interval=0, **kwargs)
+    vault = client.vaults.begin_create_or_update(PHI_RG, "kv-phi-new", _new_vault(sim)).result()
+    assert vault.properties.enable_rbac_authorization is rbac
+    assert vault.properties.provisioning_state == "Succeeded"
+    assert sim.tenant.key_vault("kv-phi-new").properties["enableRbacAuthorization"] is rbac
+    explicit = client.vaults.begin_create_or_update(
+        PHI_RG, "kv-phi-policies", _new_vault(sim, enableRbacAuthorization=False, accessPolicies=[])
+    ).result()
+    assert explicit.properties.enable_rbac_authorization is False
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "status", "code"),
+    [
+        ("kv-phi-prod2", {"properties": {}}, 400, "BadRequest"),  # no location
+        ("kv--double", None, 400, "VaultNameNotValid"),
+        ("kv-phi-prod", None, 200, None),  # an existing vault: an update
+    ],
+)
+def test_create_vault_validation(
+    sim: Sim, name: str, body: dict | None, status: int, code: str | None
+) -> None:  # type: ignore[type-arg]
+    client = keyvault_client(sim, polling_interval=0)
+    if status == 200:
+        vault = client.vaults.begin_create_or_update(
+            PHI_RG, name, _new_vault(sim, enablePurgeProtection=True)
+        )
+        assert vault.result().properties.enable_purge_protection is True
+        return
+    with pytest.raises(HttpResponseError) as caught:
+        client.vaults.begin_create_or_update(PHI_RG, name, body or _new_vault(sim)).result()
+    assert (caught.value.status_code, caught.value.error.code) == (status, code)
+    assert sim.tenant.find_key_vault(name) is None
+
+
+def test_vault_names_are_global(sim: Sim) -> None:
+    sim.tenant.add_resource_group(sim.subscription_id, "rg-other")
+    with pytest.raises(HttpResponseError) as caught:
+        keyvault_client(sim, polling_interval=0).vaults.begin_create_or_update(
+            "rg-other", VAULT, _new_vault(sim)
+        ).result()
+    assert (caught.value.status_code, caught.value.error.code) == (409, "VaultAlreadyExists")

@@ -118,7 +118,15 @@ def test_rotate_makes_a_new_version(sim: Sim, clock) -> None:  # type: ignore[no
     assert "d" not in write.response["key"]
 
 
+def _grant(sim: Sim, **permissions: list[str]) -> None:
+    """Add permissions to irflow's own access policy entry (the demo vault uses access policies)."""
+    tenant = sim.tenant
+    entry = {"tenantId": tenant.tenant_id, "objectId": tenant.principal_id, "permissions": permissions}
+    tenant.key_vault(VAULT).update_access_policies("add", [entry], when=NOW)
+
+
 def test_create_rsa_key(sim: Sim) -> None:
+    _grant(sim, keys=["create"])
     key = key_client(sim).create_rsa_key("export-cmk", size=3072)
 
     assert key.name == "export-cmk" and len(key.key.n) == 384
@@ -135,6 +143,7 @@ def test_missing_key_is_404_key_not_found(sim: Sim) -> None:
 
 def test_set_secret_value_never_reaches_the_journal(sim: Sim) -> None:
     value = "Server=tcp:phi-sql;Password=correct horse battery staple"
+    _grant(sim, secrets=["set"])
 
     secret = secret_client(sim).set_secret("etl-db-connection", value, content_type="text/plain")
 

@@ -207,3 +207,182 @@ def test_revoke_user_delegation_keys_of_a_missing_account_is_404(sim: Sim) -> No
 
     with pytest.raises(ResourceNotFoundError):
         sim.client().storage_accounts.revoke_user_delegation_keys(PHI_RG, "nosuchaccount")
+
+
+# ------------------------------------------------------------------ role assignments as resources
+# Wire format and rules: azure-rest-api-specs, specification/authorization/resource-manager/
+# Microsoft.Authorization/stable/2022-04-01/authorization-RoleAssignmentsCalls.json (x-ms-examples), and
+# https://learn.microsoft.com/azure/role-based-access-control/role-assignments-list-rest (filters).
+CRYPTO_USER = "12338af0-0e69-4776-bea7-57ae8d297424"
+SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+GROUP = "8e3f1a52-7c4d-4b9e-a6f0-2d1c5b7e9a43"
+
+
+def authorization_client(sim: Sim):  # type: ignore[no-untyped-def]
+    from azure.mgmt.authorization import AuthorizationManagementClient
+
+    from irflow.azure.clients import StaticTokenCredential
+
+    return AuthorizationManagementClient(
+        StaticTokenCredential(sim.tenant.token),
+        sim.subscription_id,
+        base_url=sim.endpoint,
+        credential_scopes=[sim.endpoint + "/.default"],
+        connection_verify=sim.verify,
+    )
+
+
+def _vault_scope(sim: Sim) -> str:
+    return sim.tenant.key_vault("kv-phi-prod").id
+
+
+def _definition(sim: Sim, role: str) -> str:
+    return f"/subscriptions/{sim.subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{role}"
+
+
+def test_role_assignment_put_get_list_delete_round_trip(sim: Sim) -> None:
+    client = authorization_client(sim)
+    vault = _vault_scope(sim)
+    name = "3f2b1c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
+    created = client.role_assignments.create(
+        vault,
+        name,
+        {
+            "properties": {
+                "roleDefinitionId": _definition(sim, CRYPTO_USER),
+                "principalId": GROUP,
+                "principalType": "Group",
+            }
+        },
+    )
+    assert created.id == f"{vault}/providers/Microsoft.Authorization/roleAssignments/{name}"
+    assert (created.scope, created.principal_id, created.principal_type) == (vault, GROUP, "Group")
+    assert created.role_definition_id.endswith(CRYPTO_USER)
+    assert client.role_assignments.get(vault, name).principal_id == GROUP
+    assert [a.name for a in client.role_assignments.list_for_scope(vault)] == [name]
+
+    deleted = client.role_assignments.delete(vault, name)
+    assert deleted is not None and deleted.name == name
+    assert client.role_assignments.delete(vault, name) is None  # 204: nothing to delete
+    from azure.core.exceptions import ResourceNotFoundError
+
+    with pytest.raises(ResourceNotFoundError) as caught:
+        client.role_assignments.get(vault, name)
+    assert caught.value.error.code == "RoleAssignmentNotFound"
+    assert [e.status for e in sim.tenant.journal.writes()] == [201, 200, 204]
+
+
+def test_list_filters_at_scope_and_principal(sim: Sim) -> None:
+    """No filter: at, above and below the scope; atScope(): at or above; principalId eq: that principal's
+    at, above and below."""
+    tenant = sim.tenant
+    vault = _vault_scope(sim)
+    group_scope = vault.split("/providers/")[0]
+    subscription = f"/subscriptions/{sim.subscription_id}"
+    above = tenant.assign_role("Key Vault Reader", subscription, GROUP, "Group")
+    at = tenant.assign_role("Key Vault Crypto User", vault, GROUP, "Group")
+    below = tenant.assign_role("Key Vault Secrets User", f"{vault}/secrets/etl-db", ETL_PRINCIPAL)
+    other_group = tenant.assign_role("Reader", f"{subscription}/resourceGroups/rg-web-prod", ETL_PRINCIPAL)
+    client = authorization_client(sim)
+
+    def names(scope: str, text: str | None = None) -> set[str]:
+        return {a.name for a in client.role_assignments.list_for_scope(scope, filter=text)}
+
+    assert names(vault) == {above.name, at.name, below.name}
+    assert names(vault, "atScope()") == {above.name, at.name}
+    assert names(group_scope, f"principalId eq '{ETL_PRINCIPAL}'") == {below.name}
+    assert names(subscription, f"principalId eq '{ETL_PRINCIPAL}'") == {below.name, other_group.name}
+    from azure.core.exceptions import HttpResponseError as Error
+
+    with pytest.raises(Error) as caught:
+        names(vault, "roleName eq 'x'")
+    assert caught.value.status_code == 400
+
+
+ETL_PRINCIPAL = "4b7d2e19-3a6c-4f8e-9d15-7c2a0e6b8f31"
+
+
+@pytest.mark.parametrize(
+    ("name", "properties", "status", "code"),
+    [
+        (
+            "not-a-guid",
+            {"roleDefinitionId": CRYPTO_USER, "principalId": GROUP},
+            400,
+            "InvalidRoleAssignmentId",
+        ),
+        (
+            "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d",
+            {"roleDefinitionId": "00000000-0000-4000-8000-000000000000", "principalId": GROUP},
+            400,
+            "RoleDefinitionDoesNotExist",
+        ),
+        (
+            "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d",
+            {"roleDefinitionId": CRYPTO_USER, "principalId": "x"},
+            400,
+            "InvalidPrincipalId",
+        ),
+    ],
+)
+def test_invalid_role_assignment_is_400_and_writes_nothing(
+    sim: Sim,
+    name: str,
+    properties: dict,
+    status: int,
+    code: str,  # type: ignore[type-arg]
+) -> None:
+    client = authorization_client(sim)
+    with pytest.raises(HttpResponseError) as caught:
+        client.role_assignments.create(_vault_scope(sim), name, {"properties": properties})
+    assert (caught.value.status_code, caught.value.error.code) == (status, code)
+    assert sim.tenant.role_assignments.all() == []
+
+
+def test_duplicate_assignment_is_409_and_an_assignment_cannot_change(sim: Sim) -> None:
+    client = authorization_client(sim)
+    vault = _vault_scope(sim)
+    first = sim.tenant.assign_role("Key Vault Crypto User", vault, GROUP, "Group")
+    body = {"properties": {"roleDefinitionId": _definition(sim, CRYPTO_USER), "principalId": GROUP}}
+    with pytest.raises(HttpResponseError) as caught:
+        client.role_assignments.create(vault, "7c8d9e0f-1a2b-4c3d-8e4f-5a6b7c8d9e0f", body)
+    assert (caught.value.status_code, caught.value.error.code) == (409, "RoleAssignmentExists")
+    changed = {"properties": {"roleDefinitionId": _definition(sim, SECRETS_USER), "principalId": GROUP}}
+    with pytest.raises(HttpResponseError) as caught:
+        client.role_assignments.create(vault, first.name, changed)
+    assert (caught.value.status_code, caught.value.error.code) == (400, "RoleAssignmentUpdateNotPermitted")
+    assert [a.role.id for a in sim.tenant.role_assignments.all()] == [CRYPTO_USER]
+
+
+def test_role_definitions_are_azures_built_in_ones(sim: Sim) -> None:
+    """Ids and data actions from https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/
+    security (Key Vault section)."""
+    client = authorization_client(sim)
+    crypto_user = client.role_definitions.get_by_id(_definition(sim, CRYPTO_USER))
+    assert crypto_user.role_name == "Key Vault Crypto User" and crypto_user.role_type == "BuiltInRole"
+    assert "Microsoft.KeyVault/vaults/keys/unwrap/action" in crypto_user.permissions[0].data_actions
+    [officer] = client.role_definitions.list(
+        _vault_scope(sim), filter="roleName eq 'Key Vault Crypto Officer'"
+    )
+    assert officer.name == "14b46e9e-c2b7-41b4-b07b-48a6ebf60603"
+    assert officer.permissions[0].data_actions == [
+        "Microsoft.KeyVault/vaults/keys/*",
+        "Microsoft.KeyVault/vaults/keyrotationpolicies/*",
+    ]
+
+
+def test_role_assignment_writes_follow_deny_rules_and_reset(sim: Sim) -> None:
+    """Deny rules apply to Microsoft.Authorization operations like any other; reset restores the scenario's
+    assignments (none in the demo)."""
+    vault = _vault_scope(sim)
+    sim.tenant.deny("Microsoft.Authorization/roleAssignments/write", vault)
+    client = authorization_client(sim)
+    body = {"properties": {"roleDefinitionId": _definition(sim, CRYPTO_USER), "principalId": GROUP}}
+    with pytest.raises(HttpResponseError) as caught:
+        client.role_assignments.create(vault, "9e0f1a2b-3c4d-4e5f-8a6b-7c8d9e0f1a2b", body)
+    assert caught.value.error.code == "AuthorizationFailed"
+    sim.tenant.allow_all()
+    client.role_assignments.create(vault, "9e0f1a2b-3c4d-4e5f-8a6b-7c8d9e0f1a2b", body)
+    assert len(sim.tenant.role_assignments.all()) == 1
+    sim.tenant.reset()
+    assert sim.tenant.role_assignments.all() == []

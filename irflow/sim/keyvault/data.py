@@ -14,10 +14,11 @@ injected error.
   inner error ``ForbiddenByConnection``; ``networkAcls.defaultAction: Deny`` → 403 ``ForbiddenByFirewall``
   unless an ``ipRules`` entry covers the simulator's callers (``127.0.0.1``). Trusted-service bypass is not
   simulated (callers are never a trusted service).
-- RBAC: deny rules (``tenant.deny``) naming the route's data action (``Microsoft.KeyVault/vaults/keys/rotate/
-  action`` …) over ``{vault id}/keys/{name}`` (``/secrets/{name}``) → 403 ``Forbidden`` / ``ForbiddenByRbac``.
-  Access policies are NOT enforced on the data plane (the tenant's principal acts as if it held every
-  permission), whatever ``enableRbacAuthorization`` says.
+- Authorization (:mod:`irflow.sim.keyvault.authorization`): the vault's permission model decides. RBAC vaults
+  need a role assignment granting the route's data action (``Microsoft.KeyVault/vaults/keys/rotate/action``
+  …) over ``{vault id}/keys/{name}`` (``/secrets/{name}``), else 403 ``Forbidden`` / ``ForbiddenByRbac``;
+  access-policy vaults need the caller's policy entry to list the permission (``keys: [rotate]``), else 403
+  ``Forbidden`` / ``ForbiddenByPolicy``. Deny rules (``tenant.deny``) refuse on both.
 - Key material: only public JWK parts (``n``, ``e``) are returned; secret values go on the wire but never
   into the journal (registered with ``tenant.issue_secret``; the journal records a value-free summary).
 """
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from irflow.sim import paging
 from irflow.sim.http import SimRequest, SimResponse
 from irflow.sim.keyvault import data_models as dm
+from irflow.sim.keyvault.authorization import Permission, authorize
 from irflow.sim.keyvault.data_models import KeyVaultError
 from irflow.sim.router import DataPlane, Route
 
@@ -50,6 +52,17 @@ KEYS_READ = f"{_OP}/keys/read"
 KEYS_CREATE = f"{_OP}/keys/create/action"
 KEYS_ROTATE = f"{_OP}/keys/rotate/action"
 SECRETS_SET = f"{_OP}/secrets/setSecret/action"
+
+# Per route: the RBAC data action and the access-policy permission it needs (Microsoft's "Azure Key Vault
+# data plane operations" mapping, https://learn.microsoft.com/azure/key-vault/general/rbac-guide and
+# https://learn.microsoft.com/azure/key-vault/general/security-features#privileged-access).
+PERMISSIONS = {
+    "keyvault.data.get_key": Permission(KEYS_READ, "keys", "get"),
+    "keyvault.data.list_key_versions": Permission(KEYS_READ, "keys", "list"),
+    "keyvault.data.create_key": Permission(KEYS_CREATE, "keys", "create"),
+    "keyvault.data.rotate_key": Permission(KEYS_ROTATE, "keys", "rotate"),
+    "keyvault.data.set_secret": Permission(SECRETS_SET, "secrets", "set"),
+}
 
 
 def challenge_headers(tenant: Tenant) -> dict[str, str]:
@@ -135,18 +148,7 @@ def admit(tenant: Tenant, request: SimRequest, route: Route | None) -> None:
             "NotImplemented",
             f"The simulated Key Vault (irflow.sim) does not implement {request.method} {request.path}.",
         )
-    if route.operation:
-        scope = _scope(vault, request)
-        if tenant.rbac.denial(route.operation, scope):
-            raise KeyVaultError(
-                403,
-                "Forbidden",
-                "Caller is not authorized to perform action on resource.\r\n"
-                f"Caller: {caller}\r\nAction: '{route.operation}'\r\nResource: '{scope.lower()}'\r\n"
-                "Assignment: (not found)\r\nVault: "
-                f"{vault.name};location={vault.location}",
-                inner="ForbiddenByRbac",
-            )
+    authorize(tenant, vault, PERMISSIONS[route.name], _scope(vault, request))
     if route.method == "PUT" and "secretName" in request.params:
         # Register the value before anything is journaled, so the journal masks it even on a refusal below.
         body = _json(request)

@@ -4,7 +4,10 @@ Wire shapes follow the x-ms-examples getVault, updateVault and updateAccessPolic
 Access policy semantics (``PUT …/accessPolicies/{add|replace|remove}``): ``add`` merges the permissions of
 each listed principal into its entry (a new entry when it has none), ``remove`` takes the listed permissions
 away (an entry left with none disappears), ``replace`` replaces the whole list. Principals are matched on
-``tenantId`` + ``objectId`` (+ ``applicationId``), permissions case-insensitively.
+``tenantId`` + ``objectId`` (+ ``applicationId``); ``add`` merges permissions case-insensitively, ``remove``
+matches them case-sensitively (and answers 200 when nothing matched), as Azure does.
+New vaults default to the Azure RBAC permission model (``enableRbacAuthorization: true``); which model a
+vault uses decides how its data plane authorises (:mod:`irflow.sim.keyvault.authorization`).
 """
 
 from __future__ import annotations
@@ -110,8 +113,11 @@ def _union(current: list[str], extra: list[str]) -> list[str]:
 
 
 def _minus(current: list[str], removed: list[str]) -> list[str]:
-    gone = {p.lower() for p in removed}
-    return [p for p in current if p.lower() not in gone]
+    """``accessPolicies/remove`` matches permission names case-sensitively: ``Get`` does not remove ``get``,
+    and the call still answers 200 (Azure's behaviour, AZURE_NOTES "Rules Azure enforces"; the stricter
+    reading of https://learn.microsoft.com/rest/api/keyvault/keyvault/vaults/update-access-policy)."""
+    gone = set(removed)
+    return [p for p in current if p not in gone]
 
 
 class KeyVault:
@@ -146,7 +152,10 @@ class KeyVault:
             "enabledForTemplateDeployment": False,
             "enableSoftDelete": True,
             "softDeleteRetentionInDays": 90,
-            "enableRbacAuthorization": False,
+            # New vaults use the Azure RBAC permission model by default from API version 2026-02-01
+            # (https://learn.microsoft.com/azure/key-vault/general/rbac-access-policy); a vault on access
+            # policies says so with enableRbacAuthorization: false.
+            "enableRbacAuthorization": True,
             "publicNetworkAccess": "Enabled",
         }
         self.access_policies: list[dict[str, Any]] = []

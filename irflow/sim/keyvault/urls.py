@@ -15,6 +15,9 @@ ACCESS_POLICIES_WRITE = "Microsoft.KeyVault/vaults/accessPolicies/write"
 
 ROUTES = [
     Route("GET", _VAULT, responses.get, "keyvault.vaults.get", operation=VAULT_READ),
+    Route(
+        "PUT", _VAULT, responses.create_or_update, "keyvault.vaults.create_or_update", operation=VAULT_WRITE
+    ),
     Route("PATCH", _VAULT, responses.update, "keyvault.vaults.update", operation=VAULT_WRITE),
     Route(
         "PUT",

@@ -1,0 +1,1 @@
+"""Microsoft.Authorization: role definitions (Azure's built-in ones) and role assignments at any scope."""
