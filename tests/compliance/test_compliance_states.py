@@ -18,7 +18,7 @@ from irflow.compliance import (
     parse_state_laws,
 )
 from irflow.compliance.clock import add_business_days
-from irflow.compliance.states import RegulatorTiming
+from irflow.compliance.states import HipaaTreatment, RegulatorTiming, Window, parse_jurisdictions
 
 LAWS = load_state_laws()
 DISCOVERED = date(2026, 3, 2)
@@ -191,3 +191,88 @@ def test_synthetic_rows_without_window_or_tolling() -> None:
 def test_bad_rows_are_rejected(text: str) -> None:
     with pytest.raises(ValidationError):
         parse_state_laws(text)
+
+
+# --- the jurisdiction rows (irflow.compliance.states.Jurisdiction) ---------------------------------------
+
+JURISDICTION_ROW = """
+jurisdictions:
+  - code: ME
+    name: Maine
+    individual:
+      window: {days: 30}
+      clock_starts: determination
+      citation: Me. Rev. Stat. tit. 10, § 1348(1) (synthetic test row)
+      source: https://example.org/me
+      checked: statute
+    regulators:
+      notices:
+        - {who: Attorney General, min_residents: 1, timing: unspecified}
+      citation: § 1348(5)
+      source: https://example.org/me
+      checked: statute
+    law_enforcement:
+      permitted: true
+      after_delay: {days: 7, business_days: true}
+      citation: § 1348(3)
+      source: https://example.org/me
+      checked: statute
+    hipaa:
+      treatment: deemed_with_duties
+      surviving_duties: [Attorney General]
+      citation: synthetic
+      source: https://example.org/me
+      checked: secondary
+    holiday_calendar: US-ME
+    verified: "2026-12-01"
+"""
+
+
+def test_a_synthetic_jurisdiction_row_loads_with_its_calendar() -> None:
+    row = parse_jurisdictions(JURISDICTION_ROW)["ME"]
+    assert row.individual.window == Window(days=30)
+    assert row.law_enforcement.after_delay == Window(days=7, business_days=True)
+    assert row.hipaa.treatment is HipaaTreatment.DEEMED_WITH_DUTIES
+    assert [n.who for n in row.notices_surviving_hipaa()] == ["Attorney General"]
+    # Patriots' Day (third Monday of April) is a Maine holiday: 2026-04-20.
+    assert date(2026, 4, 20) in row.business_day_calendar()
+    assert row.add_business_days(date(2026, 4, 16), 2) == date(
+        2026, 4, 21
+    )  # Fri 17, (Mon 20 skipped), Tue 21
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("code: ME", "code: me"),
+        ("code: ME", "code: XX"),
+        ("window: {days: 30}", "window: {days: 0}"),
+        ("window: {days: 30}", "window: {days: 30, business: true}"),
+        ("checked: statute", "checked: maybe"),
+        (
+            "      source: https://example.org/me\n      checked: statute\n    regulators",
+            "      checked: statute\n    regulators",
+        ),
+        ("timing: unspecified}", "timing: days_after_start}"),
+        ("timing: unspecified}", "timing: business_days_after_hhs_notice}"),
+        ("timing: unspecified}", "timing: unspecified, days: 5}"),
+        ("surviving_duties: [Attorney General]", "surviving_duties: [Governor]"),
+        ("treatment: deemed_with_duties", "treatment: exempt"),
+        ("treatment: deemed_with_duties", "treatment: deemed"),
+        ("holiday_calendar: US-ME", "holiday_calendar: US-ZZ"),
+        ("holiday_calendar: US-ME", "holiday_calendar: XX-ME"),
+        ("permitted: true", "permitted: false"),
+        ('verified: "2026-12-01"', 'verified: "2026-13-01"'),
+        ("    verified:", "    extra: 1\n    verified:"),
+    ],
+)
+def test_bad_jurisdiction_rows_are_rejected(old: str, new: str) -> None:
+    assert old in JURISDICTION_ROW
+    with pytest.raises(ValidationError):
+        parse_jurisdictions(JURISDICTION_ROW.replace(old, new, 1))
+
+
+def test_a_jurisdiction_listed_twice_is_rejected() -> None:
+    body = JURISDICTION_ROW.split("jurisdictions:\n", 1)[1]
+    with pytest.raises(ValidationError):
+        parse_jurisdictions(JURISDICTION_ROW + body)
