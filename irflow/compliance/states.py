@@ -10,8 +10,9 @@ Each row groups its fields, and every group carries its own ``citation``, ``sour
 
 * ``individual``: the resident-notice ``window`` (``days``, ``business_days``) or ``None`` for "without
   unreasonable delay", and ``clock_starts`` (discovery | determination);
-* ``regulators``: the regulator ``notices`` (who, min_residents, timing, days); an empty list when the
-  statute names none;
+* ``regulators``: the regulator ``notices`` (who, min_residents, timing, days, and ``outer_limit`` when the
+  statute adds "or within N days after the clock start, whichever is sooner"); an empty list when the statute
+  names none;
 * ``law_enforcement``: whether a law-enforcement request may delay the notice (``permitted``), the statute's
   own window once the delay ends (``after_delay``; ``None`` when it says only "after the delay" or nothing)
   and ``tolls_regulator`` (only where the statute delays the regulator notice too);
@@ -64,6 +65,7 @@ class RegulatorTiming(StrEnum):
     WITH_INDIVIDUAL_NOTICE = "with_individual_notice"
     BEFORE_INDIVIDUAL_NOTICE = "before_individual_notice"
     DAYS_AFTER_INDIVIDUAL_NOTICE = "days_after_individual_notice"
+    BUSINESS_DAYS_AFTER_INDIVIDUAL_NOTICE = "business_days_after_individual_notice"
     BUSINESS_DAYS_AFTER_HHS_NOTICE = "business_days_after_hhs_notice"
     UNSPECIFIED = "unspecified"
 
@@ -72,6 +74,7 @@ _TIMINGS_WITH_DAYS = {
     RegulatorTiming.DAYS_AFTER_START,
     RegulatorTiming.BUSINESS_DAYS_AFTER_START,
     RegulatorTiming.DAYS_AFTER_INDIVIDUAL_NOTICE,
+    RegulatorTiming.BUSINESS_DAYS_AFTER_INDIVIDUAL_NOTICE,
     RegulatorTiming.BUSINESS_DAYS_AFTER_HHS_NOTICE,
 }
 
@@ -122,6 +125,8 @@ class RegulatorNotice(_Frozen):
     min_residents: int = Field(ge=1)
     timing: RegulatorTiming
     days: int | None = Field(default=None, ge=1, le=365)
+    # "... or within N days after the clock start, whichever is sooner": a second bound on the same notice.
+    outer_limit: Window | None = None
     note: str = ""
 
     @model_validator(mode="after")
@@ -136,6 +141,7 @@ class RegulatorNotice(_Frozen):
     def business_days(self) -> bool:
         return self.timing in (
             RegulatorTiming.BUSINESS_DAYS_AFTER_START,
+            RegulatorTiming.BUSINESS_DAYS_AFTER_INDIVIDUAL_NOTICE,
             RegulatorTiming.BUSINESS_DAYS_AFTER_HHS_NOTICE,
         )
 
