@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, mod
 
 from irflow.compliance.models import normalize_state
 
+DATA_DIR_NAME = "data"
 DATA_FILE = "state_laws.yaml"
 JURISDICTIONS_FILE = "jurisdictions.yaml"
 
@@ -325,7 +326,7 @@ def parse_jurisdictions(text: str) -> Mapping[str, Jurisdiction]:
 @functools.cache
 def load_jurisdiction_table() -> JurisdictionTable:
     """The packaged jurisdictions file, validated on first call and cached."""
-    path = resources.files("irflow.compliance").joinpath("data", JURISDICTIONS_FILE)
+    path = resources.files("irflow.compliance").joinpath(DATA_DIR_NAME, JURISDICTIONS_FILE)
     return parse_jurisdiction_table(path.read_text(encoding="utf-8"))
 
 
