@@ -190,9 +190,13 @@ def render_section(table: JurisdictionTable) -> str:
         "",
         *_summary(table),
         "",
+        "`statute` means the provision's own text was read (on the legislature's site or a copy of it); "
+        "`secondary` means only a law-firm chart, an agency page or a similar summary was. "
         "Business days skip weekends and the public holidays of each row's calendar in the `holidays` "
-        "library (`US-XX`: federal and that jurisdiction's holidays). \"Clock start\" is the row's "
-        "`clock_starts`.",
+        "library (`US-XX`: federal and that jurisdiction's holidays). The library also lists some days a "
+        "state observes only optionally (Texas's optional holidays, for one); a business-day date counted "
+        "over such a day is one day later than a reading that treats it as a business day, so check those "
+        'dates with counsel. "Clock start" is the row\'s `clock_starts`.',
         "",
         *_table(rows),
         "",
