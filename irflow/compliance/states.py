@@ -39,7 +39,7 @@ from typing import Self
 
 import holidays
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator, model_validator
 
 from irflow.compliance.models import normalize_state
 
@@ -312,9 +312,35 @@ class JurisdictionTable(_Frozen):
         return self
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load_yaml(text: str) -> object:
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        # Surfaced as a pydantic ValidationError like every other shape problem of the file.
+        raise ValidationError.from_exception_data(
+            "JurisdictionTable",
+            [{"type": "value_error", "loc": (), "input": text[:80], "ctx": {"error": exc}}],
+        ) from exc
+
+
 def parse_jurisdiction_table(text: str) -> JurisdictionTable:
     """Validate YAML text of the jurisdictions file's shape (pydantic ValidationError if it does not fit)."""
-    return JurisdictionTable.model_validate(yaml.safe_load(text))
+    return JurisdictionTable.model_validate(_load_yaml(text))
 
 
 def parse_jurisdictions(text: str) -> Mapping[str, Jurisdiction]:

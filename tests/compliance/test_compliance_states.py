@@ -404,3 +404,20 @@ def test_a_jurisdiction_listed_twice_is_rejected() -> None:
     body = JURISDICTION_ROW.split("jurisdictions:\n", 1)[1]
     with pytest.raises(ValidationError):
         parse_jurisdictions(JURISDICTION_ROW + body)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A key given twice would silently keep the last value in plain YAML.
+        JURISDICTION_ROW.replace(
+            "      checked: statute\n", "      checked: statute\n      checked: secondary\n", 1
+        ),
+        JURISDICTION_ROW + "jurisdictions: []\n",
+        "jurisdictions: [\n",
+        "",
+    ],
+)
+def test_unreadable_or_ambiguous_files_are_rejected(text: str) -> None:
+    with pytest.raises(ValidationError):
+        parse_jurisdictions(text)
