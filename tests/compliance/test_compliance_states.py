@@ -112,6 +112,28 @@ def _regulator(code: str, who: str):  # type: ignore[no-untyped-def]
             H.DEEMED_WITH_DUTIES,
             ("Attorney General (copy of the HHS breach notice)",),
         ),  # 815 ILCS 530/50
+        ("MD", H.DEEMED_WITH_DUTIES, ()),  # Md. Com. Law § 14-3507(d): the whole subtitle
+        ("ND", H.DEEMED_WITH_DUTIES, ()),  # N.D. Cent. Code § 51-30-06: the whole chapter
+        ("KS", H.DEEMED_WITH_DUTIES, ()),  # Kan. Stat. § 50-7a02(e)
+        ("SD", H.DEEMED_WITH_DUTIES, ("Attorney General",)),  # SDCL § 22-40-26
+        (
+            "MA",
+            H.DEEMED_WITH_DUTIES,
+            (
+                "Attorney General",
+                "Director of the Office of Consumer Affairs and Business Regulation",
+            ),
+        ),  # M.G.L. c. 93H, § 5
+        (
+            "NY",
+            H.DEEMED_WITH_DUTIES,
+            (
+                "Attorney General, Department of State and Division of State Police",
+                "Attorney General (copy of the HHS breach notice)",
+            ),
+        ),  # GBL § 899-aa(2)(b), (9)
+        ("IA", H.EXEMPT, ()),  # Iowa Code § 715C.2(7)
+        ("LA", H.NOT_DEEMED, ()),  # La. R.S. 51:3076 covers financial institutions only
         ("CA", H.NOT_DEEMED, ()),  # Cal. Civ. Code § 1798.82(e): notice content only
         ("TX", H.NOT_VERIFIED, ()),
     ],
