@@ -49,7 +49,7 @@ def _cell(text: str) -> str:
 
 def _individual(notice: IndividualNotice) -> str:
     if notice.window is None:
-        return "without unreasonable delay (no fixed window)"
+        return "no fixed window (promptly / without unreasonable delay; see the note)"
     return f"{notice.window.describe()} after {notice.clock_starts.value}"
 
 
