@@ -24,14 +24,7 @@ from irflow.compliance.models import (
     TollingPeriod,
     WrittenStatement,
 )
-from irflow.compliance.states import (
-    Jurisdiction,
-    StateLaw,  # legacy rows: removed with data/state_laws.yaml (see states.py)
-    load_jurisdictions,
-    load_state_laws,
-    parse_jurisdictions,
-    parse_state_laws,
-)
+from irflow.compliance.states import Jurisdiction, load_jurisdictions, parse_jurisdictions
 
 __all__ = [
     "ComplianceResult",
@@ -44,7 +37,6 @@ __all__ = [
     "OralStatement",
     "Role",
     "SentNotice",
-    "StateLaw",
     "TollingPeriod",
     "WrittenStatement",
     "add_business_days",
@@ -52,8 +44,6 @@ __all__ = [
     "annual_log_due",
     "compute_obligations",
     "load_jurisdictions",
-    "load_state_laws",
     "parse_jurisdictions",
-    "parse_state_laws",
     "tolling_periods",
 ]

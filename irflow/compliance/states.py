@@ -22,9 +22,8 @@ Each row groups its fields, and every group carries its own ``citation``, ``sour
 Business days: :meth:`Jurisdiction.business_day_calendar` (the ``holidays`` library's calendar for the
 row's ``holiday_calendar`` code, e.g. ``US-ME``) and :meth:`Jurisdiction.add_business_days`.
 
-Legacy: :class:`StateLaw`, :func:`load_state_laws` and :func:`parse_state_laws` read the former 21-row
-file ``data/state_laws.yaml``; they stay only until ``clock.py`` reads :func:`load_jurisdictions`, after
-which they and that file are to be deleted (the jurisdictions file supersedes every one of its rows).
+The jurisdictions file replaces the former 21-row ``data/state_laws.yaml`` (``StateLaw``, ``load_state_laws``,
+``parse_state_laws``): every one of its rows was re-checked and moved into this shape.
 """
 
 from __future__ import annotations
@@ -44,7 +43,6 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, fie
 from irflow.compliance.models import normalize_state
 
 DATA_DIR_NAME = "data"
-DATA_FILE = "state_laws.yaml"
 JURISDICTIONS_FILE = "jurisdictions.yaml"
 
 # The jurisdictions the data file must cover: the 50 states, DC, Puerto Rico, Guam and the US Virgin Islands.
@@ -366,77 +364,3 @@ def load_jurisdictions() -> Mapping[str, Jurisdiction]:
 def load_conditional_rules() -> Mapping[str, ConditionalRule]:
     """The packaged conditional rules keyed by ``key`` (e.g. ``ca_health_facility``), read-only, cached."""
     return MappingProxyType({rule.key: rule for rule in load_jurisdiction_table().conditional_rules})
-
-
-# --- legacy: the former 21-row table (see the module docstring) ---------------------------------------------
-
-
-class Regulator(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str = Field(min_length=1)
-    min_residents: int = Field(ge=1)
-    timing: RegulatorTiming
-    days: int | None = Field(default=None, ge=0, le=365)
-
-    @model_validator(mode="after")
-    def _days_match_timing(self) -> Self:
-        if self.timing in _TIMINGS_WITH_DAYS and self.days is None:
-            raise ValueError(f"regulator timing {self.timing.value} needs days")
-        if self.timing not in _TIMINGS_WITH_DAYS and self.days is not None:
-            raise ValueError(f"regulator timing {self.timing.value} takes no days")
-        return self
-
-
-class StateLaw(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    state: str
-    name: str = Field(min_length=1)
-    citation: str = Field(min_length=1)
-    individual_window_days: int | None = Field(ge=1, le=365)
-    clock_starts: ClockStart
-    le_delay_applies: bool
-    regulator: Regulator | None
-    hipaa_deemed_compliant: bool | None
-    source_url: HttpUrl
-    verified: date
-    notes: str = ""
-
-    @field_validator("state")
-    @classmethod
-    def _state_code(cls, value: str) -> str:
-        if value != value.strip().upper():
-            raise ValueError(f"state code {value!r} must be upper-case")
-        return normalize_state(value)
-
-
-class StateLawTable(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    states: tuple[StateLaw, ...]
-
-    @model_validator(mode="after")
-    def _unique(self) -> Self:
-        seen: set[str] = set()
-        for row in self.states:
-            if row.state in seen:
-                raise ValueError(f"state {row.state} listed twice")
-            seen.add(row.state)
-        return self
-
-    def by_state(self) -> dict[str, StateLaw]:
-        return {row.state: row for row in self.states}
-
-
-def parse_state_laws(text: str) -> Mapping[str, StateLaw]:
-    """Validate YAML text of the data file's shape; returns the rows keyed by state code (read-only)."""
-    raw = yaml.safe_load(text)
-    return MappingProxyType(StateLawTable.model_validate(raw).by_state())
-
-
-@functools.cache
-def load_state_laws() -> Mapping[str, StateLaw]:
-    """The packaged state table, validated on first call and cached."""
-    text = resources.files("irflow.compliance").joinpath("data", DATA_FILE).read_text(encoding="utf-8")
-    return parse_state_laws(text)
