@@ -511,6 +511,41 @@ def record_notice_sent(
         )
 
 
+class ObligationSent(BaseModel):
+    """The body of ``POST /incidents/{id}/notices/{obligation_id}/sent`` (the obligation named by id)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    on: date
+    method: NoticeMethod
+    count: int = Field(ge=1, le=100_000_000)
+
+
+def record_obligation_sent(
+    db: Database,
+    incident_id: str,
+    obligation_id: str,
+    sent: ObligationSent,
+    *,
+    author: str,
+    copy: NoticeCopy | None = None,
+) -> NoticeRecorded:
+    """:func:`record_notice_sent` for the deadline ``obligation_id`` of the incident (LookupError if none)."""
+    with db.transaction() as session:
+        row = session.get(Deadline, obligation_id)
+        if row is None or row.incident_id != incident_id:
+            raise LookupError(f"incident {incident_id} has no obligation {obligation_id}")
+        notice = NoticeSentInput(
+            kind=ObligationKind(row.kind),
+            jurisdiction=row.jurisdiction,
+            recipient=row.recipient,
+            sent_on=sent.on,
+            method=sent.method,
+            count=sent.count,
+        )
+    return record_notice_sent(db, incident_id, notice, author=author, copy=copy)
+
+
 def _label(row: Deadline) -> str:
     return " ".join(p for p in (row.kind, row.jurisdiction, row.recipient) if p)
 

@@ -391,3 +391,17 @@ def test_substitute_and_urgent_notices_are_obligations(database: Database, incid
     substitute = _deadline(view, "substitute_notice")
     assert substitute["due"] == "2026-05-01" and "164.404(d)(2)(ii)" in substitute["basis"]
     assert "164.404(d)(3)" in _deadline(view, "urgent_notice")["basis"]
+
+
+def test_a_notice_can_be_recorded_by_obligation_id(database: Database, incident_id: str) -> None:
+    from irflow.engine.incidents import ObligationSent, record_obligation_sent
+
+    _with_facts(database, incident_id)
+    hhs = _deadline(incident_view(database, incident_id), "hhs")
+    body = ObligationSent.model_validate({"on": "2026-04-01", "method": "hhs_portal", "count": 1})
+    record_obligation_sent(database, incident_id, hhs["id"], body, author="api:privacy")
+    assert _deadline(incident_view(database, incident_id), "hhs")["status"] == "met"
+    with pytest.raises(LookupError, match="no obligation"):
+        record_obligation_sent(database, incident_id, "not-an-id", body, author="api:privacy")
+    with pytest.raises(ValidationError, match="method"):
+        ObligationSent.model_validate({"on": "2026-04-01", "method": "carrier pigeon", "count": 1})

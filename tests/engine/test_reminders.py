@@ -122,3 +122,27 @@ def test_reminders_stop_once_the_notice_is_recorded_as_sent(
         reminded = {n.dedupe_key.split(":")[1] for n in session.execute(select(Notification)).scalars()}
     assert individuals.status == "met"  # never marked overdue after it was met
     assert individuals.id not in reminded
+
+
+def test_a_reminder_names_the_outer_bound_of_a_delayed_deadline(database: Database) -> None:
+    created = StateStore(database).open_incident(
+        title="PHI export", severity="high", source="cli", actor="cli:ic"
+    )
+    update_facts(
+        database,
+        created,
+        FactsUpdate.model_validate(
+            {
+                "discovered_at": datetime(2026, 3, 2, 9, tzinfo=ZoneInfo("America/New_York")),
+                "affected_total": 40,
+                "law_enforcement_delay": {"oral": {"given_on": "2026-03-10"}},
+            }
+        ),
+        actor="cli:privacy",
+    )
+    queue_due_reminders(database, today=date(2026, 4, 28), recipients=["privacy-officer@example.org"])
+    with database.transaction() as session:
+        [body] = [n.body for n in session.execute(select(Notification)).scalars()]
+    # 164.412: due 2026-05-01 (the oral delay ended 2026-04-09); the tolling reading allows 2026-05-31
+    assert "Due date: May 1, 2026" in body
+    assert "Another reading of the rules allows until May 31, 2026" in body
