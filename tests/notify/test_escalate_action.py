@@ -155,7 +155,7 @@ def test_draft_notices_follow_the_deadlines_and_are_never_sent(engine, smtp_serv
     assert "discovery date" in run_view(engine, first.run_id)["steps"][0]["error"]
 
     facts = FactsUpdate(
-        discovered_at=datetime(2026, 3, 2, 12, tzinfo=UTC),
+        discovered_at=datetime(2026, 3, 3, 2, tzinfo=UTC),  # 21:00 on 2 March in New York: day 0 is 2 March
         affected_total=1200,
         affected_by_state={"TX": 600, "CO": 20},
     )
