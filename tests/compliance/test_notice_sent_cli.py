@@ -17,6 +17,15 @@ from irflow.store.db import Database
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def _logs_back_to_stderr():  # type: ignore[no-untyped-def]
+    """The CLI points logging at the runner's captured stderr, closed after each invocation: point it back."""
+    yield
+    from irflow.logs import configure_logging
+
+    configure_logging(level="INFO", fmt="json")
+
+
 @pytest.fixture
 def incident(database: Database, database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("IRFLOW_DATABASE_URL", database_url)
