@@ -396,14 +396,26 @@ class NoticeSentInput(BaseModel):
 
 @dataclass(frozen=True)
 class NoticeCopy:
-    """The bytes of the notice as sent, and the name it had; only its SHA-256 and size are stored."""
+    """A copy of the notice as sent, by its SHA-256 and size. Neither its bytes nor its file name are stored:
+    a letter to an individual, and often its name, holds PHI; the organisation keeps the copy, the audit chain
+    pins its hash."""
 
-    name: str
-    data: bytes
+    sha256: str
+    size: int
+
+    @classmethod
+    def of(cls, data: bytes) -> NoticeCopy:
+        return cls(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 
     @classmethod
     def read(cls, path: Path) -> NoticeCopy:
-        return cls(name=path.name, data=path.read_bytes())
+        """Hash the file in chunks (any size, nothing held in memory). OSError if it cannot be read."""
+        digest, size = hashlib.sha256(), 0
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+        return cls(sha256=digest.hexdigest(), size=size)
 
 
 @dataclass(frozen=True)
@@ -463,16 +475,16 @@ def record_notice_sent(
         session.flush()
         sha = None
         if copy is not None:
-            sha = hashlib.sha256(copy.data).hexdigest()
+            sha = copy.sha256
             record.evidence_id = capture(
                 session,
                 incident_id=incident_id,
                 kind="notice_copy",
                 source=f"copy of the {_label(row)} notice as sent",
-                location=f"held by the organisation as {copy.name}",
+                location="kept by the organisation; identified by its SHA-256",
                 data=None,
                 sha256=sha,
-                size=len(copy.data),
+                size=copy.size,
                 dedupe_key=f"notice-copy:{record.id}",
                 metadata={"notice_id": record.id},
                 actor=author,

@@ -316,7 +316,10 @@ def test_recording_the_individual_notice_meets_it_and_moves_hhs(
     with database.transaction() as session:
         evidence = session.get(Evidence, notice["evidence_id"])
         assert evidence is not None and evidence.kind == "notice_copy" and evidence.content is None
+        assert evidence.size == len(copy.read_bytes())
         assert AuditChain().verify(session).ok
+    # neither the copy's bytes nor its file name (often a patient's name) are kept
+    assert all("letter.pdf" not in json.dumps(e) for e in _events(database, "evidence.captured"))
 
 
 def test_a_notice_sent_after_its_due_date_is_late(database: Database, incident_id: str) -> None:
