@@ -506,16 +506,16 @@ def _delayed(
             )
         ended = last_delay_end_before(plain, b.periods)
         if ended is not None:
-            due = min(plain, _window_due(row, ended, le.after_delay))
+            post = _window_due(row, ended, le.after_delay)
+            if post >= plain:
+                return plain, None, "", ""
             return (
-                due,
-                None,
-                "",
-                (
-                    f"The law-enforcement delay ended on {ended}; the statute's {le.after_delay.describe()} "
-                    "after "
-                    f"a delay and the window itself both apply: due {due} ({le.citation})."
-                ),
+                post,
+                plain,
+                f"{le.citation} read as applying its post-delay window only to a notice delayed past the "
+                f"statute's own window",
+                f"The law-enforcement delay ended on {ended}, before this deadline; the statute's "
+                f"{le.after_delay.describe()} after a delay end sooner: due {post} ({le.citation}).",
             )
         return plain, None, "", ""
     readings = two_readings(b.day_zero, plain, b.periods)

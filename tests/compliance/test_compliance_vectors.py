@@ -371,7 +371,7 @@ VECTORS: list[V] = [
             "affected_by_state": {"ME": 5},
             "law_enforcement_delay": {"written": {"given_on": "2026-03-02", "until": "2026-03-10"}},
         },
-        {("state_residents", "ME"): e(due="2026-03-19")},
+        {("state_residents", "ME"): e(due="2026-03-19", outer="2026-04-01")},
     ),
     V(
         "le-maryland-7-days",
