@@ -714,23 +714,7 @@ def _conditional(b: _Builder, rules: Mapping[str, ConditionalRule], condition: C
     if not matching:
         b.warnings.append(f"no rule data for {condition.value}: check the statute manually")
     for rule in matching:
-        plain = (
-            rule.add_business_days(b.day_zero, rule.window.days)
-            if rule.window.business_days
-            else (b.day_zero + timedelta(days=rule.window.days))
-        )
-        due, note = plain, ""
-        end = in_force_until(plain, b.periods)
-        if end is not None and rule.after_delay is not None:
-            after = rule.after_delay
-            due = (
-                rule.add_business_days(end, after.days)
-                if after.business_days
-                else end + timedelta(days=after.days)
-            )
-            note = f"After the law-enforcement delay (ends {end}): {after.describe()} from its end."
-        elif b.periods:
-            note = "No law-enforcement delay rule in the data for this notice: not moved."
+        due, outer, outer_basis, note = _rule_dates(b, rule)
         for who in rule.recipients:
             kind = (
                 ObligationKind.STATE_RESIDENTS if "patient" in who.lower() else ObligationKind.STATE_REGULATOR
@@ -745,7 +729,45 @@ def _conditional(b: _Builder, rules: Mapping[str, ConditionalRule], condition: C
                 rule.note,
                 f"Source: {rule.source} (checked: {rule.checked.value}, verified {rule.verified}).",
                 recipient=rule.key + ":" + who,
+                outer_bound=outer,
+                outer_basis=outer_basis,
             )
+
+
+def _rule_dates(b: _Builder, rule: ConditionalRule) -> tuple[date, date | None, str, str]:
+    """A conditional rule's due date under a law-enforcement delay: due, outer bound, its basis, a note."""
+
+    def window_from(start: date, window: Window) -> date:
+        if window.business_days:
+            return rule.add_business_days(start, window.days)
+        return start + timedelta(days=window.days)
+
+    plain = window_from(b.day_zero, rule.window)
+    after = rule.after_delay
+    if not b.periods:
+        return plain, None, "", ""
+    if after is None:
+        return plain, None, "", "The rule has no law-enforcement delay provision in the data: not moved."
+    end = in_force_until(plain, b.periods)
+    if end is not None:
+        due = window_from(end, after)
+        return (
+            due,
+            None,
+            "",
+            f"After the law-enforcement delay (ends {end}): {after.describe()} from its end.",
+        )
+    ended = last_delay_end_before(plain, b.periods)
+    post = window_from(ended, after) if ended is not None else plain
+    if post >= plain:
+        return plain, None, "", ""
+    return (
+        post,
+        plain,
+        f"{rule.citation} read as applying its post-delay window only to a report delayed past its window",
+        f"The law-enforcement delay ended on {ended}, before this deadline; {after.describe()} after it end "
+        f"sooner: due {post}.",
+    )
 
 
 def _unmatched_sent(b: _Builder) -> None:

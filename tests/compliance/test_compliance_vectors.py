@@ -422,6 +422,15 @@ VECTORS: list[V] = [
         {"ca_facility": True, "law_enforcement_delay": {"oral": {"given_on": "2026-03-10"}}},
         {("state_regulator", "CA", CDPH): e(due="2026-04-30")},
     ),
+    V(
+        "le-ca-facility-delay-ended-early",
+        "Cal. H&S 1280.15(b) shape: a delay that ended before the 15 business days leaves them standing",
+        {
+            "ca_facility": True,
+            "law_enforcement_delay": {"written": {"given_on": "2026-03-02", "until": "2026-03-04"}},
+        },
+        {("state_regulator", "CA", CDPH): e(due="2026-03-23", outer=None)},
+    ),
     # --- HIPAA treatment of each kind (the data's hipaa.treatment) ------------------------------------------
     V(
         "hipaa-exempt",
