@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     egress_ips: str = ""
     subnet_id: str | None = None
 
+    # The organisation's time zone (IANA name): it decides the calendar date of discovery (day 0).
+    timezone: str = "America/New_York"
+
     sentinel_secret: SecretStr | None = None
     playbooks_dir: Path = Path("playbooks")
     templates_dir: Path = Path("notifications")
@@ -67,6 +70,14 @@ class Settings(BaseSettings):
     def _known_scheme(cls, value: str) -> str:
         if not value.startswith(("sqlite", "postgresql")):
             raise ValueError("IRFLOW_DATABASE_URL must be a sqlite:// or postgresql+psycopg:// URL")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from irflow.compliance.models import zone
+
+        zone(value)
         return value
 
     @field_validator("azure_ca_bundle")

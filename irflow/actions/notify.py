@@ -237,7 +237,8 @@ class DraftNotices(Action):
                 "description": params.description,
                 "date": facts["breach_start"] or "",
                 "end_date": facts["breach_end"] or "",
-                "discovery_date": facts["discovered_at"][:10],
+                # day 0 in the organisation's time zone, not the UTC date of discovered_at
+                "discovery_date": facts.get("discovered_on") or facts["discovered_at"][:10],
             },
             "phi_types": params.phi_types,
             "protective_steps": params.protective_steps,

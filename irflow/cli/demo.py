@@ -191,12 +191,28 @@ def _drill(svc: runtime.Services, tenant: Tenant, targets: list[str], *, quiet: 
             console.print(
                 f"  [{'green' if ok else 'red'}]{'ok  ' if ok else 'FAIL'}[/] {name.replace('_', ' ')}"
             )
+    # A notice recorded as sent: its obligation is met, and HHS, due with it (164.408(b)), moves to that day.
+    from irflow.engine.incidents import NoticeSentInput, incident_view, record_notice_sent
+
+    day0 = incident_view(svc.db, first.incident_id)["facts"]["discovered_on"]
+    hhs_before = next(d["due"] for d in facts.deadlines if d["kind"] == "hhs")
+    notice = NoticeSentInput(
+        kind="individuals", sent_on=day0, method="first_class_mail", count=DRILL_AFFECTED_TOTAL
+    )
+    recorded = record_notice_sent(svc.db, first.incident_id, notice, author="cli:privacy-officer")
+    after = {(d["kind"], d["jurisdiction"]): d for d in recorded.deadlines}
+    checks["notice_recorded_met"] = after[("individuals", "US")]["status"] == "met"
+    checks["dependent_deadline_moved"] = after[("hhs", "US")]["due"] == day0 != hhs_before
+    say(
+        f"\n[bold]individual notice recorded as sent on {day0}[/]: individuals "
+        f"{after[('individuals', 'US')]['status']}; hhs due {hhs_before} -> {after[('hhs', 'US')]['due']}"
+    )
     return {
         "ok": all(checks.values()),
         "checks": checks,
         "incident_id": first.incident_id,
         "runs": {"containment": first.run_id, "rerun": second.run_id, "dry_run": third.run_id},
         "audit": {"events": verdict.events, "ok": verdict.ok},
-        "deadlines": facts.deadlines,
+        "deadlines": recorded.deadlines,
         "finished_at": clock.now().isoformat(),
     }

@@ -322,11 +322,15 @@ def _print_incident(view: dict) -> None:  # type: ignore[type-arg]
     for column in ("due", "kind", "where", "status", "basis"):
         table.add_column(column, overflow="fold")
     for deadline in view["deadlines"]:
+        due = deadline["due"] + (
+            f"\nouter bound {deadline['outer_bound']}" if deadline["outer_bound"] else ""
+        )
+        status = deadline["status"] + (f"\nsent {deadline['sent_on']}" if deadline["sent_on"] else "")
         table.add_row(
-            deadline["due"],
+            due,
             deadline["kind"],
-            deadline["jurisdiction"],
-            deadline["status"],
+            escape(" ".join(p for p in (deadline["jurisdiction"], deadline["recipient"]) if p)),
+            status,
             escape(deadline["basis"]),
         )
     console.print(
@@ -340,7 +344,16 @@ def _print_incident(view: dict) -> None:  # type: ignore[type-arg]
 def incidents_facts(
     incident_id: str,
     role: Annotated[str | None, typer.Option(help="ce (covered entity) or ba (business associate).")] = None,
-    discovered: Annotated[str | None, typer.Option(help="Discovery date YYYY-MM-DD (HIPAA day 0).")] = None,
+    discovered: Annotated[
+        str | None,
+        typer.Option(help="Discovery: YYYY-MM-DD (HIPAA day 0) or YYYY-MM-DDTHH:MM[+HH:MM] (read in --tz)."),
+    ] = None,
+    discovery_reason: Annotated[
+        str | None, typer.Option(help="Why discovery is later than the first detection (required then).")
+    ] = None,
+    tz: Annotated[
+        str | None, typer.Option("--tz", help="This incident's time zone (default: IRFLOW_TIMEZONE).")
+    ] = None,
     affected: Annotated[int | None, typer.Option(help="Affected individuals in total.")] = None,
     state: Annotated[list[str] | None, typer.Option(help="Affected residents of a state, XX=N.")] = None,
     breach_start: Annotated[str | None, typer.Option(help="First day of the breach, YYYY-MM-DD.")] = None,
@@ -353,10 +366,30 @@ def incidents_facts(
     ] = None,
     le_oral_on: Annotated[str | None, typer.Option(help="Oral law-enforcement delay: given on.")] = None,
     ba_contract_days: Annotated[int | None, typer.Option(help="BA agreement notice window, days.")] = None,
+    ba_agent_discovered: Annotated[
+        str | None, typer.Option(help="Date the business associate acting as agent discovered it.")
+    ] = None,
+    hipaa: Annotated[
+        bool | None,
+        typer.Option("--hipaa/--no-hipaa", help="PHI held by a HIPAA covered entity or business associate."),
+    ] = None,
+    ca_facility: Annotated[
+        bool | None,
+        typer.Option("--ca-facility/--no-ca-facility", help="A California licensed health facility."),
+    ] = None,
+    out_of_date_addresses: Annotated[
+        int | None, typer.Option(help="Individuals without usable contact information.")
+    ] = None,
+    urgent: Annotated[
+        bool | None, typer.Option("--urgent/--not-urgent", help="Deemed urgent (164.404(d)(3)).")
+    ] = None,
+    deceased_next_of_kin: Annotated[
+        int | None, typer.Option(help="Deceased individuals whose next of kin is notified.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Change an incident's facts; every deadline is recomputed and the old and new dates are audited."""
-    from datetime import UTC, datetime, time
+    from datetime import datetime, time
 
     from pydantic import ValidationError
 
@@ -369,14 +402,35 @@ def incidents_facts(
             fail(f"--role takes ce or ba, got {role!r}")
         changes["role"] = ROLES[role]
     if discovered is not None:
-        changes["discovered_at"] = datetime.combine(_date("--discovered", discovered), time(), tzinfo=UTC)
-    if affected is not None:
-        changes["affected_total"] = affected
+        text = discovered.strip()
+        if "T" in text:
+            try:
+                changes["discovered_at"] = datetime.fromisoformat(text)
+            except ValueError:
+                fail(f"--discovered takes YYYY-MM-DD or YYYY-MM-DDTHH:MM[+HH:MM], got {discovered!r}")
+        else:  # the start of that day in the incident's time zone
+            changes["discovered_at"] = datetime.combine(_date("--discovered", text), time())  # type: ignore[arg-type]
+    optional = {
+        "discovery_reason": discovery_reason,
+        "timezone": tz,
+        "affected_total": affected,
+        "ba_contract_days": ba_contract_days,
+        "hipaa": hipaa,
+        "ca_facility": ca_facility,
+        "out_of_date_addresses": out_of_date_addresses,
+        "urgent": urgent,
+        "deceased_with_next_of_kin": deceased_next_of_kin,
+    }
+    changes.update({name: value for name, value in optional.items() if value is not None})
     if state:
         changes["affected_by_state"] = _states(state)
-    for name, value in (("breach_start", breach_start), ("breach_end", breach_end)):
+    for name, value in (
+        ("breach_start", breach_start),
+        ("breach_end", breach_end),
+        ("ba_agent_discovered_on", ba_agent_discovered),
+    ):
         if value is not None:
-            changes[name] = _date(f"--{name.replace('_', '-')}", value)
+            changes[name] = _date(f"--{name.removesuffix('_on').replace('_', '-')}", value)
     if (le_written_on is None) != (le_written_until is None):
         fail("--le-written-on and --le-written-until go together: give both or neither")
     if le_written_on is not None or le_oral_on is not None:
@@ -386,8 +440,6 @@ def incidents_facts(
         if le_oral_on is not None:
             delay["oral"] = {"given_on": le_oral_on}
         changes["law_enforcement_delay"] = delay
-    if ba_contract_days is not None:
-        changes["ba_contract_days"] = ba_contract_days
     if not changes:
         fail("give at least one fact to change (see --help)")
     try:
@@ -415,14 +467,102 @@ def incidents_facts(
             )
         )
         return
-    for change in result.deadline_changes:
-        console.print(
-            f"  {change['kind']} {change['jurisdiction']}: {change['old_due'] or '—'} -> "
-            f"{change['new_due'] or 'withdrawn'}",
-            markup=False,
-        )
+    _print_changes(result.deadline_changes)
     for warning in result.warnings:
         errors.print(f"warning: {warning}", markup=False)
+    _print_incident(view)
+
+
+def _print_changes(changes: list[dict]) -> None:  # type: ignore[type-arg]
+    for change in changes:
+        where = " ".join(
+            p for p in (change["kind"], change["jurisdiction"], change.get("recipient", "")) if p
+        )
+        status = f" ({change['old_status']} -> {change['new_status']})" if "new_status" in change else ""
+        console.print(
+            f"  {where}: {change['old_due'] or '—'} -> {change['new_due'] or 'withdrawn'}{status}",
+            markup=False,
+        )
+
+
+@incidents_app.command("notice-sent")
+def incidents_notice_sent(
+    incident_id: str,
+    kind: Annotated[str, typer.Argument(help="The obligation's kind: individuals, hhs, state_regulator...")],
+    on: Annotated[str, typer.Option("--on", help="The day it was sent, YYYY-MM-DD.")],
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method",
+            help="first_class_mail, email, telephone, web_posting, media, hhs_portal, regulator_portal, fax, "
+            "other.",
+        ),
+    ],
+    count: Annotated[int, typer.Option("--count", help="How many recipients it went to.")],
+    jurisdiction: Annotated[
+        str, typer.Option("--jurisdiction", help="US (default) or a two-letter state code.")
+    ] = "US",
+    recipient: Annotated[
+        str, typer.Option("--recipient", help="The regulator, when the state names several (a prefix).")
+    ] = "",
+    copy: Annotated[
+        Path | None, typer.Option("--copy", help="A copy of the notice as sent: kept as evidence (SHA-256).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Record a notice as sent (audited): its obligation is met or late, dependent deadlines move, reminders
+    stop."""
+    from pydantic import ValidationError
+
+    from irflow.cli.deadlines import _date, _problems
+    from irflow.engine.incidents import NoticeCopy, NoticeSentInput, incident_view, record_notice_sent
+
+    sent_on = _date("--on", on)
+    try:
+        notice = NoticeSentInput(
+            kind=kind.strip().lower(),  # type: ignore[arg-type]
+            jurisdiction=jurisdiction,
+            recipient=recipient,
+            sent_on=sent_on,  # type: ignore[arg-type]
+            method=method.strip().lower(),  # type: ignore[arg-type]
+            count=count,
+        )
+    except ValidationError as exc:
+        fail(_problems(exc))
+    notice_copy = None
+    if copy is not None:
+        try:
+            notice_copy = NoticeCopy.read(copy)
+        except OSError as exc:
+            fail(f"--copy {copy}: {exc.strerror or exc}")
+    with _reader() as svc:
+        try:
+            recorded = record_notice_sent(svc.db, incident_id, notice, author=cli_actor(), copy=notice_copy)
+        except ValidationError as exc:
+            fail(_problems(exc))
+        except (LookupError, ValueError) as exc:
+            fail(str(exc))
+        view = incident_view(svc.db, incident_id)
+    if as_json:
+        console.print_json(
+            json.dumps(
+                {
+                    "notice": recorded.notice,
+                    "deadline_changes": recorded.deadline_changes,
+                    "warnings": recorded.warnings,
+                    "incident": view,
+                },
+                default=str,
+            )
+        )
+        return
+    sha = recorded.notice["copy_sha256"]
+    console.print(
+        f"recorded {kind} {notice.jurisdiction} as sent on {notice.sent_on} by {notice.method} to "
+        f"{notice.count}" + (f"; copy SHA-256 {sha}" if sha else ""),
+        markup=False,
+    )
+    _print_changes(recorded.deadline_changes)
     _print_incident(view)
 
 
@@ -459,12 +599,7 @@ def incidents_assess(
         except LookupError as exc:
             fail(str(exc))
         view = incident_view(svc.db, incident_id)
-    for item in change.deadline_changes:
-        console.print(
-            f"  {item['kind']} {item['jurisdiction']}: {item['old_due'] or '—'} -> "
-            f"{item['new_due'] or 'withdrawn'}",
-            markup=False,
-        )
+    _print_changes(change.deadline_changes)
     _print_incident(view)
 
 

@@ -1,7 +1,7 @@
 """The compliance clock: HIPAA breach-notification (45 CFR 164.400-414) and state-law deadlines.
 
 Pure code: every date is an input, nothing reads the system clock; the only file read is the packaged
-state table.
+jurisdiction data.
 """
 
 from irflow.compliance.clock import (
@@ -17,29 +17,33 @@ from irflow.compliance.models import (
     LawEnforcementDelay,
     Obligation,
     ObligationKind,
+    ObligationStatus,
     OralStatement,
     Role,
+    SentNotice,
     TollingPeriod,
     WrittenStatement,
 )
-from irflow.compliance.states import StateLaw, load_state_laws, parse_state_laws
+from irflow.compliance.states import Jurisdiction, load_jurisdictions, parse_jurisdictions
 
 __all__ = [
     "ComplianceResult",
     "IncidentFacts",
+    "Jurisdiction",
     "LawEnforcementDelay",
     "Obligation",
     "ObligationKind",
+    "ObligationStatus",
     "OralStatement",
     "Role",
-    "StateLaw",
+    "SentNotice",
     "TollingPeriod",
     "WrittenStatement",
     "add_business_days",
     "add_days_tolled",
     "annual_log_due",
     "compute_obligations",
-    "load_state_laws",
-    "parse_state_laws",
+    "load_jurisdictions",
+    "parse_jurisdictions",
     "tolling_periods",
 ]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -21,6 +22,26 @@ ORAL_STATEMENT_MAX_DAYS = 30
 NonNegativeInt = Annotated[int, Field(ge=0)]
 
 
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone ``name`` (``America/New_York``); ValueError naming it if unknown."""
+    try:
+        return ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r} (an IANA name such as America/New_York)") from exc
+
+
+def discovery_date(moment: datetime, zone_name: str) -> date:
+    """The calendar date of ``moment`` in the organisation's time zone: HIPAA's day 0 (45 CFR 164.404(a)(2)).
+
+    A naive ``moment`` is read as local time in that zone. 20:00 Eastern on 1 January is 1 January, not the
+    2 January it is in UTC; counting from the UTC date could make every deadline a day late.
+    """
+    tz = zone(zone_name)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=tz).date()
+    return moment.astimezone(tz).date()
+
+
 class Role(StrEnum):
     COVERED_ENTITY = "covered_entity"
     BUSINESS_ASSOCIATE = "business_associate"
@@ -34,6 +55,15 @@ class ObligationKind(StrEnum):
     BA_TO_CE = "ba_to_ce"
     STATE_RESIDENTS = "state_residents"
     STATE_REGULATOR = "state_regulator"
+    SUBSTITUTE_NOTICE = "substitute_notice"
+    URGENT_NOTICE = "urgent_notice"
+
+
+class ObligationStatus(StrEnum):
+    OPEN = "open"
+    MET = "met"
+    LATE = "late"
+    NOT_REQUIRED = "not_required"
 
 
 def normalize_state(code: str) -> str:
@@ -74,6 +104,31 @@ class LawEnforcementDelay(BaseModel):
     oral: OralStatement | None = None
 
 
+US = "US"
+
+
+class SentNotice(BaseModel):
+    """A notice recorded as sent: the obligation it meets (kind, jurisdiction, recipient) and its day."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: ObligationKind
+    jurisdiction: str = US
+    recipient: str = ""
+    on: date
+
+    @field_validator("jurisdiction", mode="before")
+    @classmethod
+    def _jurisdiction(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().upper() != US:
+            return normalize_state(value)
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.kind.value, self.jurisdiction, self.recipient)
+
+
 class IncidentFacts(BaseModel):
     """What the clock needs to know. Every date is an input: nothing here reads the system clock."""
 
@@ -87,6 +142,21 @@ class IncidentFacts(BaseModel):
     affected_by_state: dict[str, NonNegativeInt] = Field(default_factory=dict)
     law_enforcement_delay: LawEnforcementDelay | None = None
     ba_contract_days: NonNegativeInt | None = None
+    # The data is PHI held by a HIPAA covered entity or business associate (decides each state's HIPAA
+    # treatment, and whether the federal notices apply at all).
+    hipaa: bool = True
+    # A California clinic, health facility, home health agency or hospice (Cal. Health & Safety Code 1280.15).
+    ca_facility: bool = False
+    # 164.404(a)(2): a business associate acting as the covered entity's agent discovered the breach on this
+    # date; the covered entity is deemed to know it from then.
+    ba_agent_discovered_on: date | None = None
+    # 164.404(d)(2): individuals whose contact information is insufficient or out of date.
+    out_of_date_addresses: NonNegativeInt | None = None
+    # 164.404(d)(3): the covered entity deems the case urgent (possible imminent misuse).
+    urgent: bool = False
+    # 164.404(d)(1)(ii): deceased individuals whose next of kin or personal representative is notified.
+    deceased_with_next_of_kin: NonNegativeInt = 0
+    sent: tuple[SentNotice, ...] = ()
 
     @field_validator("affected_by_state", mode="before")
     @classmethod
@@ -117,15 +187,52 @@ class IncidentFacts(BaseModel):
         delay = self.law_enforcement_delay
         if delay is not None:
             for label, statement in (("written", delay.written), ("oral", delay.oral)):
-                if statement is not None and statement.given_on < self.discovered_on:
+                if statement is not None and statement.given_on < self.day_zero:
                     raise ValueError(
                         f"{label} law-enforcement statement ({statement.given_on}) is before discovery "
-                        f"({self.discovered_on})"
+                        f"({self.day_zero})"
                     )
+        seen: set[tuple[str, str, str]] = set()
+        for notice in self.sent:
+            if notice.key in seen:
+                raise ValueError(f"notice {notice.kind.value} {notice.jurisdiction} recorded as sent twice")
+            seen.add(notice.key)
+            if notice.on < self.day_zero:
+                raise ValueError(
+                    f"notice {notice.kind.value} {notice.jurisdiction} sent on {notice.on}, before the "
+                    f"breach was discovered ({self.day_zero})"
+                )
+        if self.out_of_date_addresses is not None and self.out_of_date_addresses > self.affected_total:
+            raise ValueError(
+                f"{self.out_of_date_addresses} out-of-date addresses is more than the "
+                f"{self.affected_total} affected individuals"
+            )
+        if self.deceased_with_next_of_kin > self.affected_total:
+            raise ValueError(
+                f"{self.deceased_with_next_of_kin} deceased individuals is more than the "
+                f"{self.affected_total} affected individuals"
+            )
         return self
+
+    @property
+    def day_zero(self) -> date:
+        """The covered entity's discovery date: its own, or its agent's if earlier (164.404(a)(2))."""
+        agent = self.ba_agent_discovered_on
+        if self.role is Role.COVERED_ENTITY and agent is not None and agent < self.discovered_on:
+            return agent
+        return self.discovered_on
+
+    def sent_on(self, kind: ObligationKind, jurisdiction: str = US, recipient: str = "") -> date | None:
+        for notice in self.sent:
+            if notice.key == (kind.value, jurisdiction, recipient):
+                return notice.on
+        return None
 
 
 class Obligation(BaseModel):
+    """One notice owed. ``due`` is the earliest date safe under every reading of the rules applied;
+    ``outer_bound`` is the later date another reading allows (with ``outer_basis``), never the due date."""
+
     model_config = ConfigDict(frozen=True)
 
     kind: ObligationKind
@@ -133,14 +240,30 @@ class Obligation(BaseModel):
     due: date
     basis: str
     notes: str = ""
+    recipient: str = ""
+    status: ObligationStatus = ObligationStatus.OPEN
+    sent_on: date | None = None
+    outer_bound: date | None = None
+    outer_basis: str = ""
+    hipaa_treatment: str | None = None
 
-    def as_json(self) -> dict[str, str]:
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.kind.value, self.jurisdiction, self.recipient)
+
+    def as_json(self) -> dict[str, str | None]:
         return {
             "kind": self.kind.value,
             "jurisdiction": self.jurisdiction,
+            "recipient": self.recipient,
             "due": self.due.isoformat(),
             "basis": self.basis,
             "notes": self.notes,
+            "status": self.status.value,
+            "sent_on": self.sent_on.isoformat() if self.sent_on else None,
+            "outer_bound": self.outer_bound.isoformat() if self.outer_bound else None,
+            "outer_basis": self.outer_basis,
+            "hipaa_treatment": self.hipaa_treatment,
         }
 
 

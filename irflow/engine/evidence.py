@@ -9,13 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from irflow import clock
 from irflow.audit import AuditChain
 from irflow.store.db import Database
 from irflow.store.models import Evidence
 
-KINDS = ("resource_state", "blob_copy", "log_export")
+KINDS = ("resource_state", "blob_copy", "log_export", "notice_copy")
 
 
 class EvidenceRecorder:
@@ -42,38 +43,68 @@ class EvidenceRecorder:
     ) -> str:
         """Store one piece of evidence (``data`` is JSON kept in the database, or None) and audit it.
         Returns the id; an existing capture with the same ``dedupe_key`` is returned, not duplicated."""
-        if kind not in KINDS:
-            raise ValueError(f"unknown evidence kind {kind!r}")
         with self.db.transaction() as session:
             existing = session.scalar(select(Evidence.id).where(Evidence.dedupe_key == dedupe_key))
             if existing is not None:
                 return existing
-            evidence = Evidence(
+            return capture(
+                session,
                 incident_id=incident_id,
                 kind=kind,
                 source=source,
                 location=location,
+                data=data,
                 sha256=sha256,
                 size=size,
-                content=data.decode("utf-8") if data is not None else None,
-                captured_at=clock.now(),
                 dedupe_key=dedupe_key,
-                meta=dict(metadata),
-            )
-            session.add(evidence)
-            session.flush()
-            AuditChain().append(
-                session,
+                metadata=metadata,
                 actor=actor,
-                type="evidence.captured",
-                incident_id=incident_id,
-                payload={
-                    "evidence_id": evidence.id,
-                    "kind": kind,
-                    "source": source,
-                    "location": location,
-                    "sha256": sha256,
-                    "size": size,
-                },
             )
-            return evidence.id
+
+
+def capture(
+    session: Session,
+    *,
+    incident_id: str,
+    kind: str,
+    source: str,
+    location: str,
+    data: bytes | None,
+    sha256: str,
+    size: int,
+    dedupe_key: str,
+    metadata: dict[str, Any],
+    actor: str,
+) -> str:
+    """Insert one evidence row and its ``evidence.captured`` event in the caller's transaction."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown evidence kind {kind!r}")
+    evidence = Evidence(
+        incident_id=incident_id,
+        kind=kind,
+        source=source,
+        location=location,
+        sha256=sha256,
+        size=size,
+        content=data.decode("utf-8") if data is not None else None,
+        captured_at=clock.now(),
+        dedupe_key=dedupe_key,
+        meta=dict(metadata),
+    )
+    session.add(evidence)
+    session.flush()
+    AuditChain().append(
+        session,
+        actor=actor,
+        type="evidence.captured",
+        incident_id=incident_id,
+        payload={
+            "evidence_id": evidence.id,
+            "kind": kind,
+            "source": source,
+            "location": location,
+            "sha256": sha256,
+            "size": size,
+        },
+    )
+    return evidence.id

@@ -77,6 +77,8 @@ def queue_due_reminders(
                     "due": deadline.due.isoformat(),
                     "basis": deadline.basis,
                     "notes": deadline.notes,
+                    "recipient": deadline.recipient,
+                    "outer_bound": deadline.outer_bound.isoformat() if deadline.outer_bound else None,
                 },
                 "days_left": (deadline.due - today).days,
             }

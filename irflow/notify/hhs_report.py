@@ -1,10 +1,13 @@
 """The data of the HHS OCR breach report (the breach portal form, 45 CFR 164.408), as JSON and CSV.
 
-The model mirrors the portal's sections: the covered entity and its contact, business associate involvement,
-the breach (dates, individuals affected, type, location, type of PHI, description), safeguards in place before
-the breach, and notice given and actions taken. Choice lists use the portal's own labels, so the output can be
-copied into the form field by field. CSV: one header row of dotted field names and one row per report
-(the annual log of breaches under 500 is several rows); several values of one field are joined by ``"; "``.
+The model mirrors the portal's form (http://ocrnotifications.hhs.gov/, "Notice to the Secretary of HHS of
+Breach of Unsecured Protected Health Information"): "Breach Affecting" (500 or more / fewer than 500
+individuals) and the report type, the covered entity and its contact, business associate involvement, the
+breach (dates, individuals affected, type, location, type of PHI, description), safeguards in place before the
+breach, notice given and actions taken, and the attestation (Section 5) as who attested and when. Choice
+lists use the portal's own labels, so the output can be copied into the form field by field. CSV: one header
+row of dotted field names and one row per report (the annual log of breaches under 500 is several rows);
+several values of one field are joined by ``"; "``.
 The report describes a breach in aggregate: it holds no individual's PHI.
 """
 
@@ -19,6 +22,17 @@ from enum import StrEnum
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class BreachAffecting(StrEnum):
+    """The portal's first question; 45 CFR 164.408(b) ("500 or more") and (c) ("less than 500")."""
+
+    FIVE_HUNDRED_OR_MORE = "500 or More Individuals"
+    FEWER_THAN_500 = "Fewer Than 500 Individuals"
+
+    @classmethod
+    def for_count(cls, individuals: int) -> BreachAffecting:
+        return cls.FIVE_HUNDRED_OR_MORE if individuals >= 500 else cls.FEWER_THAN_500
 
 
 class ReportType(StrEnum):
@@ -177,7 +191,26 @@ class Notice(_Model):
         return self
 
 
+class Attestation(_Model):
+    """Section 5 of the portal: the submitter attests that the information is accurate. irflow records that
+    the named person attested and on which day; the portal's own wording (its FOIA and publication notice) is
+    shown there, not reproduced here."""
+
+    accurate: bool
+    name: str = Field(min_length=1, max_length=200)
+    attested_on: date
+
+    @model_validator(mode="after")
+    def _attested(self) -> Self:
+        if not self.accurate:
+            raise ValueError(
+                "the portal accepts a report only when its accuracy is attested (accurate: true)"
+            )
+        return self
+
+
 class HhsBreachReport(_Model):
+    breach_affecting: BreachAffecting
     report_type: ReportType = ReportType.INITIAL
     previous_report_id: str | None = None
     covered_entity: CoveredEntity
@@ -187,9 +220,16 @@ class HhsBreachReport(_Model):
     notice: Notice
     actions_taken: list[ActionTaken] = Field(min_length=1)
     actions_taken_other: str = ""
+    attestation: Attestation
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        expected = BreachAffecting.for_count(self.breach.individuals_affected)
+        if self.breach_affecting is not expected:
+            raise ValueError(
+                f"breach_affecting is {self.breach_affecting.value!r} but {self.breach.individuals_affected} "
+                f"individuals are affected: {expected.value!r} (45 CFR 164.408(b),(c))"
+            )
         if self.report_type is ReportType.ADDENDUM and not self.previous_report_id:
             raise ValueError("an addendum names the previous report (previous_report_id)")
         if Safeguard.NONE in self.safeguards_in_place and len(self.safeguards_in_place) > 1:

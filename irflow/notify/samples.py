@@ -59,6 +59,39 @@ _SAMPLES: dict[str, dict[str, Any]] = {
         "release_date": "2025-03-01",
         "media_contact": {"name": "Media Relations", "phone": "1-800-555-0101", "email": "press@example.org"},
     },
+    "substitute-notice": {
+        "entity": ENTITY,
+        "breach": BREACH,
+        "phi_types": PHI_TYPES,
+        "protective_steps": PROTECTIVE_STEPS,
+        "response": RESPONSE,
+        "substitute": {
+            "form": "web posting",
+            "posted_from": "2025-03-10",
+            "posted_until": "2025-06-08",
+            "toll_free_phone": "1-800-555-0103",
+            "toll_free_active_until": "2025-06-08",
+        },
+    },
+    "urgent-notice": {
+        "entity": ENTITY,
+        "breach": BREACH,
+        "phi_types": PHI_TYPES,
+        "urgent_steps": [
+            "Call your bank now and ask it to watch for payments you did not make.",
+            "Change the password of your patient portal account today.",
+        ],
+        "written_notice_by": "2025-04-18",
+    },
+    "next-of-kin-notice": {
+        "entity": ENTITY,
+        "recipient_name": "Alex Placeholder",
+        "decedent_name": "Pat Placeholder",
+        "breach": BREACH,
+        "phi_types": PHI_TYPES,
+        "protective_steps": PROTECTIVE_STEPS,
+        "response": RESPONSE,
+    },
     "ba-to-ce-notice": {
         "business_associate": {
             "name": "Example Cloud Services LLC",
@@ -136,6 +169,25 @@ REQUIRED_SECTIONS: dict[str, tuple[str, ...]] = {
         "WHAT WE ARE DOING",
         "FOR MORE INFORMATION",
     ),
+    # 164.404(d)(2): the 164.404(c) content, and where to learn whether one's information is included.
+    "substitute-notice": (
+        "WHAT HAPPENED",
+        "WHAT INFORMATION WAS INVOLVED",
+        "IS YOUR INFORMATION INCLUDED?",
+        "WHAT YOU CAN DO",
+        "WHAT WE ARE DOING",
+        "FOR MORE INFORMATION",
+    ),
+    # 164.404(d)(3): in addition to the written notice, which the call announces.
+    "urgent-notice": (
+        "URGENT CALL SCRIPT",
+        "WHAT HAPPENED",
+        "WHAT INFORMATION WAS INVOLVED",
+        "WHAT YOU SHOULD DO NOW",
+        "WRITTEN NOTICE TO FOLLOW",
+    ),
+    # 164.404(d)(1)(ii): the 164.404(c) content, to the next of kin or personal representative.
+    "next-of-kin-notice": _NOTICE_SECTIONS,
     "ba-to-ce-notice": (
         "DESCRIPTION OF THE BREACH",
         "TYPES OF UNSECURED PHI INVOLVED",

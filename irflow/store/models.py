@@ -19,6 +19,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -59,6 +61,16 @@ class Incident(Base):
     breach_end: Mapped[date | None] = mapped_column(Date)
     law_enforcement_delay: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     ba_contract_days: Mapped[int | None] = mapped_column(Integer)
+    # Compliance clock v2 (migration 0006): the time zone that decides the discovery date (None: the
+    # organisation's setting), why discovery is later than the first detection, and the facts below.
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    discovery_reason: Mapped[str | None] = mapped_column(Text)
+    hipaa: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    ca_facility: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    ba_agent_discovered_on: Mapped[date | None] = mapped_column(Date)
+    out_of_date_addresses: Mapped[int | None] = mapped_column(Integer)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    deceased_with_next_of_kin: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The latest risk-assessment outcome: None (not assessed: a breach is presumed), notify, low_probability.
     risk_outcome: Mapped[str | None] = mapped_column(String(24))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -76,7 +88,11 @@ class Deadline(Base):
     __tablename__ = "deadlines"
     __table_args__ = (
         UniqueConstraint(
-            "incident_id", "kind", "jurisdiction", name="uq_deadlines_incident_kind_jurisdiction"
+            "incident_id",
+            "kind",
+            "jurisdiction",
+            "recipient",
+            name="uq_deadlines_incident_kind_jurisdiction_recipient",
         ),
     )
 
@@ -89,6 +105,13 @@ class Deadline(Base):
     notes: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Which regulator, when a jurisdiction has more than one ("" otherwise).
+    recipient: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    sent_on: Mapped[date | None] = mapped_column(Date)
+    outer_bound: Mapped[date | None] = mapped_column(Date)
+    outer_basis: Mapped[str | None] = mapped_column(Text)
+    hipaa_treatment: Mapped[str | None] = mapped_column(String(24))
 
     incident: Mapped[Incident] = relationship(back_populates="deadlines")
 
@@ -238,3 +261,29 @@ class Evidence(Base):
     captured_at: Mapped[datetime] = mapped_column(UTCDateTime())
     dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONDocument, default=dict)
+
+
+class NoticeSent(Base):
+    """A notice recorded as sent (45 CFR 164.414(b): the burden of proof): one per obligation, audited.
+
+    ``evidence_id`` points at the copy kept as evidence (its SHA-256); no recipient names are stored.
+    """
+
+    __tablename__ = "notices_sent"
+    __table_args__ = (
+        UniqueConstraint(
+            "incident_id", "kind", "jurisdiction", "recipient", name="uq_notices_sent_obligation"
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    jurisdiction: Mapped[str] = mapped_column(String(2))
+    recipient: Mapped[str] = mapped_column(String(120))
+    sent_on: Mapped[date] = mapped_column(Date)
+    method: Mapped[str] = mapped_column(String(120))
+    recipients_count: Mapped[int] = mapped_column(Integer)
+    evidence_id: Mapped[str | None] = mapped_column(ForeignKey("evidence.id"))
+    author: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())

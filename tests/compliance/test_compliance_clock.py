@@ -98,14 +98,14 @@ def test_discovery_in_a_leap_year_counts_february_29() -> None:
 
 @pytest.mark.parametrize(("in_state", "media"), [(499, False), (500, False), (501, True)])
 def test_media_needs_more_than_500_in_one_state(in_state: int, media: bool) -> None:
-    result = compute_obligations(facts(affected_total=2000, affected_by_state={"KS": in_state}))
+    result = compute_obligations(facts(affected_total=2000, affected_by_state={"KS": in_state}), {})
     assert (("media", "KS") in kinds(result)) is media
     if media:
         assert by_kind(result, K.MEDIA, "KS").due == by_kind(result, K.INDIVIDUALS).due
 
 
 def test_media_is_per_state_not_total() -> None:
-    result = compute_obligations(facts(affected_total=900, affected_by_state={"KS": 450, "MO": 450}))
+    result = compute_obligations(facts(affected_total=900, affected_by_state={"KS": 450, "MO": 450}), {})
     assert not any(o.kind is K.MEDIA for o in result.obligations)
     assert not any("have no state" in w for w in result.warnings)  # all 900 are placed
 
@@ -122,22 +122,28 @@ def test_written_statement_tolls_until_its_date() -> None:
     delay = LawEnforcementDelay(written=WrittenStatement(given_on=date(2026, 3, 12), until=date(2026, 4, 11)))
     result = compute_obligations(facts(affected_total=600, law_enforcement_delay=delay))
     individuals = by_kind(result, K.INDIVIDUALS)
-    assert individuals.due == date(2026, 5, 1) + timedelta(days=30)
-    assert "untolled due date 2026-05-01" in individuals.notes
+    # the delay ended before the deadline: due unchanged; the tolling reading is the outer bound
+    assert individuals.due == date(2026, 5, 1)
+    assert individuals.outer_bound == date(2026, 5, 1) + timedelta(days=30)
+    assert "164.412" in individuals.outer_basis
     assert by_kind(result, K.HHS).due == individuals.due
-    assert any("written statement on 2026-03-12 tolls until 2026-04-11" in w for w in result.warnings)
+    assert any(
+        "written statement on 2026-03-12 delays the notice until 2026-04-11" in w for w in result.warnings
+    )
 
 
 def test_written_statement_on_discovery_day_starts_the_60_days_at_its_end() -> None:
     delay = LawEnforcementDelay(written=WrittenStatement(given_on=date(2026, 3, 2), until=date(2026, 3, 20)))
     result = compute_obligations(facts(law_enforcement_delay=delay))
-    assert by_kind(result, K.INDIVIDUALS).due == date(2026, 3, 20) + timedelta(days=60)
+    assert by_kind(result, K.INDIVIDUALS).due == date(2026, 5, 1)
+    assert by_kind(result, K.INDIVIDUALS).outer_bound == date(2026, 3, 20) + timedelta(days=60)
 
 
 def test_oral_statement_caps_at_30_days() -> None:
     delay = LawEnforcementDelay(oral=OralStatement(given_on=date(2026, 3, 10)))
     result = compute_obligations(facts(law_enforcement_delay=delay))
-    assert by_kind(result, K.INDIVIDUALS).due == date(2026, 5, 31)
+    assert by_kind(result, K.INDIVIDUALS).due == date(2026, 5, 1)
+    assert by_kind(result, K.INDIVIDUALS).outer_bound == date(2026, 5, 31)
     assert result.tolling[0].start == date(2026, 3, 10) and result.tolling[0].end == date(2026, 4, 9)
     assert any("at most 30 days" in w for w in result.warnings)
 
@@ -148,9 +154,11 @@ def test_oral_followed_by_written_within_30_days_runs_to_the_written_date() -> N
         written=WrittenStatement(given_on=date(2026, 4, 1), until=date(2026, 6, 8)),
     )
     result = compute_obligations(facts(law_enforcement_delay=delay))
-    # the clock stands still 2026-03-10 .. 2026-06-07: 90 days
-    assert by_kind(result, K.INDIVIDUALS).due == date(2026, 5, 1) + timedelta(days=90)
-    assert any("followed by a written statement" in w for w in result.warnings)
+    # the delay runs 2026-03-10 .. 2026-06-07 and is in force on 2026-05-01: due the day it ends;
+    # tolling (90 days added back) is the outer bound
+    assert by_kind(result, K.INDIVIDUALS).due == date(2026, 6, 8)
+    assert by_kind(result, K.INDIVIDUALS).outer_bound == date(2026, 5, 1) + timedelta(days=90)
+    assert any("followed within 30 days by a written statement" in w for w in result.warnings)
 
 
 def test_written_after_the_oral_cap_is_a_separate_delay() -> None:
@@ -160,15 +168,17 @@ def test_written_after_the_oral_cap_is_a_separate_delay() -> None:
     )
     result = compute_obligations(facts(law_enforcement_delay=delay))
     assert len(result.tolling) == 2
-    assert by_kind(result, K.INDIVIDUALS).due == date(2026, 5, 1) + timedelta(days=30 + 10)
-    assert any("came after" in w for w in result.warnings)
+    assert by_kind(result, K.INDIVIDUALS).due == date(2026, 5, 1)
+    assert by_kind(result, K.INDIVIDUALS).outer_bound == date(2026, 5, 1) + timedelta(days=30 + 10)
+    assert any("more than 30 days after" in w for w in result.warnings)
 
 
 def test_statement_after_the_deadline_does_not_extend_it() -> None:
     delay = LawEnforcementDelay(oral=OralStatement(given_on=date(2026, 5, 10)))
     result = compute_obligations(facts(law_enforcement_delay=delay))
     assert by_kind(result, K.INDIVIDUALS).due == date(2026, 5, 1)
-    assert any("does not extend it" in w for w in result.warnings)
+    assert by_kind(result, K.INDIVIDUALS).outer_bound is None
+    assert "began after this deadline" in by_kind(result, K.INDIVIDUALS).notes
 
 
 def test_annual_log_is_not_tolled() -> None:
@@ -219,7 +229,8 @@ def test_business_associate_notice_is_tolled_too() -> None:
     result = compute_obligations(
         facts(role=Role.BUSINESS_ASSOCIATE, ba_contract_days=10, law_enforcement_delay=delay)
     )
-    assert by_kind(result, K.BA_TO_CE).due == date(2026, 3, 2) + timedelta(days=40)
+    assert by_kind(result, K.BA_TO_CE).due == date(2026, 4, 1)  # the oral delay is in force on day 10
+    assert by_kind(result, K.BA_TO_CE).outer_bound == date(2026, 3, 2) + timedelta(days=40)
 
 
 def test_contract_days_for_a_covered_entity_warn() -> None:
@@ -275,9 +286,10 @@ def test_state_codes_are_normalized() -> None:
 
 
 def test_json_shape() -> None:
-    payload = compute_obligations(facts(affected_total=600, affected_by_state={"TX": 600})).as_json()
+    payload = compute_obligations(facts(affected_total=600, affected_by_state={"TX": 600}), {}).as_json()
     assert set(payload) == {"obligations", "warnings"}
     for ob in payload["obligations"]:
-        assert set(ob) == {"kind", "jurisdiction", "due", "basis", "notes"}
+        assert {"kind", "jurisdiction", "due", "basis", "notes"} <= set(ob)
+        assert {"status", "outer_bound", "hipaa_treatment"} <= set(ob)
         assert date.fromisoformat(ob["due"]).isoformat() == ob["due"]
         assert isinstance(ob["notes"], str)

@@ -34,8 +34,18 @@ def test_json_output_shape_and_dates() -> None:
     assert rows[("state_residents", "FL")]["due"] == "2027-07-15"
     assert rows[("state_regulator", "TX")]["due"] == "2027-07-15"
     for ob in payload["obligations"]:
-        assert set(ob) == {"kind", "jurisdiction", "due", "basis", "notes"}
+        assert {
+            "kind",
+            "jurisdiction",
+            "due",
+            "basis",
+            "notes",
+            "status",
+            "outer_bound",
+            "hipaa_treatment",
+        } <= set(ob)
         assert isinstance(ob["notes"], str)
+        assert ob["status"] in {"open", "not_required"}
     assert any("no state" in w for w in payload["warnings"])  # 500 unplaced
 
 
@@ -55,8 +65,11 @@ def test_law_enforcement_options() -> None:
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     rows = {o["kind"]: o for o in payload["obligations"]}
-    assert rows["individuals"]["due"] == "2026-07-30"
-    assert any("followed by a written statement" in w for w in payload["warnings"])
+    # 164.412: the delay (2026-03-10 to 2026-06-08) is in force on day 60: due the day it ends; the reading
+    # that adds the delayed days back is the outer bound
+    assert rows["individuals"]["due"] == "2026-06-08"
+    assert rows["individuals"]["outer_bound"] == "2026-07-30"
+    assert any("followed within 30 days by a written statement" in w for w in payload["warnings"])
 
 
 def test_business_associate_contract_window() -> None:
@@ -121,3 +134,72 @@ def test_runs_as_a_module() -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["obligations"][0]["kind"] == "individuals"
+
+
+def _rows(result) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    assert result.exit_code == 0, result.output
+    return {
+        (o["kind"], o["jurisdiction"], o["recipient"]): o for o in json.loads(result.stdout)["obligations"]
+    }
+
+
+@pytest.mark.parametrize(
+    ("discovered", "tz", "individuals_due"),
+    [
+        ("2026-01-01T20:00", "America/New_York", "2026-03-02"),  # 20:00 Eastern is still 1 January
+        ("2026-01-01T20:00-05:00", "UTC", "2026-03-03"),  # 01:00 UTC on 2 January
+        ("2026-01-02T01:00+00:00", "America/New_York", "2026-03-02"),
+        ("2026-01-01", "Asia/Tokyo", "2026-03-02"),  # a bare date is day 0 itself
+    ],
+)
+def test_tz_decides_the_discovery_date(discovered: str, tz: str, individuals_due: str) -> None:
+    rows = _rows(run("--role", "ce", "--discovered", discovered, "--tz", tz, "--affected", "5", "--json"))
+    assert rows[("individuals", "US", "")]["due"] == individuals_due
+
+
+def test_no_hipaa_drops_the_federal_notices() -> None:
+    rows = _rows(run("--role", "ce", "--discovered", "2026-03-02", "--affected", "600", "--state", "TX=600",
+                     "--no-hipaa", "--json"))  # fmt: skip
+    assert {k[0] for k in rows} == {"state_residents", "state_regulator"}
+    assert all(o["hipaa_treatment"] is None for o in rows.values())
+
+
+def test_sent_meets_an_obligation_and_moves_hhs() -> None:
+    rows = _rows(run("--role", "ce", "--discovered", "2026-03-02", "--affected", "600",
+                     "--sent", "individuals=2026-03-20", "--json"))  # fmt: skip
+    assert rows[("individuals", "US", "")]["status"] == "met"
+    assert rows[("hhs", "US", "")]["due"] == "2026-03-20"  # 164.408(b): contemporaneously
+
+
+def test_substitute_and_agent_options() -> None:
+    rows = _rows(run("--role", "ce", "--discovered", "2026-03-02", "--affected", "600", "--json",
+                     "--out-of-date-addresses", "10", "--ba-agent-discovered", "2026-02-20"))  # fmt: skip
+    assert rows[("individuals", "US", "")]["due"] == "2026-04-21"  # 2026-02-20 + 60: the agent's knowledge
+    assert "164.404(d)(2)(ii)" in rows[("substitute_notice", "US", "")]["basis"]
+
+
+def test_ca_facility_adds_the_health_facility_notices() -> None:
+    rows = _rows(
+        run("--role", "ce", "--discovered", "2026-03-02", "--affected", "3", "--ca-facility", "--json")
+    )
+    assert any("1280.15" in o["basis"] for o in rows.values())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tz", "Mars/Olympus"], "unknown time zone"),
+        (["--sent", "individuals"], "KIND[:JURISDICTION[:RECIPIENT]]=YYYY-MM-DD"),
+        (["--sent", "postcard=2026-03-03"], "unknown kind"),
+        (["--sent", "media:TX=2026-03-03"], "no media TX obligation"),
+        (["--sent", "individuals=2026-03-01"], "before the breach was discovered"),
+        (["--sent", "individuals=2026-03-05", "--sent", "individuals=2026-03-06"], "twice"),
+        (["--out-of-date-addresses", "11"], "more than the 10 affected"),
+        (["--ba-agent-discovered", "soon"], "YYYY-MM-DD"),
+    ],
+)
+def test_bad_new_options_exit_2(args: list[str], message: str) -> None:
+    result = run("--role", "ce", "--discovered", "2026-03-02", "--affected", "10", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output

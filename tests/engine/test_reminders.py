@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
 from irflow.audit import AuditChain
 from irflow.compliance.reminders import reminder_stage
-from irflow.engine.incidents import FactsUpdate, update_facts
+from irflow.engine.incidents import FactsUpdate, NoticeSentInput, record_notice_sent, update_facts
 from irflow.engine.reminders import queue_due_reminders
 from irflow.engine.state import StateStore
 from irflow.store.db import Database
@@ -52,7 +53,9 @@ def incident_with_deadlines(database: Database) -> str:
         database,
         created,
         FactsUpdate(
-            discovered_at=datetime(2026, 3, 2, tzinfo=UTC), affected_total=40, affected_by_state={"CO": 40}
+            discovered_at=datetime(2026, 3, 2, 9, tzinfo=ZoneInfo("America/New_York")),
+            affected_total=40,
+            affected_by_state={"CO": 40},
         ),
         actor="cli:privacy",
     )
@@ -101,3 +104,45 @@ def test_a_late_deadline_skips_the_stages_already_past(
     assert stages == ["T-3", "overdue"]  # individuals due 05-01 (3 days), Colorado due 04-01 (overdue)
     assert len(report.queued) == 2
     assert all("privacy-officer@example.org" not in json.dumps(p) for p in payloads)
+
+
+def test_reminders_stop_once_the_notice_is_recorded_as_sent(
+    database: Database, incident_with_deadlines: str
+) -> None:
+    record_notice_sent(
+        database,
+        incident_with_deadlines,
+        NoticeSentInput(kind="individuals", sent_on=date(2026, 3, 20), method="first_class_mail", count=40),
+        author="cli:privacy",
+    )
+    for day in (date(2026, 4, 1), date(2026, 4, 28), date(2026, 5, 2)):
+        queue_due_reminders(database, today=day, recipients=["privacy-officer@example.org"])
+    with database.transaction() as session:
+        individuals = session.execute(select(Deadline).where(Deadline.kind == "individuals")).scalar_one()
+        reminded = {n.dedupe_key.split(":")[1] for n in session.execute(select(Notification)).scalars()}
+    assert individuals.status == "met"  # never marked overdue after it was met
+    assert individuals.id not in reminded
+
+
+def test_a_reminder_names_the_outer_bound_of_a_delayed_deadline(database: Database) -> None:
+    created = StateStore(database).open_incident(
+        title="PHI export", severity="high", source="cli", actor="cli:ic"
+    )
+    update_facts(
+        database,
+        created,
+        FactsUpdate.model_validate(
+            {
+                "discovered_at": datetime(2026, 3, 2, 9, tzinfo=ZoneInfo("America/New_York")),
+                "affected_total": 40,
+                "law_enforcement_delay": {"oral": {"given_on": "2026-03-10"}},
+            }
+        ),
+        actor="cli:privacy",
+    )
+    queue_due_reminders(database, today=date(2026, 4, 28), recipients=["privacy-officer@example.org"])
+    with database.transaction() as session:
+        [body] = [n.body for n in session.execute(select(Notification)).scalars()]
+    # 164.412: due 2026-05-01 (the oral delay ended 2026-04-09); the tolling reading allows 2026-05-31
+    assert "Due date: May 1, 2026" in body
+    assert "Another reading of the rules allows until May 31, 2026" in body

@@ -93,7 +93,7 @@ steps:
 
 
 def test_reminder_step_sends_todays_stage_once(engine, smtp_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from datetime import UTC, datetime, timedelta
+    from datetime import UTC, datetime, time, timedelta
 
     from irflow import clock
     from irflow.engine.incidents import FactsUpdate, update_facts
@@ -102,9 +102,7 @@ def test_reminder_step_sends_todays_stage_once(engine, smtp_server, tmp_path: Pa
     dry = submit_run(engine, "remind-only", {}, actor="cli:privacy", dry_run=True)
     dry.handle.get_result()
     today = clock.now().astimezone(UTC).date()
-    discovered = datetime.combine(
-        today - timedelta(days=57), datetime.min.time(), tzinfo=UTC
-    )  # due in 3 days
+    discovered = datetime.combine(today - timedelta(days=57), time(12), tzinfo=UTC)  # due in 3 days
     update_facts(
         engine.db, dry.incident_id, FactsUpdate(discovered_at=discovered, affected_total=12), actor="t"
     )
@@ -157,7 +155,7 @@ def test_draft_notices_follow_the_deadlines_and_are_never_sent(engine, smtp_serv
     assert "discovery date" in run_view(engine, first.run_id)["steps"][0]["error"]
 
     facts = FactsUpdate(
-        discovered_at=datetime(2026, 3, 2, tzinfo=UTC),
+        discovered_at=datetime(2026, 3, 3, 2, tzinfo=UTC),  # 21:00 on 2 March in New York: day 0 is 2 March
         affected_total=1200,
         affected_by_state={"TX": 600, "CO": 20},
     )

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from irflow.notify.hhs_report import (
     FIELDS,
     ActionTaken,
+    BreachAffecting,
     BreachLocation,
     BreachType,
     HhsBreachReport,
@@ -24,7 +25,7 @@ from irflow.notify.hhs_report import (
 
 # The portal form, section by section, as dotted field names of the model.
 PORTAL_FIELDS = {
-    "report": ["report_type", "previous_report_id"],
+    "report": ["breach_affecting", "report_type", "previous_report_id"],
     "covered entity": [
         "covered_entity.name",
         "covered_entity.type",
@@ -70,11 +71,13 @@ PORTAL_FIELDS = {
         "notice.state_attorneys_general",
     ],
     "actions": ["actions_taken", "actions_taken_other"],
+    "attestation": ["attestation.accurate", "attestation.name", "attestation.attested_on"],
 }
 
 
 def sample_report(**changes: object) -> HhsBreachReport:
     data = {
+        "breach_affecting": "500 or More Individuals",
         "covered_entity": {
             "name": "Example Health Clinic",
             "type": "Healthcare Provider",
@@ -114,6 +117,7 @@ def sample_report(**changes: object) -> HhsBreachReport:
             "state_attorneys_general": ["ZZ"],
         },
         "actions_taken": [ActionTaken.ADOPTED_ENCRYPTION.value, ActionTaken.CREDIT_MONITORING.value],
+        "attestation": {"accurate": True, "name": "Privacy Officer", "attested_on": "2025-03-12"},
     }
     data.update(changes)
     return HhsBreachReport.model_validate(data)
@@ -231,3 +235,28 @@ def test_breach_dates_are_checked() -> None:
     with pytest.raises(ValidationError, match="locations_other"):
         sample_report(breach=breach | {"locations_other": ""})
     assert sample_report().breach.start_date == date(2025, 2, 10)
+
+
+@pytest.mark.parametrize(("count", "affecting"), [(499, "Fewer Than 500 Individuals"),
+                                                 (500, "500 or More Individuals"),
+                                                 (501, "500 or More Individuals")])  # fmt: skip
+def test_breach_affecting_follows_the_count(count: int, affecting: str) -> None:
+    # 45 CFR 164.408(b): "500 or more"; (c): "less than 500"; the portal's "Breach Affecting" question
+    breach = {**sample_report().breach.model_dump(mode="json"), "individuals_affected": count}
+    assert BreachAffecting.for_count(count).value == affecting
+    assert sample_report(breach=breach, breach_affecting=affecting).breach_affecting.value == affecting
+    other = next(b.value for b in BreachAffecting if b.value != affecting)
+    with pytest.raises(ValidationError, match="breach_affecting"):
+        sample_report(breach=breach, breach_affecting=other)
+
+
+def test_the_attestation_is_required_and_must_be_given() -> None:
+    with pytest.raises(ValidationError, match="attestation"):
+        HhsBreachReport.model_validate(
+            {k: v for k, v in sample_report().model_dump(mode="json").items() if k != "attestation"}
+        )
+    with pytest.raises(ValidationError, match="accuracy is attested"):
+        sample_report(attestation={"accurate": False, "name": "P", "attested_on": "2025-03-12"})
+    row = next(csv.DictReader(io.StringIO(to_csv(sample_report()))))
+    assert row["breach_affecting"] == "500 or More Individuals"
+    assert row["attestation.accurate"] == "Yes" and row["attestation.name"] == "Privacy Officer"

@@ -35,7 +35,9 @@ def test_remind_delivers_each_stage_once_by_email(tmp_path: Path, smtp_server) -
         db,
         created,
         FactsUpdate(
-            discovered_at=datetime(2026, 3, 2, tzinfo=UTC), affected_total=40, affected_by_state={"CO": 40}
+            discovered_at=datetime(2026, 3, 2, 12, tzinfo=UTC),
+            affected_total=40,
+            affected_by_state={"CO": 40},
         ),
         actor="cli:privacy",
     )
