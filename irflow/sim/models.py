@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +178,20 @@ class Tenant:
         self.logs, self.directory = LogAnalytics(), Directory()
         self.diagnostic_settings = DiagnosticSettings()
         self._monitoring_baseline = copy.deepcopy((self.logs, self.directory, self.diagnostic_settings))
+        # Strict by default; a rule is relaxed only by name (irflow.sim.strictness). Ingestion delay of the
+        # Activity Log into Log Analytics (irflow.sim.loganalytics.activity), on the tenant clock.
+        self.relaxed: set[str] = set()
+        self.activity_log_delay = timedelta(minutes=5)
+
+    def relax(self, *names: str) -> None:
+        """Relax named strictness rules (``ValueError`` for a name the simulator does not know)."""
+        from irflow.sim.strictness import check_names
+
+        with self.lock:
+            self.relaxed.update(check_names(names))
+
+    def is_relaxed(self, name: str) -> bool:
+        return name in self.relaxed
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -633,6 +647,13 @@ class Tenant:
         with self.lock:
             first = next(iter(self._subscriptions.values()), None)
             return first.subscription_id if first else None
+
+    def locations(self) -> list[str]:
+        """The regions the tenant's resource groups are in (ARM names them in some refusals)."""
+        with self.lock:
+            return sorted(
+                {g.location for s in self._subscriptions.values() for g in s.resource_groups.values()}
+            )
 
     def subscription(self, subscription_id: str) -> Subscription:
         with self.lock:
