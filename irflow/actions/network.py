@@ -32,6 +32,7 @@ from irflow.domain.resource_id import ResourceId, SubnetId, VirtualNetworkId, Vi
 _NET = "Microsoft.Network"
 SUBNET_READ = f"{_NET}/virtualNetworks/subnets/read"
 NSG_READ = f"{_NET}/networkSecurityGroups/read"
+RULE_READ = f"{_NET}/networkSecurityGroups/securityRules/read"  # the SDK GETs a rule after its PUT settles
 NSG_WRITE = f"{_NET}/networkSecurityGroups/write"
 NSG_DELETE = f"{_NET}/networkSecurityGroups/delete"
 NSG_JOIN = f"{_NET}/networkSecurityGroups/join/action"  # associating an NSG with a subnet
@@ -461,6 +462,7 @@ class QuarantineSubnet(Action):
     permissions = (
         SUBNET_READ,
         NSG_READ,
+        RULE_READ,
         RULE_WRITE,
         RULE_DELETE,
         NSG_WRITE,
