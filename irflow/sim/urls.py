@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from irflow.sim import admin
+from irflow.sim import admin, permissions
 from irflow.sim.graph import urls as graph_urls
 from irflow.sim.keyvault import data as keyvault_data
 from irflow.sim.keyvault import lists as keyvault_lists
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 ROUTES: list[Route] = [*storage_urls.ROUTES, *keyvault_urls.ROUTES, *monitor_urls.ROUTES]
 ROUTES += network_urls.ROUTES
 ROUTES += keyvault_lists.ROUTES  # vaults by subscription / resource group
+ROUTES += permissions.ROUTES  # the caller's effective permissions at a scope (irflow doctor)
 ADMIN_ROUTES: list[Route] = [*admin.ROUTES]
 
 # The blob service: container ACLs (storage.urls), then containers and blobs (storage.blob_data).
