@@ -176,7 +176,9 @@ class AllowRule(BaseModel):
 class QuarantineSubnetParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    subnet: SubnetId = Field(description="Resource id of the subnet to quarantine (it must have an NSG).")
+    subnet: SubnetId = Field(
+        description="Resource id of the subnet to quarantine (one without an NSG gets a quarantine NSG)."
+    )
     allow: list[AllowRule] = Field(
         default_factory=list,
         max_length=50,
@@ -343,16 +345,62 @@ def _private_endpoint_notes(subnet_id: str, subnet: dict[str, Any]) -> list[str]
     ]
 
 
+NO_NSG = "none"  # the prior-NSG tag of a subnet that had no NSG
+
+
+def _swap(
+    params: QuarantineSubnetParams,
+    subnet: dict[str, Any],
+    prior_id: str | None,
+    location: str,
+    reason: str,
+    notes: list[str],
+) -> _Quarantine:
+    """Quarantine by moving the subnet onto an NSG of irflow's own, its prior NSG recorded in a tag."""
+    if prior_id is not None and len(prior_id) > _TAG_VALUE_MAX:
+        raise ActionError(f"{reason}; and {prior_id} is too long to record in a tag for the release")
+    desired = _desired(params, {})
+    rid = ResourceId.parse(params.subnet)
+    swap_id = (
+        f"/subscriptions/{rid.subscription_id}/resourceGroups/{rid.resource_group}/providers/"
+        f"Microsoft.Network/networkSecurityGroups/{_quarantine_nsg_name(params.subnet)}"
+    )
+    changes = [
+        Change(
+            field=f"networkSecurityGroups.{swap_id.rsplit('/', 1)[-1]}",
+            before=None,
+            after={
+                "securityRules": desired,
+                "flushConnection": True,
+                "tags": {PRIOR_NSG_TAG: prior_id or NO_NSG},
+            },
+        ),
+        Change(field="subnet.networkSecurityGroup", before=prior_id, after=swap_id),
+    ]
+    kept = f"its own NSG {prior_id} is left as it is, recorded," if prior_id else "it had no NSG; that is"
+    notes = [
+        f"{reason}: the subnet is moved onto the quarantine NSG {swap_id}; {kept} put back by "
+        "network.release_subnet",
+        *notes,
+    ]
+    template = {"location": location, "name": ""}
+    return _Quarantine("swap", subnet, prior_id or "", template, desired, changes, notes, swap_id)
+
+
 def _quarantine(ctx: StepContext, params: QuarantineSubnetParams) -> _Quarantine:
     subnet = _get_subnet(ctx, params.subnet)
     nsg_id = _nsg_of(subnet)
+    pe_notes = _private_endpoint_notes(params.subnet, subnet)
     if nsg_id is None:
-        raise ActionError(
-            f"subnet {params.subnet} has no network security group: attach one before quarantining it"
+        vnet_id = params.subnet.rsplit("/subnets/", 1)[0]
+        rid = ResourceId.parse(vnet_id)
+        with azure_errors(permission=VNET_READ, scope=vnet_id):
+            vnet = ctx.clients.network(rid.subscription_id).virtual_networks.get(rid.resource_group, rid.name)
+        return _swap(
+            params, subnet, None, vnet.location, "the subnet has no network security group", pe_notes
         )
     nsg = _get_nsg(ctx, nsg_id)
     rules = _rules(nsg)
-    pe_notes = _private_endpoint_notes(params.subnet, subnet)
     if _is_quarantine(nsg.get("name", "")):
         desired = _desired(params, {})
         changes, _ = _quarantine_diff(params, rules)
@@ -364,29 +412,7 @@ def _quarantine(ctx: StepContext, params: QuarantineSubnetParams) -> _Quarantine
     try:
         changes, desired = _quarantine_diff(params, rules)
     except ActionError as no_room:
-        desired = _desired(params, {})
-        if len(nsg_id) > _TAG_VALUE_MAX:
-            raise ActionError(
-                f"{no_room}; and {nsg_id} is too long to record in a tag for the release"
-            ) from None
-        rid = ResourceId.parse(params.subnet)
-        swap_id = (
-            f"/subscriptions/{rid.subscription_id}/resourceGroups/{rid.resource_group}/providers/"
-            f"Microsoft.Network/networkSecurityGroups/{_quarantine_nsg_name(params.subnet)}"
-        )
-        changes = [
-            Change(
-                field=f"networkSecurityGroups.{swap_id.rsplit('/', 1)[-1]}",
-                before=None,
-                after={"securityRules": desired, "flushConnection": True, "tags": {PRIOR_NSG_TAG: nsg_id}},
-            ),
-            Change(field="subnet.networkSecurityGroup", before=nsg_id, after=swap_id),
-        ]
-        notes = [
-            f"{no_room}: the subnet is moved onto the quarantine NSG {swap_id} instead; its own NSG {nsg_id} "
-            "is left as it is, recorded, and put back by network.release_subnet"
-        ]
-        return _Quarantine("swap", subnet, nsg_id, nsg, desired, changes, notes + pe_notes, swap_id)
+        return _swap(params, subnet, nsg_id, nsg["location"], str(no_room), pe_notes)
     if not _flush(nsg):
         changes.append(Change(field="flushConnection", before=False, after=True))
     notes = []
@@ -436,9 +462,10 @@ class QuarantineSubnet(Action):
     quarantined with it (the plan says which). Existing rules are not touched; stale ``irflow-quarantine-*``
     rules from an earlier allow-list are replaced.
 
-    When an Allow rule of the NSG's own holds the top priorities (e.g. 100), nothing can be placed above it:
-    a quarantine NSG ``irflow-quarantine-VNET-SUBNET`` holding only the quarantine rules (``flushConnection``
-    on) is created in the subnet's resource group and swapped onto the subnet; the subnet's own NSG is left
+    When an Allow rule of the NSG's own holds the top priorities (e.g. 100), nothing can be placed above it,
+    and a subnet without an NSG has nowhere to put the rules: then a quarantine NSG
+    ``irflow-quarantine-VNET-SUBNET`` holding only the quarantine rules (``flushConnection`` on) is created in
+    the subnet's resource group and swapped onto the subnet; the subnet's own NSG (or ``none``) is left
     untouched and recorded in the quarantine NSG's tag ``irflow-quarantine-prior-nsg``.
 
     Private endpoints in the subnet ignore NSG rules unless its ``privateEndpointNetworkPolicies`` is
@@ -461,6 +488,7 @@ class QuarantineSubnet(Action):
     Params = QuarantineSubnetParams
     permissions = (
         SUBNET_READ,
+        VNET_READ,
         NSG_READ,
         RULE_READ,
         RULE_WRITE,
@@ -483,7 +511,7 @@ class QuarantineSubnet(Action):
         params: QuarantineSubnetParams = ctx.params  # type: ignore[assignment]
         q = _quarantine(ctx, params)
         prior: dict[str, Any] = {
-            "nsg": q.nsg_id,
+            "nsg": q.nsg_id or None,
             "flushConnection": _flush(q.nsg),
             "rules": {
                 c.field.removeprefix("securityRules."): c.before
@@ -500,9 +528,8 @@ class QuarantineSubnet(Action):
             self._apply_rules(ctx, params, q)
         else:
             assert q.quarantine_nsg_id is not None
-            tags = _tags(q.nsg) if q.mode == "swapped" else {PRIOR_NSG_TAG: q.nsg_id}
-            template = q.nsg if q.mode == "swapped" else {"location": q.nsg["location"]}
-            body = _nsg_body(template, _wire_rules(q.desired, params.subnet), flush=True, tags=tags)
+            tags = _tags(q.nsg) if q.mode == "swapped" else {PRIOR_NSG_TAG: q.nsg_id or NO_NSG}
+            body = _nsg_body(q.nsg, _wire_rules(q.desired, params.subnet), flush=True, tags=tags)
             _put_nsg(ctx, q.quarantine_nsg_id, body)  # deny first: the NSG exists with its rules ...
             if q.mode == "swap":  # ... before the subnet moves onto it
                 _put_subnet_nsg(ctx, params.subnet, q.subnet, q.quarantine_nsg_id)
@@ -572,7 +599,7 @@ def _release(ctx: StepContext, subnet_id: str) -> _Release:
     nsg = _get_nsg(ctx, nsg_id) if nsg_id else None
     changes: list[Change] = []
     if nsg is not None and _is_quarantine(nsg.get("name", "")):
-        prior = _tags(nsg).get(PRIOR_NSG_TAG) or None
+        prior = _prior_nsg(nsg)
         changes.append(Change(field="subnet.networkSecurityGroup", before=nsg_id, after=prior))
         changes.append(Change(field=f"networkSecurityGroups.{nsg['name']}", before=nsg_id, after=None))
         return _Release(subnet, nsg_id, nsg, changes)
@@ -592,6 +619,12 @@ def _release(ctx: StepContext, subnet_id: str) -> _Release:
             Change(field=f"networkSecurityGroups.{leftover.rsplit('/', 1)[-1]}", before=leftover, after=None)
         )
     return _Release(subnet, nsg_id, nsg, changes, leftover)
+
+
+def _prior_nsg(quarantine_nsg: dict[str, Any]) -> str | None:
+    """The NSG a quarantine NSG's subnet had before the swap (None: it had none)."""
+    prior = _tags(quarantine_nsg).get(PRIOR_NSG_TAG) or NO_NSG
+    return None if prior == NO_NSG else prior
 
 
 def _detached_quarantine_nsg(ctx: StepContext, subnet_id: str) -> str | None:
@@ -669,7 +702,7 @@ class ReleaseSubnet(Action):
             return Result(changed=False, prior_state=prior, notes=["not quarantined"])
         assert r.nsg_id is not None or r.leftover_nsg is not None
         if r.nsg is not None and _is_quarantine(r.nsg.get("name", "")):
-            _put_subnet_nsg(ctx, params.subnet, r.subnet, _tags(r.nsg).get(PRIOR_NSG_TAG) or None)
+            _put_subnet_nsg(ctx, params.subnet, r.subnet, _prior_nsg(r.nsg))
             _delete_nsg(ctx, r.nsg_id)  # type: ignore[arg-type]
         elif r.nsg is not None and r.nsg_id is not None:
             rid = ResourceId.parse(r.nsg_id)

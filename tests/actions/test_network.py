@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from irflow.actions.base import ActionError, PermissionDenied, ResourceMissing
+from irflow.actions.base import PermissionDenied, ResourceMissing
 from irflow.actions.network import (
     DisconnectPeering,
     QuarantineSubnet,
@@ -210,10 +210,33 @@ class TestQuarantineSubnet:
         data.private_endpoint_network_policies = "NetworkSecurityGroupEnabled"
         assert not [n for n in QuarantineSubnet().plan(ctx).notes if "private endpoint" in n]
 
-    def test_subnet_without_nsg_is_refused(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
-        ctx = make_context("network.quarantine_subnet", subnet=_subnet(tenant, "snet-phi-app"))
-        with pytest.raises(ActionError, match="no network security group"):
-            QuarantineSubnet().plan(ctx)
+    def test_a_subnet_without_nsg_gets_a_quarantine_nsg_and_back_none(
+        self, tenant: Tenant, make_context
+    ) -> None:  # type: ignore[no-untyped-def]
+        # This used to be refused ("attach one before quarantining it"): a subnet without an NSG could not be
+        # quarantined at all. It is now moved onto a quarantine NSG and released back to no NSG.
+        subnet = _subnet(tenant, "snet-phi-app")
+        ctx = make_context("network.quarantine_subnet", subnet=subnet)
+        plan = QuarantineSubnet().plan(ctx)
+        assert _writes(tenant) == []
+        assert {c.field: c.before for c in plan.changes}["subnet.networkSecurityGroup"] is None
+        assert any("has no network security group" in n for n in plan.notes)
+        assert QuarantineSubnet().apply(ctx).changed
+        quarantine = tenant.get_network_security_group(
+            tenant.default_subscription_id, PHI_RG, "irflow-quarantine-vnet-phi-snet-phi-app"
+        )
+        assert quarantine.tags["irflow-quarantine-prior-nsg"] == "none"
+        assert quarantine.location == _vnet(tenant).location
+        app = _vnet(tenant).subnets["snet-phi-app"]
+        assert app.network_security_group_id == quarantine.id
+        writes = len(_writes(tenant))
+        assert not QuarantineSubnet().apply(ctx).changed and len(_writes(tenant)) == writes
+        assert QuarantineSubnet().verify(ctx)
+        release = make_context("network.release_subnet", subnet=subnet)
+        assert ReleaseSubnet().apply(release).changed
+        assert app.network_security_group_id is None
+        assert not ReleaseSubnet().apply(release).changed
+        assert ReleaseSubnet().verify(release)
 
     def test_denied_write_names_permission_and_scope(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
         tenant.deny("Microsoft.Network/networkSecurityGroups/securityRules/write", _nsg(tenant).id)
