@@ -4,8 +4,9 @@ Checks, in order (each one ``ok``, ``missing``, ``failed`` or ``skipped``):
 
 - ``settings``: the ``IRFLOW_*`` Azure settings resolve to endpoints and a credential;
 - ``token:<audience>``: the credential gets a token for ARM, Log Analytics and Microsoft Graph;
-- ``endpoint:<name>``: ARM, Log Analytics and Graph answer over TLS (any HTTP status counts: only reachability
-  and the certificate are checked; nothing is sent but a GET of the endpoint's root);
+- ``endpoint:<name>``: ARM, Log Analytics, Graph (and the Entra ID authority, for Entra ID credentials) answer
+  over TLS (any HTTP status counts: only reachability and the certificate are checked; nothing is sent but a
+  GET of the endpoint's root);
 - ``object_id``: irflow's own object id (``IRFLOW_SELF_OBJECT_ID`` or its token's ``oid``), which containment
   always keeps in its allow-lists;
 - ``origin``: irflow's network origin (``IRFLOW_EGRESS_IPS`` / ``IRFLOW_SUBNET_ID``), which isolation keeps
@@ -26,9 +27,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import requests
+from azure.core.credentials import TokenCredential
 
 from irflow.actions.base import is_data_action, is_directory_permission, required_permissions
-from irflow.azure.clients import AzureClients, ConfigurationError
+from irflow.azure.clients import AzureClients, ConfigurationError, StaticTokenCredential
 from irflow.azure.principal import SelfIdentityUnknown
 from irflow.domain.resource_id import validate_scope
 from irflow.redaction import redact_text
@@ -141,13 +143,14 @@ def _endpoint(name: str, url: str, verify: str | bool) -> Check:
     return Check(f"endpoint:{name}", "ok", f"{url} answers (HTTP {response.status_code})")
 
 
-def run(settings: Settings, scope: str | None = None) -> Report:
-    """Run every check (read-only) and return the report; never raises for what it finds."""
+def run(settings: Settings, scope: str | None = None, credential: TokenCredential | None = None) -> Report:
+    """Run every check (read-only) and return the report; never raises for what it finds. ``credential``
+    replaces the one the settings would build (tests)."""
     checks: list[Check] = []
     if scope is not None:
         scope = validate_scope(scope)
     try:
-        clients = AzureClients(settings)
+        clients = AzureClients(settings, credential=credential)
     except (ConfigurationError, ValueError) as exc:
         checks.append(Check("settings", "failed", redact_text(str(exc))[:300]))
         return Report(checks, None)
@@ -176,7 +179,12 @@ def run(settings: Settings, scope: str | None = None) -> Report:
                 checks.append(
                     Check(f"token:{audience}", "failed", f"no token for {resource_scope}: {_short(exc)}")
                 )
-        for name, url in (("arm", endpoints.arm), ("logs", endpoints.logs), ("graph", endpoints.graph)):
+        reachable = [("arm", endpoints.arm), ("logs", endpoints.logs), ("graph", endpoints.graph)]
+        if not isinstance(
+            clients.credential, StaticTokenCredential
+        ):  # Entra ID credentials use the authority
+            reachable.append(("authority", endpoints.authority))
+        for name, url in reachable:
             checks.append(_endpoint(name, url, clients.verify))
         if settings.self_object_id:
             checks.append(Check("object_id", "ok", f"{settings.self_object_id} (IRFLOW_SELF_OBJECT_ID)"))

@@ -122,3 +122,28 @@ def test_permission_entries_match_as_role_definitions_do() -> None:
     assert granted(blob, [{"actions": [], "dataActions": ["Microsoft.Storage/*"]}])
     # one role's NotActions do not take away what another role grants
     assert granted("Microsoft.Storage/storageAccounts/write", [*storage_reader, {"actions": ["*"]}])
+
+
+def test_an_entra_credential_also_needs_the_authority_to_answer(sim: SimServer) -> None:
+
+    from irflow.doctor import run
+    from irflow.settings import Settings
+
+    class EntraLike:  # an Entra ID credential as far as the doctor can tell (not the static simulator token)
+        def get_token(self, *scopes: str, **kwargs: object):  # type: ignore[no-untyped-def]
+            from azure.core.credentials import AccessToken
+
+            return AccessToken(sim.token, 4102444800)
+
+    settings = Settings(
+        azure_cloud="custom",
+        arm_endpoint=sim.endpoint,
+        authority="https://127.0.0.1:9",
+        azure_ca_bundle=Path(sim.ca_file),
+        self_object_id=sim.tenant.principal_id,
+        egress_ips="203.0.113.7",
+    )
+    report = run(settings, f"/subscriptions/{sim.subscription_id}", credential=EntraLike())  # type: ignore[arg-type]
+    checks = {c.name: c.status for c in report.checks}
+    assert checks["endpoint:authority"] == "failed" and checks["endpoint:arm"] == "ok"
+    assert checks["permissions"] == "ok" and not report.ok
