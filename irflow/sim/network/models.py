@@ -105,6 +105,21 @@ def validate_rule_properties(name: str, properties: Any) -> dict[str, Any]:
     return result
 
 
+def check_priority(rules: dict[str, Any], name: str, properties: dict[str, Any]) -> None:
+    """One rule per priority and direction in an NSG: "You can't create two security rules with the same
+    priority and direction." (https://learn.microsoft.com/azure/virtual-network/network-security-groups-overview)"""
+    for other in rules.values():
+        if other.name.lower() == name.lower():
+            continue
+        same = other.properties["priority"] == properties["priority"]
+        if same and other.properties["direction"] == properties["direction"]:
+            raise bad_request(
+                "SecurityRuleConflict",
+                f"Security rule {other.name} conflicts with rule {name}. Rules cannot have the same "
+                "Priority and Direction. To learn more, see aka.ms/nsgrules.",
+            )
+
+
 @dataclass
 class SecurityRule:
     name: str
@@ -174,16 +189,7 @@ class NetworkSecurityGroup:
         return self.rules.get(name.lower())
 
     def check_priority(self, name: str, properties: dict[str, Any]) -> None:
-        for other in self.rules.values():
-            if other.name.lower() == name.lower():
-                continue
-            same = other.properties["priority"] == properties["priority"]
-            if same and other.properties["direction"] == properties["direction"]:
-                raise bad_request(
-                    "SecurityRuleConflict",
-                    f"Security rule {other.name} conflicts with rule {name}. Rules cannot have the same "
-                    "Priority and Direction. To learn more, see aka.ms/nsgrules.",
-                )
+        check_priority(self.rules, name, properties)
 
     def to_arm(self, subnet_ids: list[str]) -> dict[str, Any]:
         rules = sorted(self.rules.values(), key=lambda r: r.name.lower())

@@ -23,10 +23,11 @@ from irflow.sim.network.models import (
     SecurityRule,
     VirtualNetwork,
     bad_request,
+    check_priority,
     new_etag,
     validate_rule_properties,
 )
-from irflow.sim.network.responses import _nsg, _operation_urls, _retry_after, _settle, _vnet
+from irflow.sim.network.responses import _operation_urls, _retry_after, _settle, _vnet
 
 if TYPE_CHECKING:
     from irflow.sim.models import Tenant
@@ -65,7 +66,6 @@ def _nsg_rules(value: Any) -> dict[str, SecurityRule]:
     if not isinstance(value, list):
         raise bad_request("InvalidRequestFormat", "Cannot parse the request: 'securityRules' must be a list.")
     rules: dict[str, SecurityRule] = {}
-    probe = NetworkSecurityGroup("", "", "", "")
     for entry in value:
         name = entry.get("name") if isinstance(entry, dict) else None
         if not isinstance(name, str) or not name:
@@ -77,8 +77,7 @@ def _nsg_rules(value: Any) -> dict[str, SecurityRule]:
         properties = dict(entry.get("properties") or {})
         properties.pop("provisioningState", None)  # read-only
         checked = validate_rule_properties(name, properties)
-        probe.rules = rules
-        probe.check_priority(name, checked)  # one rule per priority and direction (SecurityRuleConflict)
+        check_priority(rules, name, checked)  # one rule per priority and direction (SecurityRuleConflict)
         rules[name.lower()] = SecurityRule(name, checked)
     return rules
 
@@ -326,6 +325,3 @@ def list_vnets(tenant: Tenant, request: SimRequest) -> SimResponse:
         page_size=tenant.page_size,
     )
     return SimResponse(200, body)
-
-
-__all__ = ["delete_nsg", "list_nsgs", "list_vnets", "put_nsg", "put_subnet", "_nsg"]
