@@ -29,7 +29,12 @@ from typing import Any
 import requests
 from azure.core.credentials import TokenCredential
 
-from irflow.actions.base import is_data_action, is_directory_permission, required_permissions
+from irflow.actions.base import (
+    DOCTOR_PERMISSIONS,
+    is_data_action,
+    is_directory_permission,
+    required_permissions,
+)
 from irflow.azure.clients import AzureClients, ConfigurationError, StaticTokenCredential
 from irflow.azure.principal import SelfIdentityUnknown
 from irflow.domain.resource_id import validate_scope
@@ -77,6 +82,16 @@ def _short(exc: BaseException) -> str:
     return redact_text(f"{type(exc).__name__}: {text}")[:300]
 
 
+def _arm_error(exc: Any) -> str:
+    """``code: message`` of an ARM error body, shortened and redacted (the exception's text otherwise)."""
+    try:
+        error = exc.response.json().get("error") or {}
+        text = f"{error.get('code', '')}: {error.get('message', '')}".strip(": ")
+    except Exception:  # noqa: BLE001 (a body that is not ARM's JSON)
+        text = ""
+    return redact_text(text)[:300] if text else _short(exc)
+
+
 def granted(permission: str, entries: list[dict[str, Any]]) -> bool:
     """Whether ARM's permission entries grant ``permission``: some entry's actions (or dataActions) match it
     and none of that entry's notActions (notDataActions) do (wildcards as in role definitions)."""
@@ -111,9 +126,10 @@ def _permissions(clients: AzureClients, scope: str) -> tuple[Check, PermissionRe
             entries += body.get("value") or []
             url = body.get("nextLink")
     except HttpResponseError as exc:
-        return Check(
-            "permissions", "failed", f"ARM refused the permission list at {scope}: {_short(exc)}"
-        ), report
+        detail = f"ARM answered {exc.status_code} for the permission list at {scope}: {_arm_error(exc)}"
+        if exc.status_code == 403:
+            detail += f" (irflow needs {DOCTOR_PERMISSIONS[0]} to list its permissions)"
+        return Check("permissions", "failed", detail), report
     except Exception as exc:  # noqa: BLE001 (transport errors of every kind end as a failed check)
         return Check("permissions", "failed", f"could not list permissions at {scope}: {_short(exc)}"), report
     for permission, actions in required_permissions().items():

@@ -147,3 +147,15 @@ def test_an_entra_credential_also_needs_the_authority_to_answer(sim: SimServer) 
     checks = {c.name: c.status for c in report.checks}
     assert checks["endpoint:authority"] == "failed" and checks["endpoint:arm"] == "ok"
     assert checks["permissions"] == "ok" and not report.ok
+
+
+def test_without_the_right_to_list_permissions_the_check_fails_naming_it(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    sim.tenant.deny("Microsoft.Authorization/permissions/read")
+    scope = f"/subscriptions/{sim.subscription_id}"
+    result = doctor(sim, tmp_path, "--scope", scope, "--json", IRFLOW_EGRESS_IPS="203.0.113.7")
+    assert result.returncode == 1
+    [check] = [c for c in json.loads(result.stdout)["checks"] if c["name"] == "permissions"]
+    assert check["status"] == "failed" and "AuthorizationFailed" in check["detail"]
+    assert "Microsoft.Authorization/permissions/read" in check["detail"]

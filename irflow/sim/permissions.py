@@ -7,7 +7,8 @@ The simulated principal holds every permission except its deny rules, so the ans
 the deny rules that apply at the scope as ``notActions`` / ``notDataActions``. As in Azure, only what is
 assigned at the scope or above counts (a rule on a child resource is not in a resource group's answer):
 https://learn.microsoft.com/rest/api/authorization/permissions/list-for-resource-group
-Listing one's own permissions needs no permission of its own.
+Listing them needs ``Microsoft.Authorization/permissions/read`` ("Lists all the permissions the caller has for
+a given resource/resource group/subscription", Azure resource provider operations, Microsoft.Authorization).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from irflow.sim.models import Tenant
 
 _PERMISSIONS = "/providers/Microsoft.Authorization/permissions"
+PERMISSIONS_READ = "Microsoft.Authorization/permissions/read"
 _SUB = "/subscriptions/{subscriptionId}"
 _RG = _SUB + "/resourceGroups/{resourceGroupName}"
 _RESOURCE = _RG + "/providers/{namespace}/{resourceType}/{resourceName}"
@@ -60,6 +62,12 @@ def list_permissions(tenant: Tenant, request: SimRequest) -> SimResponse:
 
 
 ROUTES = [
-    Route("GET", template + _PERMISSIONS, list_permissions, f"authorization.permissions.list.{label}")
+    Route(
+        "GET",
+        template + _PERMISSIONS,
+        list_permissions,
+        f"authorization.permissions.list.{label}",
+        operation=PERMISSIONS_READ,
+    )
     for template, label in ((_SUB, "subscription"), (_RG, "resource_group"), (_RESOURCE, "resource"))
 ]
