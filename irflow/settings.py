@@ -12,7 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-AzureCloud = Literal["public", "usgov", "china", "custom"]
+# usgov-dod: Azure Government DoD (IL5) tenants: Azure Government ARM and Log Analytics, the DoD Graph.
+AzureCloud = Literal["public", "usgov", "usgov-dod", "china", "custom"]
 
 
 class Settings(BaseSettings):

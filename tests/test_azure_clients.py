@@ -81,3 +81,118 @@ def test_storage_client_reaches_a_custom_endpoint_through_its_ca_bundle() -> Non
         names = sorted(a.name for a in client.storage_accounts.list())
         clients.close()
     assert names == ["phiclaimsarchive", "phiimaging", "phipatientexports", "webassetscdn"]
+
+
+# ------------------------------------------------------------------------------------------- sovereign clouds
+@pytest.fixture
+def clean_identity_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No Azure identity variables; whatever the code under test sets is undone afterwards."""
+    names = (
+        "AZURE_AUTHORITY_HOST", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_CLIENT_ID", "AZURE_TENANT_ID",
+        "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_USERNAME", "IDENTITY_ENDPOINT",
+        "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT", "AZURE_TOKEN_CREDENTIALS",
+    )  # fmt: skip
+    for name in names:
+        monkeypatch.setenv(name, "x")  # recorded as absent: undone even when the code sets it later
+        monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_the_dod_cloud_uses_azure_government_with_the_dod_graph() -> None:
+    dod = resolve_endpoints(Settings(azure_cloud="usgov-dod"))
+    assert dod.graph == "https://dod-graph.microsoft.us"
+    assert (dod.arm, dod.logs, dod.authority) == (
+        "https://management.usgovcloudapi.net",
+        "https://api.loganalytics.us",
+        "https://login.microsoftonline.us",
+    )
+    assert resolve_endpoints(Settings(azure_cloud="usgov")).graph == "https://graph.microsoft.us"
+
+
+def test_a_sovereign_cloud_sets_the_authority_host_for_azure_identity(clean_identity_env) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    AzureClients(Settings(azure_cloud="china"))
+    assert os.environ["AZURE_AUTHORITY_HOST"] == "https://login.chinacloudapi.cn"
+    with pytest.raises(
+        ConfigurationError, match="AZURE_AUTHORITY_HOST=https://login.chinacloudapi.cn does not"
+    ):
+        AzureClients(Settings(azure_cloud="usgov"))
+    with pytest.raises(ConfigurationError, match="needs IRFLOW_AUTHORITY"):
+        AzureClients(Settings(azure_cloud="custom", arm_endpoint="https://arm.example"))
+
+
+def test_the_public_cloud_leaves_the_environment_alone(clean_identity_env) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    AzureClients(Settings())
+    assert "AZURE_AUTHORITY_HOST" not in os.environ
+
+
+def _jwt(claims: dict) -> str:  # type: ignore[type-arg]
+    import base64
+    import json
+
+    def part(value: dict) -> str:  # type: ignore[type-arg]
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.sig"
+
+
+def test_workload_identity_gets_its_token_from_the_clouds_authority(  # type: ignore[no-untyped-def]
+    clean_identity_env, tmp_path: Path
+) -> None:
+    import responses
+
+    tenant, client = "72f988bf-0000-4000-8000-000000000001", "0b1c2d3e-0000-4000-8000-000000000002"
+    token_file = tmp_path / "federated-token"
+    token_file.write_text(
+        _jwt({"aud": "api://AzureADTokenExchange", "sub": "system:serviceaccount:ir:irflow"})
+    )
+    clean_identity_env.setenv("AZURE_FEDERATED_TOKEN_FILE", str(token_file))
+    clean_identity_env.setenv("AZURE_CLIENT_ID", client)
+    clean_identity_env.setenv("AZURE_TENANT_ID", tenant)
+    gov = "https://login.microsoftonline.us"
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add(
+            responses.GET,
+            f"{gov}/{tenant}/v2.0/.well-known/openid-configuration",
+            json={
+                "token_endpoint": f"{gov}/{tenant}/oauth2/v2.0/token",
+                "authorization_endpoint": f"{gov}/{tenant}/oauth2/v2.0/authorize",
+                "issuer": f"{gov}/{tenant}/v2.0",
+            },
+        )
+        mock.add(
+            responses.POST,
+            f"{gov}/{tenant}/oauth2/v2.0/token",
+            json={"access_token": "gov-token", "expires_in": 3600, "token_type": "Bearer"},
+        )
+        clients = AzureClients(Settings(azure_cloud="usgov"))
+        token = clients.credential.get_token(clients.arm_scope)
+        calls = [call.request.url for call in mock.calls]
+        body = mock.calls[-1].request.body
+    body = body.decode() if isinstance(body, bytes) else body
+    assert token.token == "gov-token"
+    assert calls and all(url.startswith(gov) for url in calls), calls  # never the public login host
+    assert "client_assertion_type" in body and "management.usgovcloudapi.net%2F.default" in body
+
+
+def test_managed_identity_asks_for_the_clouds_audiences(clean_identity_env) -> None:  # type: ignore[no-untyped-def]
+    import responses
+
+    endpoint = "http://127.0.0.1:41234/msi/token"  # App Service / Functions managed identity
+    clean_identity_env.setenv("IDENTITY_ENDPOINT", endpoint)
+    clean_identity_env.setenv("IDENTITY_HEADER", "header-secret")
+    clean_identity_env.setenv("AZURE_TOKEN_CREDENTIALS", "ManagedIdentityCredential")
+    with responses.RequestsMock() as mock:
+        mock.add(
+            responses.GET,
+            endpoint,
+            json={"access_token": "mi-token", "expires_on": "4102444800", "token_type": "Bearer"},
+        )
+        clients = AzureClients(Settings(azure_cloud="usgov-dod"))
+        clients.credential.get_token(clients.arm_scope)
+        clients.credential.get_token(f"{clients.endpoints.graph}/.default")
+        resources = [call.request.params["resource"] for call in mock.calls]
+    assert resources == ["https://management.usgovcloudapi.net", "https://dod-graph.microsoft.us"]

@@ -184,10 +184,17 @@ def entra_role_definition(name: str = "irflow incident responder (directory)") -
     }
 
 
+# What `irflow doctor` reads besides the actions' own calls: the caller's permissions at a scope
+# (GET {scope}/providers/Microsoft.Authorization/permissions).
+DOCTOR_PERMISSIONS = ("Microsoft.Authorization/permissions/read",)
+
+
 def azure_role_definition(scopes: list[str], name: str = "irflow incident responder") -> dict[str, Any]:
-    """A least-privilege Azure custom role covering exactly the registered actions' Azure permissions."""
-    permissions = [p for p in required_permissions() if not is_directory_permission(p)]
-    data = [p for p in permissions if _is_data_action(p)]
+    """A least-privilege Azure custom role covering exactly the registered actions' Azure permissions, and
+    the permission list `irflow doctor` reads."""
+    needed = [p for p in required_permissions() if not is_directory_permission(p)]
+    permissions = sorted(set(needed) | set(DOCTOR_PERMISSIONS), key=str.lower)
+    data = [p for p in permissions if is_data_action(p)]
     return {
         "Name": name,
         "IsCustom": True,
@@ -200,7 +207,7 @@ def azure_role_definition(scopes: list[str], name: str = "irflow incident respon
     }
 
 
-def _is_data_action(permission: str) -> bool:
+def is_data_action(permission: str) -> bool:
     """Data-plane permissions (blob contents, key operations) belong in a role's DataActions."""
     lowered = permission.lower()
     return "/blobservices/containers/blobs/" in lowered or lowered.startswith(

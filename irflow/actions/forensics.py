@@ -40,6 +40,8 @@ ACTOR = "irflow-engine"
 KEYVAULT_READ = "Microsoft.KeyVault/vaults/read"
 NSG_READ = "Microsoft.Network/networkSecurityGroups/read"
 VNET_READ = "Microsoft.Network/virtualNetworks/read"
+SUBNET_READ = "Microsoft.Network/virtualNetworks/subnets/read"  # a subnet is read as its own resource
+PEERING_READ = "Microsoft.Network/virtualNetworks/virtualNetworkPeerings/read"
 SET_LEGAL_HOLD = "Microsoft.Storage/storageAccounts/blobServices/containers/setLegalHold/action"
 IMMUTABILITY_WRITE = "Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies/write"
 BLOB_READ = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read"
@@ -121,7 +123,7 @@ class CaptureResourceState(Action):
 
     name = "forensics.capture_resource_state"
     Params = CaptureResourceStateParams
-    permissions = (STORAGE_READ, KEYVAULT_READ, NSG_READ, VNET_READ)
+    permissions = (STORAGE_READ, KEYVAULT_READ, NSG_READ, VNET_READ, SUBNET_READ, PEERING_READ)
     target_param = None
 
     @staticmethod

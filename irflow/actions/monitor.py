@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -32,6 +33,16 @@ from irflow.domain.resource_id import (
 )
 
 QUERY_READ = "Microsoft.OperationalInsights/workspaces/query/read"
+WORKSPACE_READ = "Microsoft.OperationalInsights/workspaces/read"
+
+
+def table_read(table: str) -> str:
+    """Table-level read access: a custom role holding workspaces/read, workspaces/query/read and
+    workspaces/query/{Table}/read may query that table only
+    (https://learn.microsoft.com/azure/azure-monitor/logs/manage-access#set-table-level-read-access)."""
+    return f"Microsoft.OperationalInsights/workspaces/query/{table}/read"
+
+
 DIAGNOSTIC_SETTINGS_READ = "Microsoft.Insights/diagnosticSettings/read"
 DIAGNOSTIC_SETTINGS_WRITE = "Microsoft.Insights/diagnosticSettings/write"
 
@@ -62,7 +73,8 @@ def run_query(
     """Rows of the first result table as dicts, and the partial-result error ("" when complete)."""
     from azure.monitor.query import LogsQueryStatus
 
-    with azure_errors(permission=QUERY_READ, scope=f"Log Analytics workspace {workspace_id}"):
+    scope = f"Log Analytics workspace {workspace_id} (with table-level access, also {table_read('{Table}')})"
+    with azure_errors(permission=QUERY_READ, scope=scope):
         try:
             response = ctx.clients.logs().query_workspace(workspace_id, query, timespan=timespan)
         except HttpResponseError as exc:
@@ -72,7 +84,7 @@ def run_query(
             raise
     if response.status == LogsQueryStatus.PARTIAL:
         tables, error = response.partial_data, response.partial_error
-        problem = f"{getattr(error, 'code', '')}: {getattr(error, 'message', '')}".strip(": ") or "partial"
+        problem = _partial_problem(error)
     else:
         tables, problem = response.tables, ""
     if not tables:
@@ -80,6 +92,18 @@ def run_query(
     table = tables[0]
     columns = [getattr(c, "name", c) for c in table.columns]
     return [dict(zip(columns, list(row), strict=True)) for row in table.rows], problem
+
+
+def _partial_problem(error: Any) -> str:
+    """What a partial answer says, down to the engine's reason (which limit was hit), kept in ``details``."""
+    parts = [getattr(error, "code", "") or "", getattr(error, "message", "") or ""]
+    for detail in getattr(error, "details", None) or []:
+        inner = detail if isinstance(detail, Mapping) else {}  # the SDK's ErrorDetail is a Mapping
+        while isinstance(inner.get("innererror"), Mapping):
+            inner = inner["innererror"]
+        if inner.get("message"):
+            parts.append(str(inner["message"])[:300])
+    return ": ".join(p for p in parts if p) or "partial"
 
 
 # ---------------------------------------------------------------------------------- query_storage_access
@@ -99,6 +123,12 @@ class QueryStorageAccessParams(BaseModel):
         description="Caller address prefixes that are expected (e.g. '10.20.' for the ETL subnet); reads "
         "from any other address are counted as unexpected. End IPv4 prefixes with a dot: '10.2' also matches "
         "10.20.x.x.",
+    )
+    allow_partial: bool = Field(
+        default=False,
+        description="Accept a partial answer (Log Analytics cut the result at its limits: 500,000 rows, "
+        "64 MB, 10 minutes) as the summary, marked complete: false. By default a partial answer fails the "
+        "step: its counts would understate the access.",
     )
 
     @field_validator("lookback")
@@ -142,7 +172,7 @@ class QueryStorageAccess(Action):
 
     name = "monitor.query_storage_access"
     Params = QueryStorageAccessParams
-    permissions = (QUERY_READ,)
+    permissions = (QUERY_READ, WORKSPACE_READ, table_read("StorageBlobLogs"))
     target_param = "workspace_id"
 
     @staticmethod
@@ -192,6 +222,15 @@ class QueryStorageAccess(Action):
     def apply(self, ctx: StepContext) -> Result:
         params: QueryStorageAccessParams = ctx.params  # type: ignore[assignment]
         rows, partial = run_query(ctx, params.workspace_id, self.query(params), params.lookback)
+        if partial and not params.allow_partial:
+            # Past its limits Log Analytics answers with the rows that fit (LogsQueryPartialResult): a summary
+            # built from them undercounts the access, so it is not reported as the scope of the incident.
+            # https://learn.microsoft.com/azure/azure-monitor/fundamentals/service-limits#la-query-api
+            raise ActionError(
+                f"Log Analytics returned a partial result for workspace {params.workspace_id} ({partial}): "
+                "the access summary would undercount; shorten the lookback, or set allow_partial: true to "
+                "keep an incomplete summary"
+            )
         ids = {ResourceId.parse(a).name.lower(): a for a in params.accounts}
         containers: list[dict[str, Any]] = []
         totals: dict[str, dict[str, Any]] = {
@@ -228,7 +267,11 @@ class QueryStorageAccess(Action):
         if not params.expected_ip_prefixes:
             for total in totals.values():
                 total["unexpected_ip_reads"] = None
-        notes = [] if not partial else [f"partial result from Log Analytics: {partial}"]
+        notes = (
+            [] if not partial else [f"partial result from Log Analytics, counts are incomplete: {partial}"]
+        )
+        if partial:
+            ctx.log.warning("partial log analytics result kept", workspace=params.workspace_id)
         ctx.log.info("storage access summarised", accounts=len(params.accounts), containers=len(containers))
         return Result(
             changed=False,

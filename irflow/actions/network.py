@@ -8,8 +8,10 @@ polling instant with ``tenant.lro.retry_after = 0`` and a network client built w
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -30,6 +32,11 @@ from irflow.domain.resource_id import ResourceId, SubnetId, VirtualNetworkId, Vi
 _NET = "Microsoft.Network"
 SUBNET_READ = f"{_NET}/virtualNetworks/subnets/read"
 NSG_READ = f"{_NET}/networkSecurityGroups/read"
+RULE_READ = f"{_NET}/networkSecurityGroups/securityRules/read"  # the SDK GETs a rule after its PUT settles
+NSG_WRITE = f"{_NET}/networkSecurityGroups/write"
+NSG_DELETE = f"{_NET}/networkSecurityGroups/delete"
+NSG_JOIN = f"{_NET}/networkSecurityGroups/join/action"  # associating an NSG with a subnet
+SUBNET_WRITE = f"{_NET}/virtualNetworks/subnets/write"
 RULE_WRITE = f"{_NET}/networkSecurityGroups/securityRules/write"
 RULE_DELETE = f"{_NET}/networkSecurityGroups/securityRules/delete"
 VNET_READ = f"{_NET}/virtualNetworks/read"
@@ -53,17 +60,6 @@ def _is_quarantine(name: str) -> bool:
 
 
 # --------------------------------------------------------------------------------------------- reads
-def _subnet_nsg(ctx: StepContext, subnet_id: str) -> str | None:
-    """The id of the NSG attached to a subnet (None when it has none)."""
-    rid = ResourceId.parse(subnet_id)
-    with azure_errors(permission=SUBNET_READ, scope=subnet_id):
-        subnet = ctx.clients.network(rid.subscription_id).subnets.get(
-            rid.resource_group, rid.names[0], rid.names[1]
-        )
-    nsg = subnet.as_dict().get("properties", {}).get("networkSecurityGroup") or {}
-    return nsg.get("id")
-
-
 def _get_nsg(ctx: StepContext, nsg_id: str) -> dict[str, Any]:
     rid = ResourceId.parse(nsg_id)
     with azure_errors(permission=NSG_READ, scope=nsg_id):
@@ -180,7 +176,9 @@ class AllowRule(BaseModel):
 class QuarantineSubnetParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    subnet: SubnetId = Field(description="Resource id of the subnet to quarantine (it must have an NSG).")
+    subnet: SubnetId = Field(
+        description="Resource id of the subnet to quarantine (one without an NSG gets a quarantine NSG)."
+    )
     allow: list[AllowRule] = Field(
         default_factory=list,
         max_length=50,
@@ -248,16 +246,231 @@ def _quarantine_diff(
     return changes, desired
 
 
+# Tags irflow leaves on Azure so that network.release_subnet can undo exactly what quarantine did, whatever
+# run or machine releases it (idempotency from Azure-side state, not from a local record).
+FLUSH_PRIOR_TAG = "irflow-quarantine-flush-prior"  # on a customer NSG whose flushConnection irflow turned on
+PRIOR_NSG_TAG = "irflow-quarantine-prior-nsg"  # on a quarantine NSG: the subnet's NSG before the swap
+_TAG_VALUE_MAX = 256  # https://learn.microsoft.com/azure/azure-resource-manager/management/tag-resources
+_NSG_NAME_MAX = 80
+# Private endpoints ignore NSG rules unless the subnet's privateEndpointNetworkPolicies is one of these
+# (https://learn.microsoft.com/azure/private-link/disable-private-endpoint-network-policy).
+_PE_POLICIES_ENFORCED = ("Enabled", "NetworkSecurityGroupEnabled")
+
+
+def _quarantine_nsg_name(subnet_id: str) -> str:
+    """The NSG swapped onto a subnet whose own NSG leaves no room: one per VNet and subnet."""
+    rid = ResourceId.parse(subnet_id)
+    name = f"{QUARANTINE_PREFIX}{rid.names[0]}-{rid.names[1]}"
+    if len(name) <= _NSG_NAME_MAX:
+        return name
+    digest = hashlib.sha256(subnet_id.lower().encode()).hexdigest()[:12]
+    return f"{name[: _NSG_NAME_MAX - 13]}-{digest}"
+
+
+def _get_subnet(ctx: StepContext, subnet_id: str) -> dict[str, Any]:
+    rid = ResourceId.parse(subnet_id)
+    with azure_errors(permission=SUBNET_READ, scope=subnet_id):
+        subnet = ctx.clients.network(rid.subscription_id).subnets.get(
+            rid.resource_group, rid.names[0], rid.names[1]
+        )
+    return subnet.as_dict()
+
+
+def _nsg_of(subnet: dict[str, Any]) -> str | None:
+    return (subnet.get("properties", {}).get("networkSecurityGroup") or {}).get("id")
+
+
+def _flush(nsg: dict[str, Any]) -> bool:
+    return bool(nsg.get("properties", {}).get("flushConnection"))
+
+
+def _tags(nsg: dict[str, Any]) -> dict[str, str]:
+    return dict(nsg.get("tags") or {})
+
+
+def _nsg_body(
+    nsg: dict[str, Any],
+    rules: dict[str, dict[str, Any]],
+    *,
+    flush: bool,
+    tags: dict[str, str],
+) -> dict[str, Any]:
+    """An NSG PUT body (a full replacement: every rule to keep is in it) from wire-shaped rules."""
+    security_rules = []
+    for name, rule in sorted(rules.items()):
+        props = {k: v for k, v in (rule.get("properties") or {}).items() if k != "provisioningState"}
+        security_rules.append({"name": name, "properties": props})
+    return {
+        "location": nsg["location"],
+        "tags": tags,
+        "properties": {"securityRules": security_rules, "flushConnection": flush},
+    }
+
+
+def _wire_rules(desired: dict[str, dict[str, Any]], subnet_id: str) -> dict[str, dict[str, Any]]:
+    description = f"irflow quarantine of {subnet_id.rsplit('/', 1)[-1]}"
+    return {name: _wire(shape, description) for name, shape in desired.items()}
+
+
+@dataclass
+class _Quarantine:
+    """What quarantining a subnet takes, read from Azure.
+
+    ``mode``: ``rules`` (deny rules added to the subnet's own NSG, its ``flushConnection`` turned on),
+    ``swap`` (the NSG's own Allow rules leave no room above them: a quarantine NSG is created and swapped onto
+    the subnet, the prior association kept in its tags) or ``swapped`` (the subnet already sits on its
+    quarantine NSG)."""
+
+    mode: str
+    subnet: dict[str, Any]
+    nsg_id: str
+    nsg: dict[str, Any]
+    desired: dict[str, dict[str, Any]]
+    changes: list[Change]
+    notes: list[str]
+    quarantine_nsg_id: str | None = None
+
+
+def _private_endpoint_notes(subnet_id: str, subnet: dict[str, Any]) -> list[str]:
+    props = subnet.get("properties", {})
+    endpoints = [pe.get("id") for pe in props.get("privateEndpoints") or [] if pe.get("id")]
+    policies = props.get("privateEndpointNetworkPolicies") or "Disabled"
+    if not endpoints or policies in _PE_POLICIES_ENFORCED:
+        return []
+    return [
+        f"{len(endpoints)} private endpoint(s) in {subnet_id} ignore the quarantine rules: the subnet's "
+        f"privateEndpointNetworkPolicies is {policies}; set it to Enabled (or NetworkSecurityGroupEnabled) "
+        "for NSG rules to apply to them, or disable the private endpoint connections: "
+        + ", ".join(str(e) for e in endpoints)
+    ]
+
+
+NO_NSG = "none"  # the prior-NSG tag of a subnet that had no NSG
+
+
+def _swap(
+    params: QuarantineSubnetParams,
+    subnet: dict[str, Any],
+    prior_id: str | None,
+    location: str,
+    reason: str,
+    notes: list[str],
+) -> _Quarantine:
+    """Quarantine by moving the subnet onto an NSG of irflow's own, its prior NSG recorded in a tag."""
+    if prior_id is not None and len(prior_id) > _TAG_VALUE_MAX:
+        raise ActionError(f"{reason}; and {prior_id} is too long to record in a tag for the release")
+    desired = _desired(params, {})
+    rid = ResourceId.parse(params.subnet)
+    swap_id = (
+        f"/subscriptions/{rid.subscription_id}/resourceGroups/{rid.resource_group}/providers/"
+        f"Microsoft.Network/networkSecurityGroups/{_quarantine_nsg_name(params.subnet)}"
+    )
+    changes = [
+        Change(
+            field=f"networkSecurityGroups.{swap_id.rsplit('/', 1)[-1]}",
+            before=None,
+            after={
+                "securityRules": desired,
+                "flushConnection": True,
+                "tags": {PRIOR_NSG_TAG: prior_id or NO_NSG},
+            },
+        ),
+        Change(field="subnet.networkSecurityGroup", before=prior_id, after=swap_id),
+    ]
+    kept = f"its own NSG {prior_id} is left as it is, recorded," if prior_id else "it had no NSG; that is"
+    notes = [
+        f"{reason}: the subnet is moved onto the quarantine NSG {swap_id}; {kept} put back by "
+        "network.release_subnet",
+        *notes,
+    ]
+    template = {"location": location, "name": ""}
+    return _Quarantine("swap", subnet, prior_id or "", template, desired, changes, notes, swap_id)
+
+
+def _quarantine(ctx: StepContext, params: QuarantineSubnetParams) -> _Quarantine:
+    subnet = _get_subnet(ctx, params.subnet)
+    nsg_id = _nsg_of(subnet)
+    pe_notes = _private_endpoint_notes(params.subnet, subnet)
+    if nsg_id is None:
+        vnet_id = params.subnet.rsplit("/subnets/", 1)[0]
+        rid = ResourceId.parse(vnet_id)
+        with azure_errors(permission=VNET_READ, scope=vnet_id):
+            vnet = ctx.clients.network(rid.subscription_id).virtual_networks.get(rid.resource_group, rid.name)
+        return _swap(
+            params, subnet, None, vnet.location, "the subnet has no network security group", pe_notes
+        )
+    nsg = _get_nsg(ctx, nsg_id)
+    rules = _rules(nsg)
+    if _is_quarantine(nsg.get("name", "")):
+        desired = _desired(params, {})
+        changes, _ = _quarantine_diff(params, rules)
+        if not _flush(nsg):
+            changes.append(Change(field="flushConnection", before=False, after=True))
+        prior = _tags(nsg).get(PRIOR_NSG_TAG)
+        notes = [f"the subnet sits on quarantine NSG {nsg_id} (its own NSG, {prior}, is restored on release)"]
+        return _Quarantine("swapped", subnet, nsg_id, nsg, desired, changes, notes + pe_notes, nsg_id)
+    try:
+        changes, desired = _quarantine_diff(params, rules)
+    except ActionError as no_room:
+        return _swap(params, subnet, nsg_id, nsg["location"], str(no_room), pe_notes)
+    if not _flush(nsg):
+        changes.append(Change(field="flushConnection", before=False, after=True))
+    notes = []
+    others = [s["id"] for s in nsg.get("properties", {}).get("subnets") or []]
+    others = [s for s in others if s.lower() != params.subnet.lower()]
+    if others:
+        notes.append(f"{nsg_id} also protects {', '.join(others)}: they are quarantined too")
+    return _Quarantine("rules", subnet, nsg_id, nsg, desired, changes, notes + pe_notes)
+
+
+def _put_nsg(ctx: StepContext, nsg_id: str, body: dict[str, Any]) -> None:
+    rid = ResourceId.parse(nsg_id)
+    with azure_errors(permission=NSG_WRITE, scope=nsg_id):
+        ctx.clients.network(rid.subscription_id).network_security_groups.begin_create_or_update(
+            rid.resource_group, rid.name, body
+        ).result()
+
+
+def _put_subnet_nsg(ctx: StepContext, subnet_id: str, subnet: dict[str, Any], nsg_id: str | None) -> None:
+    """Re-PUT a subnet as read, with another NSG (a subnet PUT is a full replacement)."""
+    rid = ResourceId.parse(subnet_id)
+    props = {k: v for k, v in subnet.get("properties", {}).items() if k not in _SUBNET_READ_ONLY}
+    if nsg_id is None:
+        props.pop("networkSecurityGroup", None)
+    else:
+        props["networkSecurityGroup"] = {"id": nsg_id}
+    with azure_errors(permission=SUBNET_WRITE, scope=subnet_id):
+        ctx.clients.network(rid.subscription_id).subnets.begin_create_or_update(
+            rid.resource_group, rid.names[0], rid.names[1], {"properties": props}
+        ).result()
+
+
+_SUBNET_READ_ONLY = frozenset(
+    {"provisioningState", "ipConfigurations", "ipConfigurationProfiles", "privateEndpoints", "purpose"}
+)
+
+
 @register
 class QuarantineSubnet(Action):
-    """Quarantine a subnet: deny all inbound and outbound traffic at the top of its NSG.
+    """Quarantine a subnet: deny all inbound and outbound traffic, and cut the connections already open.
 
-    Adds ``irflow-quarantine-deny-inbound`` / ``-outbound`` (deny everything) at the first free priorities
-    from 100, above every Allow rule of the NSG's own, with the optional ``allow`` rules (named
-    ``irflow-quarantine-allow-NAME``) just above them. Every subnet sharing the NSG is quarantined with it
-    (the plan says which). Existing rules are not touched; stale ``irflow-quarantine-*`` rules from an earlier
-    allow-list are replaced. The result records the prior definition of every rule it writes (``null`` for a
-    new one); ``network.release_subnet`` removes exactly the quarantine rules.
+    Adds ``irflow-quarantine-deny-inbound`` / ``-outbound`` (deny everything) to the subnet's NSG at the first
+    free priorities from 100, above every Allow rule of the NSG's own, with the optional ``allow`` rules
+    (named ``irflow-quarantine-allow-NAME``) just above them, then turns the NSG's ``flushConnection`` on:
+    without it Azure keeps every connection established before the rule change (the prior value is kept in
+    the NSG's tag ``irflow-quarantine-flush-prior`` and restored on release). Every subnet sharing the NSG is
+    quarantined with it (the plan says which). Existing rules are not touched; stale ``irflow-quarantine-*``
+    rules from an earlier allow-list are replaced.
+
+    When an Allow rule of the NSG's own holds the top priorities (e.g. 100), nothing can be placed above it,
+    and a subnet without an NSG has nowhere to put the rules: then a quarantine NSG
+    ``irflow-quarantine-VNET-SUBNET`` holding only the quarantine rules (``flushConnection`` on) is created in
+    the subnet's resource group and swapped onto the subnet; the subnet's own NSG (or ``none``) is left
+    untouched and recorded in the quarantine NSG's tag ``irflow-quarantine-prior-nsg``.
+
+    Private endpoints in the subnet ignore NSG rules unless its ``privateEndpointNetworkPolicies`` is
+    ``Enabled`` (or ``NetworkSecurityGroupEnabled``): the plan and result say so and name them.
+    ``network.release_subnet`` undoes exactly what this did.
 
     Example::
 
@@ -273,83 +486,96 @@ class QuarantineSubnet(Action):
 
     name = "network.quarantine_subnet"
     Params = QuarantineSubnetParams
-    permissions = (SUBNET_READ, NSG_READ, RULE_WRITE, RULE_DELETE, OPERATION_READ, OPERATION_RESULT_READ)
+    permissions = (
+        SUBNET_READ,
+        VNET_READ,
+        NSG_READ,
+        RULE_READ,
+        RULE_WRITE,
+        RULE_DELETE,
+        NSG_WRITE,
+        SUBNET_WRITE,
+        NSG_JOIN,
+        OPERATION_READ,
+        OPERATION_RESULT_READ,
+    )
     target_param = "subnet"
-
-    def _read(self, ctx: StepContext) -> tuple[str, dict[str, Any]]:
-        params: QuarantineSubnetParams = ctx.params  # type: ignore[assignment]
-        nsg_id = _subnet_nsg(ctx, params.subnet)
-        if nsg_id is None:
-            raise ActionError(
-                f"subnet {params.subnet} has no network security group: attach one before quarantining it"
-            )
-        return nsg_id, _get_nsg(ctx, nsg_id)
-
-    def _notes(self, params: QuarantineSubnetParams, nsg_id: str, nsg: dict[str, Any]) -> list[str]:
-        others = [
-            s["id"]
-            for s in nsg.get("properties", {}).get("subnets") or []
-            if s.get("id", "").lower() != params.subnet.lower()
-        ]
-        if not others:
-            return []
-        return [f"{nsg_id} also protects {', '.join(others)}: they are quarantined too"]
 
     def plan(self, ctx: StepContext) -> Plan:
         params: QuarantineSubnetParams = ctx.params  # type: ignore[assignment]
-        nsg_id, nsg = self._read(ctx)
-        changes, _ = _quarantine_diff(params, _rules(nsg))
-        notes = self._notes(params, nsg_id, nsg) + ([] if changes else ["already quarantined"])
-        return Plan(action=self.name, target=params.subnet, changes=changes, notes=notes)
+        q = _quarantine(ctx, params)
+        notes = q.notes + ([] if q.changes else ["already quarantined"])
+        return Plan(action=self.name, target=params.subnet, changes=q.changes, notes=notes)
 
     def apply(self, ctx: StepContext) -> Result:
         params: QuarantineSubnetParams = ctx.params  # type: ignore[assignment]
-        nsg_id, nsg = self._read(ctx)
-        rules = _rules(nsg)
-        changes, desired = _quarantine_diff(params, rules)
-        prior = {"nsg": nsg_id, "rules": {c.field.removeprefix("securityRules."): c.before for c in changes}}
-        outputs = {"nsg": nsg_id, "rules": sorted(desired)}
-        if not changes:
-            return Result(changed=False, prior_state=prior, outputs=outputs, notes=["already quarantined"])
-        rid = ResourceId.parse(nsg_id)
+        q = _quarantine(ctx, params)
+        prior: dict[str, Any] = {
+            "nsg": q.nsg_id or None,
+            "flushConnection": _flush(q.nsg),
+            "rules": {
+                c.field.removeprefix("securityRules."): c.before
+                for c in q.changes
+                if c.field.startswith("securityRules.")
+            },
+        }
+        outputs = {"nsg": q.quarantine_nsg_id or q.nsg_id, "rules": sorted(q.desired), "mode": q.mode}
+        if not q.changes:
+            return Result(
+                changed=False, prior_state=prior, outputs=outputs, notes=q.notes + ["already quarantined"]
+            )
+        if q.mode == "rules":
+            self._apply_rules(ctx, params, q)
+        else:
+            assert q.quarantine_nsg_id is not None
+            tags = _tags(q.nsg) if q.mode == "swapped" else {PRIOR_NSG_TAG: q.nsg_id or NO_NSG}
+            body = _nsg_body(q.nsg, _wire_rules(q.desired, params.subnet), flush=True, tags=tags)
+            _put_nsg(ctx, q.quarantine_nsg_id, body)  # deny first: the NSG exists with its rules ...
+            if q.mode == "swap":  # ... before the subnet moves onto it
+                _put_subnet_nsg(ctx, params.subnet, q.subnet, q.quarantine_nsg_id)
+        ctx.log.info("subnet quarantined", mode=q.mode, changes=len(q.changes))
+        return Result(changed=True, changes=q.changes, prior_state=prior, outputs=outputs, notes=q.notes)
+
+    @staticmethod
+    def _apply_rules(ctx: StepContext, params: QuarantineSubnetParams, q: _Quarantine) -> None:
+        rules = _rules(q.nsg)
+        rid = ResourceId.parse(q.nsg_id)
         operations = ctx.clients.network(rid.subscription_id).security_rules
-        writes = [c.field.removeprefix("securityRules.") for c in changes if c.after is not None]
+        rule_changes = [c for c in q.changes if c.field.startswith("securityRules.")]
+        writes = [c.field.removeprefix("securityRules.") for c in rule_changes if c.after is not None]
         # Quarantine rules being moved may hold a priority another one is moving to: remove those first.
         held = {
             (rule["properties"].get("direction"), rule["properties"].get("priority")): name
             for name, rule in rules.items()
             if _is_quarantine(name)
         }
-        deletes = [c.field.removeprefix("securityRules.") for c in changes if c.after is None]
+        deletes = [c.field.removeprefix("securityRules.") for c in rule_changes if c.after is None]
         for name in writes:
-            holder = held.get((desired[name]["direction"], desired[name]["priority"]))
+            holder = held.get((q.desired[name]["direction"], q.desired[name]["priority"]))
             if holder is not None and holder != name and holder not in deletes:
                 deletes.append(holder)
         for name in deletes:
-            with azure_errors(permission=RULE_DELETE, scope=f"{nsg_id}/securityRules/{name}"):
+            with azure_errors(permission=RULE_DELETE, scope=f"{q.nsg_id}/securityRules/{name}"):
                 operations.begin_delete(rid.resource_group, rid.name, name).result()
         # Deny rules first: traffic is cut before any allow rule opens its narrow path.
         for name in sorted(writes, key=lambda n: (not n.startswith(f"{QUARANTINE_PREFIX}deny-"), n)):
-            body = _wire(desired[name], f"irflow quarantine of {params.subnet.rsplit('/', 1)[-1]}")
-            with azure_errors(permission=RULE_WRITE, scope=f"{nsg_id}/securityRules/{name}"):
+            body = _wire(q.desired[name], f"irflow quarantine of {params.subnet.rsplit('/', 1)[-1]}")
+            with azure_errors(permission=RULE_WRITE, scope=f"{q.nsg_id}/securityRules/{name}"):
                 operations.begin_create_or_update(rid.resource_group, rid.name, name, body).result()
-        ctx.log.info("subnet quarantined", rules_written=len(writes), rules_removed=len(deletes))
-        return Result(
-            changed=True,
-            changes=changes,
-            prior_state=prior,
-            outputs=outputs,
-            notes=self._notes(params, nsg_id, nsg),
-        )
+        if not _flush(q.nsg):
+            # Turned on after the rules: its initial enablement re-evaluates every established flow against
+            # them. The NSG PUT is a full replacement, so it carries the rules as they now are.
+            nsg = _get_nsg(ctx, q.nsg_id)
+            tags = {**_tags(nsg), FLUSH_PRIOR_TAG: "false"}
+            _put_nsg(ctx, q.nsg_id, _nsg_body(nsg, _rules(nsg), flush=True, tags=tags))
 
     def verify(self, ctx: StepContext) -> bool:
         params: QuarantineSubnetParams = ctx.params  # type: ignore[assignment]
-        _, nsg = self._read(ctx)
-        rules = _rules(nsg)
-        changes, desired = _quarantine_diff(params, rules)
-        if changes:
+        q = _quarantine(ctx, params)
+        if q.changes:
             return False
-        return all(rules[n]["properties"].get("provisioningState") == "Succeeded" for n in desired)
+        rules = _rules(q.nsg)
+        return all(rules[n]["properties"].get("provisioningState") == "Succeeded" for n in q.desired)
 
 
 class ReleaseSubnetParams(BaseModel):
@@ -358,11 +584,81 @@ class ReleaseSubnetParams(BaseModel):
     subnet: SubnetId = Field(description="Resource id of the quarantined subnet.")
 
 
+@dataclass
+class _Release:
+    subnet: dict[str, Any]
+    nsg_id: str | None
+    nsg: dict[str, Any] | None
+    changes: list[Change]
+    leftover_nsg: str | None = None  # a detached quarantine NSG (a release interrupted after the swap back)
+
+
+def _release(ctx: StepContext, subnet_id: str) -> _Release:
+    subnet = _get_subnet(ctx, subnet_id)
+    nsg_id = _nsg_of(subnet)
+    nsg = _get_nsg(ctx, nsg_id) if nsg_id else None
+    changes: list[Change] = []
+    if nsg is not None and _is_quarantine(nsg.get("name", "")):
+        prior = _prior_nsg(nsg)
+        changes.append(Change(field="subnet.networkSecurityGroup", before=nsg_id, after=prior))
+        changes.append(Change(field=f"networkSecurityGroups.{nsg['name']}", before=nsg_id, after=None))
+        return _Release(subnet, nsg_id, nsg, changes)
+    if nsg is not None:
+        found = {n: _shape(r["properties"]) for n, r in sorted(_rules(nsg).items()) if _is_quarantine(n)}
+        changes += [
+            Change(field=f"securityRules.{n}", before=shape, after=None) for n, shape in found.items()
+        ]
+        flush_prior = _tags(nsg).get(FLUSH_PRIOR_TAG)
+        if flush_prior is not None:
+            changes.append(
+                Change(field="flushConnection", before=_flush(nsg), after=flush_prior.lower() == "true")
+            )
+    leftover = _detached_quarantine_nsg(ctx, subnet_id)
+    if leftover:
+        changes.append(
+            Change(field=f"networkSecurityGroups.{leftover.rsplit('/', 1)[-1]}", before=leftover, after=None)
+        )
+    return _Release(subnet, nsg_id, nsg, changes, leftover)
+
+
+def _prior_nsg(quarantine_nsg: dict[str, Any]) -> str | None:
+    """The NSG a quarantine NSG's subnet had before the swap (None: it had none)."""
+    prior = _tags(quarantine_nsg).get(PRIOR_NSG_TAG) or NO_NSG
+    return None if prior == NO_NSG else prior
+
+
+def _detached_quarantine_nsg(ctx: StepContext, subnet_id: str) -> str | None:
+    """This subnet's quarantine NSG when it still exists and protects no subnet (left by an interrupted
+    release)."""
+    rid = ResourceId.parse(subnet_id)
+    nsg_id = (
+        f"/subscriptions/{rid.subscription_id}/resourceGroups/{rid.resource_group}/providers/"
+        f"Microsoft.Network/networkSecurityGroups/{_quarantine_nsg_name(subnet_id)}"
+    )
+    try:
+        nsg = _get_nsg(ctx, nsg_id)
+    except ResourceMissing:
+        return None
+    return None if nsg.get("properties", {}).get("subnets") else nsg_id
+
+
+def _delete_nsg(ctx: StepContext, nsg_id: str) -> None:
+    rid = ResourceId.parse(nsg_id)
+    with azure_errors(permission=NSG_DELETE, scope=nsg_id):
+        ctx.clients.network(rid.subscription_id).network_security_groups.begin_delete(
+            rid.resource_group, rid.name
+        ).result()
+
+
 @register
 class ReleaseSubnet(Action):
-    """Undo ``network.quarantine_subnet``: remove exactly the ``irflow-quarantine-*`` rules of its NSG.
+    """Undo ``network.quarantine_subnet``.
 
-    The NSG's own rules are never touched. The definition of each removed rule is recorded.
+    On the subnet's own NSG: remove exactly the ``irflow-quarantine-*`` rules and put ``flushConnection`` back
+    as it was (from the tag ``irflow-quarantine-flush-prior``); the NSG's own rules are never touched. When
+    the subnet sits on its quarantine NSG: move it back onto the NSG recorded in that NSG's tag
+    ``irflow-quarantine-prior-nsg``, then delete the quarantine NSG. The definition of everything removed is
+    recorded.
 
     Example::
 
@@ -375,45 +671,59 @@ class ReleaseSubnet(Action):
 
     name = "network.release_subnet"
     Params = ReleaseSubnetParams
-    permissions = (SUBNET_READ, NSG_READ, RULE_DELETE, OPERATION_READ, OPERATION_RESULT_READ)
+    permissions = (
+        SUBNET_READ,
+        NSG_READ,
+        RULE_DELETE,
+        NSG_WRITE,
+        NSG_DELETE,
+        SUBNET_WRITE,
+        NSG_JOIN,
+        OPERATION_READ,
+        OPERATION_RESULT_READ,
+    )
     target_param = "subnet"
-
-    def _quarantine_rules(self, ctx: StepContext) -> tuple[str | None, dict[str, dict[str, Any]]]:
-        params: ReleaseSubnetParams = ctx.params  # type: ignore[assignment]
-        nsg_id = _subnet_nsg(ctx, params.subnet)
-        if nsg_id is None:
-            return None, {}
-        rules = _rules(_get_nsg(ctx, nsg_id))
-        return nsg_id, {n: _shape(r["properties"]) for n, r in sorted(rules.items()) if _is_quarantine(n)}
-
-    @staticmethod
-    def _changes(found: dict[str, dict[str, Any]]) -> list[Change]:
-        return [
-            Change(field=f"securityRules.{name}", before=shape, after=None) for name, shape in found.items()
-        ]
 
     def plan(self, ctx: StepContext) -> Plan:
         params: ReleaseSubnetParams = ctx.params  # type: ignore[assignment]
-        _, found = self._quarantine_rules(ctx)
-        notes = [] if found else ["not quarantined"]
-        return Plan(action=self.name, target=params.subnet, changes=self._changes(found), notes=notes)
+        r = _release(ctx, params.subnet)
+        notes = [] if r.changes else ["not quarantined"]
+        return Plan(action=self.name, target=params.subnet, changes=r.changes, notes=notes)
 
     def apply(self, ctx: StepContext) -> Result:
-        nsg_id, found = self._quarantine_rules(ctx)
-        prior = {"nsg": nsg_id, "rules": found}
-        if nsg_id is None or not found:
+        params: ReleaseSubnetParams = ctx.params  # type: ignore[assignment]
+        r = _release(ctx, params.subnet)
+        rule_changes = [c for c in r.changes if c.field.startswith("securityRules.")]
+        prior = {
+            "nsg": r.nsg_id,
+            "rules": {c.field.removeprefix("securityRules."): c.before for c in rule_changes},
+        }
+        if not r.changes:
             return Result(changed=False, prior_state=prior, notes=["not quarantined"])
-        rid = ResourceId.parse(nsg_id)
-        operations = ctx.clients.network(rid.subscription_id).security_rules
-        for name in found:
-            with azure_errors(permission=RULE_DELETE, scope=f"{nsg_id}/securityRules/{name}"):
-                operations.begin_delete(rid.resource_group, rid.name, name).result()
-        ctx.log.info("subnet released", rules_removed=len(found))
-        return Result(changed=True, changes=self._changes(found), prior_state=prior)
+        assert r.nsg_id is not None or r.leftover_nsg is not None
+        if r.nsg is not None and _is_quarantine(r.nsg.get("name", "")):
+            _put_subnet_nsg(ctx, params.subnet, r.subnet, _prior_nsg(r.nsg))
+            _delete_nsg(ctx, r.nsg_id)  # type: ignore[arg-type]
+        elif r.nsg is not None and r.nsg_id is not None:
+            rid = ResourceId.parse(r.nsg_id)
+            operations = ctx.clients.network(rid.subscription_id).security_rules
+            for change in rule_changes:
+                name = change.field.removeprefix("securityRules.")
+                with azure_errors(permission=RULE_DELETE, scope=f"{r.nsg_id}/securityRules/{name}"):
+                    operations.begin_delete(rid.resource_group, rid.name, name).result()
+            if any(c.field == "flushConnection" for c in r.changes):
+                nsg = _get_nsg(ctx, r.nsg_id)
+                tags = _tags(nsg)
+                flush = tags.pop(FLUSH_PRIOR_TAG, "false").lower() == "true"
+                _put_nsg(ctx, r.nsg_id, _nsg_body(nsg, _rules(nsg), flush=flush, tags=tags))
+        if r.leftover_nsg:
+            _delete_nsg(ctx, r.leftover_nsg)
+        ctx.log.info("subnet released", changes=len(r.changes))
+        return Result(changed=True, changes=r.changes, prior_state=prior)
 
     def verify(self, ctx: StepContext) -> bool:
-        _, found = self._quarantine_rules(ctx)
-        return not found
+        params: ReleaseSubnetParams = ctx.params  # type: ignore[assignment]
+        return not _release(ctx, params.subnet).changes
 
 
 # --------------------------------------------------------------------------------------------- peerings
@@ -430,6 +740,11 @@ def _definition(peering: dict[str, Any]) -> dict[str, Any]:
         "allowForwardedTraffic": props.get("allowForwardedTraffic", False),
         "allowGatewayTransit": props.get("allowGatewayTransit", False),
         "useRemoteGateways": props.get("useRemoteGateways", False),
+        # A subnet peering connects only these subnets: restoring it as a full VNet peering would open more
+        # than was there (https://learn.microsoft.com/azure/virtual-network/how-to-configure-subnet-peering).
+        "peerCompleteVnets": props.get("peerCompleteVnets", True),
+        "localSubnetNames": list(props.get("localSubnetNames") or []),
+        "remoteSubnetNames": list(props.get("remoteSubnetNames") or []),
         "remoteAddressSpace": (props.get("remoteAddressSpace") or {}).get("addressPrefixes", []),
         "peeringState": props.get("peeringState"),
         "provisioningState": props.get("provisioningState"),
@@ -524,9 +839,31 @@ class PeeringDefinition(BaseModel):
     allowForwardedTraffic: bool = False  # noqa: N815
     allowGatewayTransit: bool = False  # noqa: N815
     useRemoteGateways: bool = False  # noqa: N815
+    peerCompleteVnets: bool = True  # noqa: N815
+    localSubnetNames: list[str] = Field(default_factory=list, max_length=100)  # noqa: N815
+    remoteSubnetNames: list[str] = Field(default_factory=list, max_length=100)  # noqa: N815
+
+    @model_validator(mode="after")
+    def _subnets_named(self) -> PeeringDefinition:
+        if not self.peerCompleteVnets and not (self.localSubnetNames and self.remoteSubnetNames):
+            raise ValueError(
+                "a subnet peering (peerCompleteVnets: false) needs localSubnetNames and remoteSubnetNames"
+            )
+        return self
+
+    def comparable(self) -> dict[str, Any]:
+        """The definition with subnet names in a case-insensitive order (ARM names are case-insensitive)."""
+        wanted = self.model_dump()
+        wanted["remoteVirtualNetwork"] = wanted["remoteVirtualNetwork"].lower()
+        for key in ("localSubnetNames", "remoteSubnetNames"):
+            wanted[key] = sorted(n.lower() for n in wanted[key]) if not self.peerCompleteVnets else []
+        return wanted
 
     def body(self) -> dict[str, Any]:
-        flags = self.model_dump(exclude={"remoteVirtualNetwork"})
+        flags = self.model_dump(exclude={"remoteVirtualNetwork", "localSubnetNames", "remoteSubnetNames"})
+        if not self.peerCompleteVnets:
+            flags["localSubnetNames"] = list(self.localSubnetNames)
+            flags["remoteSubnetNames"] = list(self.remoteSubnetNames)
         return {"properties": {"remoteVirtualNetwork": {"id": self.remoteVirtualNetwork}, **flags}}
 
 
@@ -569,12 +906,11 @@ class RestorePeering(Action):
         if current is None:
             return False
         definition = _definition(current)
-        wanted = prior.model_dump()
-        remote = (definition["remoteVirtualNetwork"] or "").lower()
-        flags = all(
-            definition[key] == value for key, value in wanted.items() if key != "remoteVirtualNetwork"
-        )
-        return remote == prior.remoteVirtualNetwork.lower() and flags
+        definition["remoteVirtualNetwork"] = definition["remoteVirtualNetwork"] or ""
+        found = PeeringDefinition.model_construct(
+            **{k: definition[k] for k in PeeringDefinition.model_fields}
+        ).comparable()
+        return found == prior.comparable()
 
     def _remote_back(self, ctx: StepContext) -> dict[str, Any] | None:
         """The remote network's peering back to this one, when it is Disconnected (it blocks a re-create)."""

@@ -6,6 +6,7 @@ intercepts, and fan-out is done with threads by the engine.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -25,6 +26,12 @@ class CloudEndpoints:
     authority: str
 
 
+# Endpoints per cloud (ARM, Entra ID, Log Analytics):
+# https://learn.microsoft.com/azure/azure-government/compare-azure-government-global-azure
+# https://learn.microsoft.com/azure/china/resources-developer-guide
+# Microsoft Graph (https://learn.microsoft.com/graph/deployments): US Government L4 graph.microsoft.us, L5/DoD
+# dod-graph.microsoft.us, China microsoftgraph.chinacloudapi.cn. DoD tenants live in Azure Government: the
+# same ARM, Entra ID and Log Analytics endpoints as usgov, with the DoD Graph.
 CLOUDS: dict[str, CloudEndpoints] = {
     "public": CloudEndpoints(
         arm="https://management.azure.com",
@@ -36,6 +43,12 @@ CLOUDS: dict[str, CloudEndpoints] = {
         arm="https://management.usgovcloudapi.net",
         logs="https://api.loganalytics.us",
         graph="https://graph.microsoft.us",
+        authority="https://login.microsoftonline.us",
+    ),
+    "usgov-dod": CloudEndpoints(
+        arm="https://management.usgovcloudapi.net",
+        logs="https://api.loganalytics.us",
+        graph="https://dod-graph.microsoft.us",
         authority="https://login.microsoftonline.us",
     ),
     "china": CloudEndpoints(
@@ -103,12 +116,58 @@ def _is_azure_vault_host(vault_url: str) -> bool:
     return (urlparse(vault_url).hostname or "").endswith(_VAULT_SUFFIXES)
 
 
+_PUBLIC_AUTHORITY = "https://login.microsoftonline.com"
+AUTHORITY_HOST_ENV = "AZURE_AUTHORITY_HOST"
+_WORKLOAD_IDENTITY_ENV = ("AZURE_FEDERATED_TOKEN_FILE", "AZURE_CLIENT_ID", "AZURE_TENANT_ID")
+
+
+def _host(url: str) -> str:
+    url = url.strip().rstrip("/")
+    return url if "://" in url else f"https://{url}"
+
+
+def entra_authority(settings: Settings, endpoints: CloudEndpoints) -> str:
+    """The Entra ID authority host for Entra ID credentials, made the process's ``AZURE_AUTHORITY_HOST``.
+
+    ``DefaultAzureCredential(authority=…)`` hands the authority to its environment and shared-cache
+    credentials but not to ``WorkloadIdentityCredential`` (nor to the workload identity path of
+    ``ManagedIdentityCredential``): those read ``AZURE_AUTHORITY_HOST`` and default to the public cloud
+    (azure-identity 1.27, ``_credentials/default.py``; the ``authority`` keyword of
+    https://learn.microsoft.com/python/api/azure-identity/azure.identity.workloadidentitycredential). So a
+    sovereign or custom cloud sets it, and a value already set for another cloud is a configuration error
+    rather than tokens from the wrong cloud."""
+    if settings.azure_cloud == "custom" and not settings.authority:
+        raise ConfigurationError(
+            "IRFLOW_AZURE_CLOUD=custom with an Entra ID credential needs IRFLOW_AUTHORITY (the cloud's "
+            "Entra ID authority host); only IRFLOW_AZURE_TOKEN works without it"
+        )
+    authority = _host(endpoints.authority)
+    current = os.environ.get(AUTHORITY_HOST_ENV)
+    if current and _host(current).lower() != authority.lower():
+        raise ConfigurationError(
+            f"{AUTHORITY_HOST_ENV}={current} does not match the authority of IRFLOW_AZURE_CLOUD="
+            f"{settings.azure_cloud} ({authority}): unset it or set IRFLOW_AUTHORITY to it"
+        )
+    if not current and authority.lower() != _PUBLIC_AUTHORITY:
+        os.environ[AUTHORITY_HOST_ENV] = authority
+    return authority
+
+
 def build_credential(settings: Settings, endpoints: CloudEndpoints) -> TokenCredential:
+    """The static token (simulator, tests), else Entra ID credentials for the configured cloud: workload
+    identity first when its environment is there (with the cloud's authority, explicitly), then
+    ``DefaultAzureCredential`` (managed identity, environment, CLI …) with the same authority."""
     if settings.azure_token is not None:
         return StaticTokenCredential(settings.azure_token.get_secret_value())
-    from azure.identity import DefaultAzureCredential
+    from azure.identity import ChainedTokenCredential, DefaultAzureCredential, WorkloadIdentityCredential
 
-    return DefaultAzureCredential(authority=endpoints.authority)
+    authority = entra_authority(settings, endpoints)
+    if all(os.environ.get(name) for name in _WORKLOAD_IDENTITY_ENV):
+        return ChainedTokenCredential(
+            WorkloadIdentityCredential(authority=authority),
+            DefaultAzureCredential(authority=authority, exclude_workload_identity_credential=True),
+        )
+    return DefaultAzureCredential(authority=authority)
 
 
 class AzureClients:

@@ -804,6 +804,31 @@ def actions_permissions(
     console.print(table)
 
 
+@app.command("doctor")
+def doctor_command(
+    scope: Annotated[
+        str | None,
+        typer.Option(help="Check irflow's permissions here: /subscriptions/<id>[/resourceGroups/<rg>]."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
+) -> None:
+    """Check the live Azure configuration, read-only: credential, endpoints, irflow's object id and origin,
+    and the permissions present at --scope. Exit 1 when something is missing or failing."""
+    from irflow import doctor
+    from irflow.cli.doctor import print_doctor
+
+    settings = load_settings()
+    try:
+        report = doctor.run(settings, scope)
+    except ValueError as exc:
+        fail(str(exc))
+    if as_json:
+        console.print_json(json.dumps(report.to_dict()))
+    else:
+        print_doctor(report)
+    raise typer.Exit(0 if report.ok else EXIT_FAILED)
+
+
 @app.command("serve")
 def serve_command(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",

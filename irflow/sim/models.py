@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +200,20 @@ class Tenant:
         self.logs, self.directory = LogAnalytics(), Directory()
         self.diagnostic_settings = DiagnosticSettings()
         self._monitoring_baseline = copy.deepcopy((self.logs, self.directory, self.diagnostic_settings))
+        # Strict by default; a rule is relaxed only by name (irflow.sim.strictness). Ingestion delay of the
+        # Activity Log into Log Analytics (irflow.sim.loganalytics.activity), on the tenant clock.
+        self.relaxed: set[str] = set()
+        self.activity_log_delay = timedelta(minutes=5)
+
+    def relax(self, *names: str) -> None:
+        """Relax named strictness rules (``ValueError`` for a name the simulator does not know)."""
+        from irflow.sim.strictness import check_names
+
+        with self.lock:
+            self.relaxed.update(check_names(names))
+
+    def is_relaxed(self, name: str) -> bool:
+        return name in self.relaxed
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -488,6 +502,7 @@ class Tenant:
         location: str | None = None,
         tags: dict[str, str] | None = None,
         security_rules: list[dict[str, Any]] | None = None,
+        flush_connection: bool = False,
     ) -> NetworkSecurityGroup:
         """Add an NSG. ``security_rules``: ``[{"name", <ARM rule properties>}]`` (``priority``, ``direction``,
         ``access``, ``protocol``, ``sourceAddressPrefix`` …), validated as a rule PUT is."""
@@ -500,6 +515,7 @@ class Tenant:
             nsg = NetworkSecurityGroup(
                 group.subscription_id, group.name, name, location or group.location, dict(tags or {})
             )
+            nsg.flush_connection = flush_connection
             for entry in security_rules or []:
                 rule_name = str(entry.get("name") or "")
                 given = {k: v for k, v in entry.items() if k != "name"}
@@ -521,7 +537,8 @@ class Tenant:
         subnets: list[dict[str, Any]] | None = None,
     ) -> VirtualNetwork:
         """Add a VNet. ``subnets``: ``[{"name", "address_prefix", "network_security_group": <NSG name in the
-        same resource group, or an NSG id>}]``."""
+        same resource group, or an NSG id>, "private_endpoint_network_policies", "private_endpoints": [names],
+        "established_flows": N}]`` (the last three optional)."""
         from irflow.sim.network.models import Subnet
 
         with self.lock:
@@ -543,7 +560,20 @@ class Tenant:
                     nsg_id = nsg_ref
                 elif nsg_ref:
                     nsg_id = self.get_network_security_group(group.subscription_id, group.name, nsg_ref).id
-                vnet.subnets[entry["name"].lower()] = Subnet(entry["name"], entry["address_prefix"], nsg_id)
+                vnet.subnets[entry["name"].lower()] = Subnet(
+                    entry["name"],
+                    entry["address_prefix"],
+                    nsg_id,
+                    private_endpoint_network_policies=entry.get("private_endpoint_network_policies")
+                    or "Disabled",
+                    private_endpoints=[
+                        arm.resource_id(
+                            group.subscription_id, group.name, "Microsoft.Network/privateEndpoints", n
+                        )
+                        for n in entry.get("private_endpoints") or []
+                    ],
+                    established_flows=int(entry.get("established_flows") or 0),
+                )
             group.virtual_networks[name.lower()] = vnet
             return vnet
 
@@ -558,7 +588,8 @@ class Tenant:
     ) -> Any:
         """Add a peering from a VNet to another (by id; the remote address space is looked up in the tenant).
         ``options``: ``allow_forwarded_traffic``, ``allow_virtual_network_access``, ``allow_gateway_transit``,
-        ``use_remote_gateways``, ``peering_state``."""
+        ``use_remote_gateways``, ``peering_state``, ``peer_complete_vnets`` with ``local_subnet_names`` /
+        ``remote_subnet_names`` (a subnet peering)."""
         from irflow.sim.network.models import Peering
 
         with self.lock:
@@ -567,6 +598,9 @@ class Tenant:
             remote = next((v for v in self._network("virtual_networks") if v.id.lower() == wanted), None)
             remote_id = remote.id if remote else remote_virtual_network_id
             prefixes = list(remote.address_prefixes) if remote else []
+            if remote and not options.get("peer_complete_vnets", True):
+                wanted_subnets = {n.lower() for n in options.get("remote_subnet_names") or []}
+                prefixes = [sn.address_prefix for k, sn in remote.subnets.items() if k in wanted_subnets]
             peering = Peering(name, remote_id, prefixes, **options)
             vnet.peerings[name.lower()] = peering
             return peering
@@ -658,6 +692,13 @@ class Tenant:
         with self.lock:
             first = next(iter(self._subscriptions.values()), None)
             return first.subscription_id if first else None
+
+    def locations(self) -> list[str]:
+        """The regions the tenant's resource groups are in (ARM names them in some refusals)."""
+        with self.lock:
+            return sorted(
+                {g.location for s in self._subscriptions.values() for g in s.resource_groups.values()}
+            )
 
     def subscription(self, subscription_id: str) -> Subscription:
         with self.lock:

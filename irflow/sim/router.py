@@ -5,7 +5,8 @@ Literal segments match case-insensitively, as ARM matches ``resourceGroups`` or 
 Whether a call changes state is a property of the route (``listKeys`` is a POST that only reads).
 
 Pipeline for Azure paths: bearer token → ``api-version`` present → ARM throttling (token buckets, see
-:mod:`irflow.sim.throttle`) → route → RBAC (the route's operation against the tenant's deny rules, see
+:mod:`irflow.sim.throttle`) → route → ``api-version`` served for the resource type
+(:mod:`irflow.sim.api_versions`) → RBAC (the route's operation against the tenant's deny rules, see
 :mod:`irflow.sim.rbac`; 403 ``AuthorizationFailed``) → latency / injected error → handler and journal
 (together under the tenant lock, so journal order is the order state changed). Admin paths (``/_sim/…``)
 need the token, skip the rest and are not journaled. Data planes (:class:`DataPlane`, the blob service
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from irflow.sim import errors
+from irflow.sim import api_versions, errors
 from irflow.sim.http import SimRequest, SimResponse
 from irflow.sim.loganalytics import activity
 
@@ -193,6 +194,12 @@ class Router:
                     )
             if route is None:
                 raise errors.route_not_found(request.method, request.path)
+            api_versions.check(
+                request.path,
+                request.query_param("api-version"),
+                location=_location_of(tenant, request.path),
+                locations=tenant.locations(),
+            )
             if route.operation and tenant.rbac.denial(route.operation, route.scope(request.path)):
                 raise errors.authorization_failed(
                     tenant.principal_id, route.operation, route.scope(request.path)
@@ -273,6 +280,18 @@ def _authenticate(tenant: Tenant, request: SimRequest) -> None:
 
 
 _SUBSCRIPTION = re.compile(r"^/subscriptions/([^/]+)", re.IGNORECASE)
+_GROUP = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)", re.IGNORECASE)
+
+
+def _location_of(tenant: Tenant, path: str) -> str:
+    """The location ARM names in an api-version refusal: the resource group's, else ``global``."""
+    found = _GROUP.match(path)
+    if found:
+        try:
+            return tenant.resource_group(found.group(1), found.group(2)).location
+        except errors.ArmError:
+            pass
+    return "global"
 
 
 def _subscription_of(path: str) -> str | None:

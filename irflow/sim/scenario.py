@@ -47,6 +47,8 @@ tenant clock (``created_days_ago``, ``keys_created_days_ago``) or absolute (``cr
                     permissions: {keys: [get, decrypt, unwrapKey], secrets: [get]}
                 keys:                              # data plane: RSA keys, one version per age
                   - {name: phi-records-kek, kty: RSA, versions_days_ago: [400, 120]}
+    relax: [activity_log_delay]            # optional: rules relaxed, by name (irflow.sim.strictness)
+    activity_log_delay_s: 300              # optional: Activity Log ingestion delay (tenant clock seconds)
     faults:                                # optional: the knobs of ``tenant.fault_knobs()``
       latency_ms: 0
       error_rate: 0.0
@@ -307,6 +309,11 @@ class ScenarioSpec(_Strict):
     workspaces: list[monitoring.WorkspaceSpec] = Field(default_factory=list)
     graph: monitoring.GraphSpec | None = None
     diagnostic_settings: list[monitoring.DiagnosticSettingSpec] = Field(default_factory=list)
+    # strictness rules this scenario relaxes, each by name (irflow.sim.strictness); none by default
+    relax: list[str] = Field(default_factory=list)
+    activity_log_delay_s: float | None = Field(
+        default=None, ge=0, description="Activity Log ingestion delay."
+    )
 
 
 def packaged_scenarios() -> list[str]:
@@ -481,6 +488,12 @@ def load_scenario(source: str | Path | Mapping[str, Any], **tenant_kwargs: Any) 
             reason = exc.message if isinstance(exc, ArmError) else str(exc)
             raise ValueError(f"invalid scenario: network: {reason}") from exc
     monitoring.apply(tenant, now, spec.workspaces, spec.graph, spec.diagnostic_settings)
+    try:
+        tenant.relax(*spec.relax)
+    except ValueError as exc:
+        raise ValueError(f"invalid scenario: relax: {exc}") from exc
+    if spec.activity_log_delay_s is not None:
+        tenant.activity_log_delay = timedelta(seconds=spec.activity_log_delay_s)
     if spec.rbac is not None:
         for rule in spec.rbac.deny:
             tenant.deny(rule.permission, rule.scope)

@@ -200,6 +200,8 @@ class SimServer:
                 "IRFLOW_AZURE_CA_BUNDLE": self.ca_file,
                 "IRFLOW_AZURE_TOKEN": self.token,
                 "IRFLOW_AUTHORITY": self.endpoint,
+                # the static token carries no oid claim: irflow is told who it is, as a deployment may be
+                "IRFLOW_SELF_OBJECT_ID": self.tenant.principal_id,
             },
         }
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from irflow.sim import admin
+from irflow.sim import admin, permissions
 from irflow.sim.authorization import urls as authorization_urls
 from irflow.sim.graph import urls as graph_urls
 from irflow.sim.keyvault import data as keyvault_data
+from irflow.sim.keyvault import lists as keyvault_lists
 from irflow.sim.keyvault import urls as keyvault_urls
 from irflow.sim.loganalytics import urls as loganalytics_urls
 from irflow.sim.models import SimTimeout
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 ROUTES: list[Route] = [*storage_urls.ROUTES, *keyvault_urls.ROUTES, *monitor_urls.ROUTES]
 ROUTES += network_urls.ROUTES
 ROUTES += authorization_urls.ROUTES
+ROUTES += keyvault_lists.ROUTES  # vaults by subscription / resource group
+ROUTES += permissions.ROUTES  # the caller's effective permissions at a scope (irflow doctor)
 ADMIN_ROUTES: list[Route] = [*admin.ROUTES]
 
 # The blob service: container ACLs (storage.urls), then containers and blobs (storage.blob_data).

@@ -21,6 +21,21 @@ def tenant() -> Iterator[Tenant]:
         yield tenant
 
 
+@pytest.fixture(autouse=True)
+def _declared_permissions_cover_every_call(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Every REST call an action makes needs a permission the action declares (permission_audit.py)."""
+    if "tenant" not in request.fixturenames:
+        yield
+        return
+    from permission_audit import audited
+
+    with audited(request.getfixturevalue("tenant"), monkeypatch) as violations:
+        yield
+    assert not violations, (
+        f"calls made under permissions the actions do not declare: {sorted(set(violations))}"
+    )
+
+
 @pytest.fixture
 def clients(tenant: Tenant) -> Iterator[AzureClients]:
     # The in-process mount serves every Azure API (ARM, data planes, Log Analytics, Graph) at one host.

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
-from irflow.actions.base import PermissionDenied, ResourceMissing
+from irflow.actions.base import ActionError, PermissionDenied, ResourceMissing
 from irflow.actions.monitor import (
     EnsureDiagnosticSettings,
     EnsureDiagnosticSettingsParams,
@@ -99,6 +99,24 @@ class TestQueryStorageAccess:
         ctx = make_context("monitor.query_storage_access", workspace_id=EXFIL_WORKSPACE, accounts=[account])
         outputs = QueryStorageAccess().apply(ctx).outputs
         assert outputs["containers"] == [] and outputs["accounts"][account]["reads"] == 0
+
+    def test_a_partial_answer_fails_unless_allowed(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        # Log Analytics cuts an answer at 500,000 rows / 64 MB / 10 minutes and says so (a partial result);
+        # the one summary row here is cut by a limit lowered to 0.
+        tenant.logs.max_records = 0
+        account = tenant.storage_account("phiexportsnw").id
+        params = {"workspace_id": EXFIL_WORKSPACE, "accounts": [account], "lookback": "P7D"}
+        ctx = make_context("monitor.query_storage_access", **params)
+        with pytest.raises(ActionError, match="partial result .*record count limit 0.*undercount"):
+            QueryStorageAccess().apply(ctx)
+        kept = QueryStorageAccess().apply(
+            make_context("monitor.query_storage_access", allow_partial=True, **params)
+        )
+        assert kept.outputs["complete"] is False and kept.outputs["containers"] == []
+        assert any("counts are incomplete" in n for n in kept.notes)
+        tenant.logs.max_records, tenant.logs.query_seconds = 500_000, 601
+        with pytest.raises(ActionError, match="maximum query running time is 10 minutes"):
+            QueryStorageAccess().apply(ctx)
 
     def test_403_names_permission_and_workspace(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
         tenant.deny(QUERY_READ, scope=tenant.logs.workspace(EXFIL_WORKSPACE).resource_id)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from irflow.actions.base import ActionError, PermissionDenied, ResourceMissing
+from irflow.actions.base import PermissionDenied, ResourceMissing
 from irflow.actions.network import (
     DisconnectPeering,
     QuarantineSubnet,
@@ -72,8 +72,10 @@ class TestQuarantineSubnet:
             "securityRules.irflow-quarantine-allow-soc-jump-host",
             "securityRules.irflow-quarantine-deny-inbound",
             "securityRules.irflow-quarantine-deny-outbound",
+            "flushConnection",
         }
-        assert all(c.before is None for c in plan.changes)
+        assert all(c.before in (None, False) for c in plan.changes)
+        assert after["flushConnection"] is True
         assert after["securityRules.irflow-quarantine-allow-soc-jump-host"]["priority"] == 100
         assert after["securityRules.irflow-quarantine-deny-inbound"]["priority"] == 101
         assert after["securityRules.irflow-quarantine-deny-outbound"]["priority"] == 100
@@ -85,8 +87,9 @@ class TestQuarantineSubnet:
         action = QuarantineSubnet()
         assert action.verify(ctx) is False
         first = action.apply(ctx)
-        assert first.changed and len(first.changes) == 3
+        assert first.changed and len(first.changes) == 4
         assert first.prior_state["nsg"] == _nsg(tenant).id
+        assert first.prior_state["flushConnection"] is False
         assert first.prior_state["rules"] == {
             "irflow-quarantine-allow-soc-jump-host": None,
             "irflow-quarantine-deny-inbound": None,
@@ -95,9 +98,11 @@ class TestQuarantineSubnet:
         writes = _writes(tenant)
         assert [(w.method, w.route) for w in writes] == [
             ("PUT", "network.security_rules.create_or_update")
-        ] * 3
-        # deny rules go in first; the allow-list opens its path after
-        assert writes[-1].path.endswith("/securityRules/irflow-quarantine-allow-soc-jump-host")
+        ] * 3 + [("PUT", "network.nsgs.create_or_update")]
+        # deny rules go in first; the allow-list opens its path after; then flushConnection goes on, which
+        # re-evaluates the flows established before the rules (Azure keeps them otherwise)
+        assert writes[2].path.endswith("/securityRules/irflow-quarantine-allow-soc-jump-host")
+        assert _nsg(tenant).flush_connection is True
         second = action.apply(ctx)
         assert not second.changed
         assert _writes(tenant) == writes
@@ -112,7 +117,7 @@ class TestQuarantineSubnet:
         self, tenant: Tenant, make_context
     ) -> None:  # type: ignore[no-untyped-def]
         QuarantineSubnet().apply(make_context("network.quarantine_subnet", subnet=_subnet(tenant)))
-        assert len(_writes(tenant)) == 2
+        assert len(_writes(tenant)) == 3  # two deny rules, then flushConnection on
         ctx = make_context("network.quarantine_subnet", subnet=_subnet(tenant), allow=[JUMP_HOST])
         result = QuarantineSubnet().apply(ctx)
         # the deny rule moves from 100 to 101: the allow rule takes 100
@@ -123,19 +128,115 @@ class TestQuarantineSubnet:
         assert "irflow-quarantine-allow-soc-jump-host" not in rules
         assert rules["irflow-quarantine-deny-inbound"]["priority"] == 100
 
-    def test_an_allow_rule_of_the_nsg_at_the_top_blocks_the_quarantine(
+    def test_an_allow_rule_of_the_nsg_at_the_top_swaps_a_quarantine_nsg_onto_the_subnet(
         self, tenant: Tenant, make_context
     ) -> None:  # type: ignore[no-untyped-def]
+        # Nothing can go above a customer Allow rule at priority 100 (Azure: 100 is the top, one rule per
+        # priority and direction); the quarantine then moves the subnet onto an NSG of its own.
         rule = _nsg(tenant).rule("allow-vnet-sql-inbound")
         rule.properties["priority"] = 100
-        ctx = make_context("network.quarantine_subnet", subnet=_subnet(tenant))
-        with pytest.raises(ActionError, match="allow-vnet-sql-inbound at priority 100"):
-            QuarantineSubnet().plan(ctx)
+        own = _nsg(tenant)
+        own_before = own.summary()
+        subnet = _subnet(tenant)
+        ctx = make_context("network.quarantine_subnet", subnet=subnet, allow=[JUMP_HOST])
+        action = QuarantineSubnet()
+        plan = action.plan(ctx)
+        assert _writes(tenant) == []
+        swap = {c.field: c for c in plan.changes}["subnet.networkSecurityGroup"]
+        assert swap.before == own.id and swap.after.endswith("/irflow-quarantine-vnet-phi-snet-phi-data")
+        assert any("allow-vnet-sql-inbound at priority 100" in n for n in plan.notes)
+        assert action.verify(ctx) is False
+        first = action.apply(ctx)
+        assert first.changed and first.outputs["mode"] == "swap"
+        assert [(w.method, w.route) for w in _writes(tenant)] == [
+            ("PUT", "network.nsgs.create_or_update"),
+            ("PUT", "network.subnets.create_or_update"),
+        ]
+        quarantine = tenant.get_network_security_group(
+            tenant.default_subscription_id, PHI_RG, "irflow-quarantine-vnet-phi-snet-phi-data"
+        )
+        assert quarantine.flush_connection is True
+        assert quarantine.tags["irflow-quarantine-prior-nsg"] == own.id
+        assert quarantine.rule("irflow-quarantine-deny-inbound").properties["priority"] == 101
+        assert _vnet(tenant).subnets["snet-phi-data"].network_security_group_id == quarantine.id
+        assert own.summary() == own_before  # the customer's NSG is not touched
+        writes = len(_writes(tenant))
+        assert not action.apply(ctx).changed
+        assert len(_writes(tenant)) == writes
+        assert action.verify(ctx) is True
 
-    def test_subnet_without_nsg_is_refused(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
-        ctx = make_context("network.quarantine_subnet", subnet=_subnet(tenant, "snet-phi-app"))
-        with pytest.raises(ActionError, match="no network security group"):
-            QuarantineSubnet().plan(ctx)
+        release = make_context("network.release_subnet", subnet=subnet)
+        assert ReleaseSubnet().verify(release) is False
+        assert ReleaseSubnet().apply(release).changed
+        assert _vnet(tenant).subnets["snet-phi-data"].network_security_group_id == own.id
+        assert [(w.method, w.route) for w in _writes(tenant)[writes:]] == [
+            ("PUT", "network.subnets.create_or_update"),
+            ("DELETE", "network.nsgs.delete"),
+        ]
+        assert (
+            "irflow-quarantine-vnet-phi-snet-phi-data"
+            not in tenant.resource_group(tenant.default_subscription_id, PHI_RG).network_security_groups
+        )
+        assert not ReleaseSubnet().apply(release).changed
+        assert ReleaseSubnet().verify(release)
+
+    def test_established_flows_are_cut_only_because_flush_connection_goes_on(
+        self, tenant: Tenant, make_context
+    ) -> None:  # type: ignore[no-untyped-def]
+        data = _vnet(tenant).subnets["snet-phi-data"]
+        data.established_flows = 7
+        QuarantineSubnet().apply(make_context("network.quarantine_subnet", subnet=_subnet(tenant)))
+        assert data.established_flows == 0
+
+    def test_an_already_flushing_nsg_keeps_its_setting_on_release(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        _nsg(tenant).flush_connection = True
+        subnet = _subnet(tenant)
+        result = QuarantineSubnet().apply(make_context("network.quarantine_subnet", subnet=subnet))
+        assert all(c.field != "flushConnection" for c in result.changes)
+        assert [w.route for w in _writes(tenant)] == ["network.security_rules.create_or_update"] * 2
+        ReleaseSubnet().apply(make_context("network.release_subnet", subnet=subnet))
+        assert _nsg(tenant).flush_connection is True
+
+    def test_private_endpoints_that_ignore_the_nsg_are_reported(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        data = _vnet(tenant).subnets["snet-phi-data"]
+        data.private_endpoints = [
+            f"{_vnet(tenant).id.rsplit('/providers/', 1)[0]}/providers/"
+            "Microsoft.Network/privateEndpoints/pe-phi-blob"
+        ]
+        ctx = make_context("network.quarantine_subnet", subnet=_subnet(tenant))
+        plan = QuarantineSubnet().plan(ctx)
+        [note] = [n for n in plan.notes if "private endpoint" in n]
+        assert "privateEndpointNetworkPolicies is Disabled" in note and "pe-phi-blob" in note
+        data.private_endpoint_network_policies = "NetworkSecurityGroupEnabled"
+        assert not [n for n in QuarantineSubnet().plan(ctx).notes if "private endpoint" in n]
+
+    def test_a_subnet_without_nsg_gets_a_quarantine_nsg_and_back_none(
+        self, tenant: Tenant, make_context
+    ) -> None:  # type: ignore[no-untyped-def]
+        # This used to be refused ("attach one before quarantining it"): a subnet without an NSG could not be
+        # quarantined at all. It is now moved onto a quarantine NSG and released back to no NSG.
+        subnet = _subnet(tenant, "snet-phi-app")
+        ctx = make_context("network.quarantine_subnet", subnet=subnet)
+        plan = QuarantineSubnet().plan(ctx)
+        assert _writes(tenant) == []
+        assert {c.field: c.before for c in plan.changes}["subnet.networkSecurityGroup"] is None
+        assert any("has no network security group" in n for n in plan.notes)
+        assert QuarantineSubnet().apply(ctx).changed
+        quarantine = tenant.get_network_security_group(
+            tenant.default_subscription_id, PHI_RG, "irflow-quarantine-vnet-phi-snet-phi-app"
+        )
+        assert quarantine.tags["irflow-quarantine-prior-nsg"] == "none"
+        assert quarantine.location == _vnet(tenant).location
+        app = _vnet(tenant).subnets["snet-phi-app"]
+        assert app.network_security_group_id == quarantine.id
+        writes = len(_writes(tenant))
+        assert not QuarantineSubnet().apply(ctx).changed and len(_writes(tenant)) == writes
+        assert QuarantineSubnet().verify(ctx)
+        release = make_context("network.release_subnet", subnet=subnet)
+        assert ReleaseSubnet().apply(release).changed
+        assert app.network_security_group_id is None
+        assert not ReleaseSubnet().apply(release).changed
+        assert ReleaseSubnet().verify(release)
 
     def test_denied_write_names_permission_and_scope(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
         tenant.deny("Microsoft.Network/networkSecurityGroups/securityRules/write", _nsg(tenant).id)
@@ -176,14 +277,18 @@ class TestReleaseSubnet:
             "securityRules.irflow-quarantine-allow-soc-jump-host",
             "securityRules.irflow-quarantine-deny-inbound",
             "securityRules.irflow-quarantine-deny-outbound",
+            "flushConnection",
         }
         assert len(_writes(tenant)) == writes
         assert action.verify(ctx) is False
         result = action.apply(ctx)
         assert result.changed and len(result.prior_state["rules"]) == 3
-        assert [w.method for w in _writes(tenant)[writes:]] == ["DELETE"] * 3
+        # the three rules go, then flushConnection is put back as it was (and irflow's tag removed)
+        assert [w.method for w in _writes(tenant)[writes:]] == ["DELETE"] * 3 + ["PUT"]
         assert not action.apply(ctx).changed
-        assert len(_writes(tenant)) == writes + 3
+        assert len(_writes(tenant)) == writes + 4
+        assert _nsg(tenant).flush_connection is False
+        assert "irflow-quarantine-flush-prior" not in _nsg(tenant).tags
         assert action.verify(ctx)
         assert set(_nsg(tenant).summary()["securityRules"]) == {
             "allow-vnet-sql-inbound",
@@ -273,6 +378,33 @@ class TestRestorePeering:
             _vnet(tenant, "rg-analytics", "vnet-analytics").peerings["peer-to-phi"].peering_state
             == "Connected"
         )
+
+    def test_a_subnet_peering_comes_back_subnet_scoped(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        analytics = _vnet(tenant, "rg-analytics", "vnet-analytics")
+        remote_subnet = next(iter(analytics.subnets.values())).name
+        for side, local, remote in (
+            (_vnet(tenant).peerings["peer-to-analytics"], "snet-phi-data", remote_subnet),
+            (analytics.peerings["peer-to-phi"], remote_subnet, "snet-phi-data"),
+        ):
+            side.peer_complete_vnets = False
+            side.local_subnet_names, side.remote_subnet_names = [local], [remote]
+        peering = _peering(tenant)
+        cut = DisconnectPeering().apply(make_context("network.disconnect_peering", peering=peering))
+        assert cut.prior_state["peerCompleteVnets"] is False
+        assert cut.prior_state["localSubnetNames"] == ["snet-phi-data"]
+        ctx = make_context("network.restore_peering", peering=peering, prior=cut.prior_state)
+        RestorePeering().apply(ctx)
+        restored = _vnet(tenant).peerings["peer-to-analytics"]
+        assert restored.peer_complete_vnets is False
+        assert (restored.local_subnet_names, restored.remote_subnet_names) == (
+            ["snet-phi-data"],
+            [remote_subnet],
+        )
+        assert restored.peering_state == "Connected"
+        assert RestorePeering().verify(ctx)
+        # a full VNet peering in its place is not the recorded one
+        restored.peer_complete_vnets = True
+        assert RestorePeering().verify(ctx) is False
 
     def test_denied_write_names_permission_and_scope(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
         peering = _peering(tenant)

@@ -16,6 +16,9 @@ QUERY_READ = "Microsoft.OperationalInsights/workspaces/query/read"
 @pytest.fixture
 def workspace(tenant: Tenant) -> str:
     """A workspace receiving the tenant's Activity Log (the demo scenario has none)."""
+    # This action still verifies itself from the Activity Log (issue 8 moves it to Azure's 2xx answer): until
+    # then its tests relax, by name, the simulator's Activity Log export and ingestion-delay rules.
+    tenant.relax("activity_log_delay", "activity_log_export")
     with tenant.lock:
         return tenant.logs.add_workspace("law-ir-activity").workspace_id
 

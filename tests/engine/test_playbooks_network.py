@@ -64,7 +64,8 @@ def test_peering_bypass_is_contained_once_and_released(
     assert {"irflow-quarantine-deny-inbound", "irflow-quarantine-deny-outbound"} <= set(nsg.rules)
     assert vnet.peerings == {}
     writes = len(sim.tenant.journal.writes())
-    assert writes == 2 + 1  # two rule PUTs, one peering DELETE
+    assert nsg.flush_connection is True  # established flows are re-evaluated against the deny rules
+    assert writes == 2 + 1 + 1  # two rule PUTs, the NSG PUT turning flushConnection on, one peering DELETE
 
     again = submit_run(
         svc,
@@ -90,6 +91,7 @@ def test_peering_bypass_is_contained_once_and_released(
     )
     assert release.handle.get_result() == "succeeded", run_view(svc, release.run_id)
     assert set(nsg.rules) == {"allow-vnet-sql-inbound", "deny-internet-inbound"}
+    assert nsg.flush_connection is False and "irflow-quarantine-flush-prior" not in nsg.tags
     restored = vnet.peerings["peer-to-analytics"]
     assert restored.peering_state == "Connected" and restored.allow_forwarded_traffic is True
 

@@ -290,3 +290,29 @@ def test_vault_names_are_global(sim: Sim) -> None:
             "rg-other", VAULT, _new_vault(sim)
         ).result()
     assert (caught.value.status_code, caught.value.error.code) == (409, "VaultAlreadyExists")
+
+
+def test_vaults_list_by_subscription_and_group_page_through_next_link(sim: Sim) -> None:
+    from azure.mgmt.keyvault import KeyVaultManagementClient
+
+    from irflow.azure.clients import StaticTokenCredential
+
+    client = KeyVaultManagementClient(
+        StaticTokenCredential(sim.tenant.token),
+        sim.subscription_id,
+        base_url=sim.endpoint,
+        credential_scopes=[sim.endpoint + "/.default"],
+        connection_verify=sim.verify,
+    )
+    sim.tenant.add_key_vault(sim.subscription_id, PHI_RG, "kv-phi-second")
+    sim.tenant.add_key_vault(sim.subscription_id, "rg-analytics", "kv-analytics")
+    everywhere = sorted(v.name for v in sim.tenant.key_vaults() if sim.subscription_id in v.id)
+    assert len(everywhere) == 3
+    sim.tenant.page_size = 1
+    assert sorted(v.name for v in client.vaults.list_by_subscription()) == everywhere
+    assert len(sim.tenant.journal.entries()) == 3  # one page each
+    assert sorted(v.name for v in client.vaults.list_by_subscription(top=1)) == everywhere
+    assert sorted(v.name for v in client.vaults.list_by_resource_group(PHI_RG)) == [
+        "kv-phi-prod",
+        "kv-phi-second",
+    ]

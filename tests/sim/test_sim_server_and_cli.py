@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,8 @@ def test_sim_serve_prints_one_json_line_and_serves_until_sigterm(tmp_path: Path)
         assert set(info) == {"endpoint", "ca_file", "token", "subscription_id", "env"}
         assert info["endpoint"].startswith("https://127.0.0.1:")
         assert info["subscription_id"] == "11111111-2222-4333-8444-555555555555"
+        # the static token has no oid claim: the tenant's principal is named as irflow's own object id
+        assert uuid.UUID(info["env"].pop("IRFLOW_SELF_OBJECT_ID"))
         assert info["env"] == {
             "IRFLOW_AZURE_CLOUD": "custom",
             "IRFLOW_ARM_ENDPOINT": info["endpoint"],

@@ -75,14 +75,16 @@ def test_get_properties_wire_keys_match_the_x_ms_example(sim: Sim) -> None:
     assert body["properties"]["networkAcls"]["ipRules"] == [{"value": "203.0.113.0/24", "action": "Allow"}]
 
 
-def test_names_match_case_insensitively_and_any_api_version_is_accepted(sim: Sim) -> None:
+def test_names_match_case_insensitively_and_older_api_versions_are_served(sim: Sim) -> None:
+    # Any api-version used to be accepted; Azure serves only the published ones (1999-01-01-preview is
+    # refused: tests/sim/test_sim_api_versions.py).
     client = sim.client(api_version="2019-06-01")
     account = client.storage_accounts.get_properties("RG-PHI-PROD", "phiimaging")
     assert account.name == "phiimaging"
 
     path = (
         f"/SUBSCRIPTIONS/{sim.subscription_id}/RESOURCEGROUPS/rg-phi-prod/PROVIDERS/microsoft.storage"
-        "/STORAGEACCOUNTS/phiimaging?api-version=1999-01-01-preview"
+        "/STORAGEACCOUNTS/phiimaging?api-version=2023-01-01"
     )
     response = client.send_request(HttpRequest("GET", path))
     assert response.status_code == 200

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from irflow.sim.loganalytics import kql
+from irflow.sim.loganalytics import kql, limits
 
 _COMMON = [("TenantId", "string"), ("TimeGenerated", "datetime")]
 
@@ -155,9 +155,21 @@ class Workspace:
     name: str
     resource_id: str
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # rows sent but not yet ingested: (visible from, table, row); see LogAnalytics.settle
+    arriving: list[tuple[datetime, str, dict[str, Any]]] = field(default_factory=list)
 
     def rows(self, table: str) -> list[dict[str, Any]]:
+        """The rows ingested so far (rows still arriving are not queryable yet)."""
         return list(self.tables.get(table, []))
+
+    def settle(self, now: datetime) -> None:
+        """Ingest the arriving rows that are due by ``now``."""
+        due = [entry for entry in self.arriving if entry[0] <= now]
+        if not due:
+            return
+        self.arriving = [entry for entry in self.arriving if entry[0] > now]
+        for _, table, row in sorted(due, key=lambda entry: entry[0]):
+            self.tables.setdefault(table, []).append(row)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -176,6 +188,11 @@ class LogAnalytics:
 
     def __init__(self) -> None:
         self._workspaces: dict[str, Workspace] = {}
+        # The query API's result limits (irflow.sim.loganalytics.limits); tests may lower them, and
+        # ``query_seconds`` is how long each query runs (simulated).
+        self.max_records = limits.MAX_RECORDS
+        self.max_bytes = limits.MAX_BYTES
+        self.query_seconds = 0.0
 
     def add_workspace(
         self, name: str, *, workspace_id: str | None = None, resource_id: str | None = None
@@ -205,14 +222,30 @@ class LogAnalytics:
     def workspaces(self) -> list[Workspace]:
         return list(self._workspaces.values())
 
-    def add_rows(self, id_or_name: str, table: str, rows: list[dict[str, Any]], now: datetime) -> int:
-        """Append rows to a table (``now`` resolves relative times); returns how many were added."""
+    def add_rows(
+        self,
+        id_or_name: str,
+        table: str,
+        rows: list[dict[str, Any]],
+        now: datetime,
+        *,
+        visible_at: datetime | None = None,
+    ) -> int:
+        """Append rows to a table (``now`` resolves relative times); returns how many were added. With
+        ``visible_at`` after ``now`` the rows arrive then (ingestion delay) and no query sees them before."""
         if table not in TABLE_SCHEMAS:
             raise ValueError(f"unknown table {table!r} (known: {', '.join(sorted(TABLE_SCHEMAS))})")
         workspace = self.workspace(id_or_name)
         typed = [normalise_row(table, row, now) for row in rows]
-        workspace.tables.setdefault(table, []).extend(typed)
+        if visible_at is not None and visible_at > now:
+            workspace.arriving.extend((visible_at, table, row) for row in typed)
+        else:
+            workspace.tables.setdefault(table, []).extend(typed)
         return len(typed)
+
+    def settle(self, now: datetime) -> None:
+        for workspace in self._workspaces.values():
+            workspace.settle(now)
 
     def query(
         self,
@@ -226,6 +259,7 @@ class LogAnalytics:
         """Run ``text`` over the workspace, rows limited to ``start <= TimeGenerated <= end`` (each optional);
         the Log Analytics answer body. Raises :class:`kql.KqlError` for a query it cannot run."""
         workspace = self.workspace(id_or_name)
+        workspace.settle(now)
 
         def table(name: str) -> tuple[kql.Schema, list[dict[str, Any]]] | None:
             if name not in TABLE_SCHEMAS:
@@ -239,7 +273,7 @@ class LogAnalytics:
             return TABLE_SCHEMAS[name], rows
 
         schema, rows = kql.execute(text, table, now)
-        return {
+        answer = {
             "tables": [
                 {
                     "name": "PrimaryResult",
@@ -248,3 +282,6 @@ class LogAnalytics:
                 }
             ]
         }
+        return limits.apply(
+            answer, max_records=self.max_records, max_bytes=self.max_bytes, seconds=self.query_seconds
+        )

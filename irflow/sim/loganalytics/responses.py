@@ -81,17 +81,39 @@ def admit(tenant: Tenant, request: SimRequest, route: Route | None) -> None:
     if route is None:
         raise LogsError(404, "PathNotFoundError", f"The requested path does not exist: {request.path}")
     workspace = _workspace(tenant, request)
-    if route.operation and tenant.rbac.denial(route.operation, workspace.resource_id):
-        raise LogsError(
-            403,
-            "InsufficientAccessError",
-            "The provided credentials have insufficient access to perform the requested operation",
-        )
+    for operation in [route.operation, *_table_operations(request)]:
+        if operation and tenant.rbac.denial(operation, workspace.resource_id):
+            raise LogsError(
+                403,
+                "InsufficientAccessError",
+                "The provided credentials have insufficient access to perform the requested operation",
+            )
     faults = tenant.faults
     if faults.latency_ms:
         tenant.sleep(faults.latency_ms / 1000.0)
     if faults.error_rate and tenant.random.random() < faults.error_rate:
         raise LogsError(500, "InternalServerError", "Injected by the irflow.sim error rate.")
+
+
+def table_read(table: str) -> str:
+    """The table-level read permission of a workspace table ("Set table-level read access":
+    https://learn.microsoft.com/azure/azure-monitor/logs/manage-access#set-table-level-read-access)."""
+    return f"Microsoft.OperationalInsights/workspaces/query/{table}/read"
+
+
+def _table_operations(request: SimRequest) -> list[str]:
+    """Table-level read permissions of the tables a query names: a principal denied one of them is refused
+    the query (the simulator's stricter reading of table-level RBAC; Azure may instead return the other
+    tables' rows)."""
+    from irflow.sim.loganalytics.models import TABLE_SCHEMAS
+
+    try:
+        text = request.json_object().get("query")
+    except errors.ArmError:
+        return []
+    if not isinstance(text, str):
+        return []
+    return [table_read(name) for name in TABLE_SCHEMAS if re.search(rf"\b{re.escape(name)}\b", text)]
 
 
 _DURATION = re.compile(

@@ -1,6 +1,6 @@
 """Diagnostic settings (``Microsoft.Insights/diagnosticSettings``, API 2021-05-01-preview) on a storage
-account's blob service and on a key vault, as ``MonitorManagementClient.diagnostic_settings``
-(azure-mgmt-monitor 6.x) reads and writes them::
+account's blob service, on a key vault and on a subscription (its activity log export), as
+``MonitorManagementClient.diagnostic_settings`` (azure-mgmt-monitor 6.x) reads and writes them::
 
     GET|PUT|DELETE {resourceUri}/providers/Microsoft.Insights/diagnosticSettings/{name}
     GET            {resourceUri}/providers/Microsoft.Insights/diagnosticSettings     → {"value": [...]}
@@ -31,10 +31,26 @@ _CATEGORY_GROUPS = ("audit", "allLogs")
 CATEGORIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "blobServices": (("StorageRead", "StorageWrite", "StorageDelete"), ("Transaction", "Capacity")),
     "vaults": (("AuditEvent", "AzurePolicyEvaluationDetails"), ("AllMetrics",)),
+    # A subscription's activity log (subscriptionDiagnosticsSettings_API.json; categories:
+    # https://learn.microsoft.com/azure/azure-monitor/essentials/activity-log-schema#categories)
+    "subscriptions": (
+        (
+            "Administrative",
+            "Security",
+            "ServiceHealth",
+            "Alert",
+            "Recommendation",
+            "Policy",
+            "Autoscale",
+            "ResourceHealth",
+        ),
+        (),
+    ),  # fmt: skip
 }
 _GROUP_MEMBERS = {
     "blobServices": {"audit": ("StorageWrite", "StorageDelete"), "allLogs": CATEGORIES["blobServices"][0]},
     "vaults": {"audit": ("AuditEvent",), "allLogs": CATEGORIES["vaults"][0]},
+    "subscriptions": {},  # subscription settings take categories, not category groups
 }
 
 
@@ -133,7 +149,7 @@ def _normalise(resource_id: str, resource_type: str, name: str, properties: dict
             )
         if category and category not in log_categories:
             raise errors.ArmError(400, "BadRequest", f"Category '{category}' is not supported.")
-        if group and group not in _CATEGORY_GROUPS:
+        if group and (group not in _CATEGORY_GROUPS or group not in _GROUP_MEMBERS[resource_type]):
             raise errors.ArmError(400, "BadRequest", f"Category group '{group}' is not supported.")
         logs.append(
             {
@@ -147,7 +163,7 @@ def _normalise(resource_id: str, resource_type: str, name: str, properties: dict
     for entry in properties.get("metrics") or []:
         if not isinstance(entry, dict):
             raise errors.invalid_request_content("metrics must be a list of objects")
-        category = entry.get("category") or metric_categories[0]
+        category = entry.get("category") or (metric_categories[0] if metric_categories else None)
         if category not in metric_categories:
             raise errors.ArmError(400, "BadRequest", f"Metric category '{category}' is not supported.")
         metrics.append(
@@ -183,6 +199,9 @@ def _normalise(resource_id: str, resource_type: str, name: str, properties: dict
 def _resource(tenant: Tenant, request: SimRequest) -> tuple[str, str]:
     """The resource id the setting belongs to (canonical casing) and its type key; ARM 404 when missing."""
     params = request.params
+    if "resourceGroupName" not in params:  # the subscription's activity log export
+        subscription = tenant.subscription(params["subscriptionId"])
+        return f"/subscriptions/{subscription.subscription_id}", "subscriptions"
     if "accountName" in params:
         account = tenant.get_storage_account(
             params["subscriptionId"], params["resourceGroupName"], params["accountName"]

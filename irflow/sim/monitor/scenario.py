@@ -20,6 +20,9 @@
       - resource_id: /subscriptions/…/storageAccounts/phiimaging/blobServices/default
         name: to-law-security
         properties: {workspaceId: …, logs: [{category: StorageRead, enabled: true}]}
+      - resource_id: /subscriptions/…                # the activity log export (AzureActivity)
+        name: activity-to-law-security
+        properties: {workspaceId: …, logs: [{category: Administrative, enabled: true}]}
 
 Row times are relative to the tenant clock (``minutes_ago``, ``hours_ago``, ``days_ago``) or absolute
 (``TimeGenerated``). In a ``repeat`` block, string values may use ``{i}`` (the copy's index from 0).
@@ -177,9 +180,13 @@ def apply(
                 canonical, kind = f"{account.id}/blobServices/default", "blobServices"
             elif "/providers/microsoft.keyvault/vaults/" in lowered:
                 canonical, kind = tenant.key_vault(resource_id.split("/")[-1]).id, "vaults"
+            elif lowered.count("/") == 2:  # /subscriptions/{id}: the activity log export
+                subscription = tenant.subscription(resource_id.split("/")[2])
+                canonical, kind = f"/subscriptions/{subscription.subscription_id}", "subscriptions"
             else:
                 raise ValueError(
-                    "only blob services and key vaults carry diagnostic settings in the simulator"
+                    "only blob services, key vaults and subscriptions carry diagnostic settings in the "
+                    "simulator"
                 )
             tenant.diagnostic_settings.put(canonical, kind, setting.name, {"properties": setting.properties})
         except KeyError as exc:

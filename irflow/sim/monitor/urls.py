@@ -1,4 +1,4 @@
-"""Routes of Microsoft.Insights diagnostic settings on blob services and key vaults (ARM)."""
+"""Routes of Microsoft.Insights diagnostic settings on blob services, key vaults and subscriptions (ARM)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,15 @@ READ = "Microsoft.Insights/diagnosticSettings/read"
 WRITE = "Microsoft.Insights/diagnosticSettings/write"
 DELETE = "Microsoft.Insights/diagnosticSettings/delete"
 
+_SUBSCRIPTION = "/subscriptions/{subscriptionId}"
+
 ROUTES = [
     route
-    for resource, label in ((_BLOB_SERVICE, "blob_service"), (_VAULT, "vault"))
+    for resource, label in (
+        (_BLOB_SERVICE, "blob_service"),
+        (_VAULT, "vault"),
+        (_SUBSCRIPTION, "subscription"),
+    )
     for route in (
         Route(
             "GET",

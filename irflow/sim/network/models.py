@@ -105,6 +105,21 @@ def validate_rule_properties(name: str, properties: Any) -> dict[str, Any]:
     return result
 
 
+def check_priority(rules: dict[str, Any], name: str, properties: dict[str, Any]) -> None:
+    """One rule per priority and direction in an NSG: "You can't create two security rules with the same
+    priority and direction." (https://learn.microsoft.com/azure/virtual-network/network-security-groups-overview)"""
+    for other in rules.values():
+        if other.name.lower() == name.lower():
+            continue
+        same = other.properties["priority"] == properties["priority"]
+        if same and other.properties["direction"] == properties["direction"]:
+            raise bad_request(
+                "SecurityRuleConflict",
+                f"Security rule {other.name} conflicts with rule {name}. Rules cannot have the same "
+                "Priority and Direction. To learn more, see aka.ms/nsgrules.",
+            )
+
+
 @dataclass
 class SecurityRule:
     name: str
@@ -157,6 +172,12 @@ class NetworkSecurityGroup:
     location: str
     tags: dict[str, str] = field(default_factory=dict)
     rules: dict[str, SecurityRule] = field(default_factory=dict)  # lower-cased name → rule
+    # "When enabled, flows created from Network Security Group connections will be re-evaluated when rules are
+    # updated. Initial enablement will trigger re-evaluation." (azure-rest-api-specs,
+    # specification/network/resource-manager/Microsoft.Network/stable/*/networkSecurityGroup.json,
+    # NetworkSecurityGroupPropertiesFormat.flushConnection; default false)
+    flush_connection: bool = False
+    provisioning_state: str = "Succeeded"
     resource_guid: str = field(default_factory=lambda: str(uuid.uuid4()))
     etag: str = field(default_factory=new_etag)
 
@@ -168,16 +189,7 @@ class NetworkSecurityGroup:
         return self.rules.get(name.lower())
 
     def check_priority(self, name: str, properties: dict[str, Any]) -> None:
-        for other in self.rules.values():
-            if other.name.lower() == name.lower():
-                continue
-            same = other.properties["priority"] == properties["priority"]
-            if same and other.properties["direction"] == properties["direction"]:
-                raise bad_request(
-                    "SecurityRuleConflict",
-                    f"Security rule {other.name} conflicts with rule {name}. Rules cannot have the same "
-                    "Priority and Direction. To learn more, see aka.ms/nsgrules.",
-                )
+        check_priority(self.rules, name, properties)
 
     def to_arm(self, subnet_ids: list[str]) -> dict[str, Any]:
         rules = sorted(self.rules.values(), key=lambda r: r.name.lower())
@@ -189,8 +201,9 @@ class NetworkSecurityGroup:
             "location": self.location,
             "tags": dict(self.tags),
             "properties": {
-                "provisioningState": "Succeeded",
+                "provisioningState": self.provisioning_state,
                 "resourceGuid": self.resource_guid,
+                "flushConnection": self.flush_connection,
                 "securityRules": [r.to_arm(self.id) for r in rules],
                 "defaultSecurityRules": [r.to_arm(self.id, DEFAULT_RULE_TYPE) for r in _default_rules()],
                 "subnets": [{"id": s} for s in subnet_ids],
@@ -203,6 +216,8 @@ class NetworkSecurityGroup:
             "id": self.id,
             "name": self.name,
             "resource_group": self.resource_group,
+            "flushConnection": self.flush_connection,
+            "tags": dict(self.tags),
             "securityRules": {
                 r.name: {"provisioningState": r.provisioning_state, **copy.deepcopy(r.properties)}
                 for r in self.rules.values()
@@ -210,22 +225,39 @@ class NetworkSecurityGroup:
         }
 
 
+# Values of a subnet's privateEndpointNetworkPolicies (virtualNetwork.json,
+# VirtualNetworkPrivateEndpointNetworkPolicies). NSG rules apply to private endpoints only when it is Enabled
+# or NetworkSecurityGroupEnabled:
+# https://learn.microsoft.com/azure/private-link/disable-private-endpoint-network-policy
+PRIVATE_ENDPOINT_POLICIES = ("Disabled", "Enabled", "NetworkSecurityGroupEnabled", "RouteTableEnabled")
+NSG_APPLIES_TO_PRIVATE_ENDPOINTS = ("Enabled", "NetworkSecurityGroupEnabled")
+
+
 @dataclass
 class Subnet:
+    """A subnet. ``established_flows`` counts the connections open through it: they survive a rule change of
+    its NSG unless the NSG's ``flushConnection`` is true (:mod:`irflow.sim.network.flows`)."""
+
     name: str
     address_prefix: str
     network_security_group_id: str | None = None
+    private_endpoint_network_policies: str = "Disabled"
+    private_endpoints: list[str] = field(default_factory=list)  # private endpoint ids
+    established_flows: int = 0
+    provisioning_state: str = "Succeeded"
     etag: str = field(default_factory=new_etag)
 
     def to_arm(self, vnet_id: str) -> dict[str, Any]:
         properties: dict[str, Any] = {
-            "provisioningState": "Succeeded",
+            "provisioningState": self.provisioning_state,
             "addressPrefix": self.address_prefix,
-            "privateEndpointNetworkPolicies": "Disabled",
+            "privateEndpointNetworkPolicies": self.private_endpoint_network_policies,
             "privateLinkServiceNetworkPolicies": "Enabled",
         }
         if self.network_security_group_id:
             properties["networkSecurityGroup"] = {"id": self.network_security_group_id}
+        if self.private_endpoints:
+            properties["privateEndpoints"] = [{"id": pe} for pe in self.private_endpoints]
         return {
             "name": self.name,
             "id": f"{vnet_id}/subnets/{self.name}",
@@ -244,6 +276,12 @@ class Peering:
     allow_forwarded_traffic: bool = False
     allow_gateway_transit: bool = False
     use_remote_gateways: bool = False
+    # Subnet peering: only the named subnets of each side are connected (virtualNetwork.json,
+    # VirtualNetworkPeeringPropertiesFormat.peerCompleteVnets / localSubnetNames / remoteSubnetNames;
+    # https://learn.microsoft.com/azure/virtual-network/how-to-configure-subnet-peering)
+    peer_complete_vnets: bool = True
+    local_subnet_names: list[str] = field(default_factory=list)
+    remote_subnet_names: list[str] = field(default_factory=list)
     peering_state: str = "Connected"
     provisioning_state: str = "Succeeded"
     etag: str = field(default_factory=new_etag)
@@ -261,6 +299,15 @@ class Peering:
                 "allowForwardedTraffic": self.allow_forwarded_traffic,
                 "allowGatewayTransit": self.allow_gateway_transit,
                 "useRemoteGateways": self.use_remote_gateways,
+                "peerCompleteVnets": self.peer_complete_vnets,
+                **(
+                    {}
+                    if self.peer_complete_vnets
+                    else {
+                        "localSubnetNames": list(self.local_subnet_names),
+                        "remoteSubnetNames": list(self.remote_subnet_names),
+                    }
+                ),
                 "remoteVirtualNetwork": {"id": self.remote_virtual_network_id},
                 "remoteAddressSpace": space,
                 "remoteVirtualNetworkAddressSpace": copy.deepcopy(space),
@@ -313,7 +360,11 @@ class VirtualNetwork:
             "addressPrefixes": list(self.address_prefixes),
             "subnets": {s.name: s.network_security_group_id for s in self.subnets.values()},
             "peerings": {
-                p.name: {"remote": p.remote_virtual_network_id, "peeringState": p.peering_state}
+                p.name: {
+                    "remote": p.remote_virtual_network_id,
+                    "peeringState": p.peering_state,
+                    "peerCompleteVnets": p.peer_complete_vnets,
+                }
                 for p in self.peerings.values()
             },
         }

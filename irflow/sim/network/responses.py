@@ -30,6 +30,7 @@ from urllib.parse import urlencode
 
 from irflow.sim import errors
 from irflow.sim.http import SimRequest, SimResponse
+from irflow.sim.network import flows
 from irflow.sim.network.models import (
     NetworkSecurityGroup,
     Peering,
@@ -122,6 +123,7 @@ def put_rule(tenant: Tenant, request: SimRequest) -> SimResponse:
         if nsg.rules.get(name.lower()) is rule:
             rule.provisioning_state = "Succeeded"
             rule.etag = new_etag()
+            flows.rules_changed(tenant, nsg)
 
     def rollback() -> None:
         if saved is None:
@@ -157,6 +159,7 @@ def delete_rule(tenant: Tenant, request: SimRequest) -> SimResponse:
         if nsg.rules.get(name.lower()) is rule:
             del nsg.rules[name.lower()]
             nsg.etag = new_etag()
+            flows.rules_changed(tenant, nsg)
 
     def rollback() -> None:
         rule.provisioning_state = "Succeeded"
@@ -233,6 +236,44 @@ def _peering_flags(properties: dict[str, Any]) -> dict[str, bool]:
     return flags
 
 
+def _subnet_scope(properties: dict[str, Any], vnet: VirtualNetwork, remote: VirtualNetwork) -> dict[str, Any]:
+    """``peerCompleteVnets`` (default true) and, when false, the subnets each side connects, which must be
+    given and exist (https://learn.microsoft.com/azure/virtual-network/how-to-configure-subnet-peering)."""
+    complete = properties.get("peerCompleteVnets", True)
+    if not isinstance(complete, bool):
+        raise errors.ArmError(
+            400, "InvalidRequestFormat", "Cannot parse the request: 'peerCompleteVnets' must be a boolean."
+        )
+    scope: dict[str, Any] = {
+        "peer_complete_vnets": complete,
+        "local_subnet_names": [],
+        "remote_subnet_names": [],
+    }
+    if complete:
+        return scope
+    for wire, attribute, network in (
+        ("localSubnetNames", "local_subnet_names", vnet),
+        ("remoteSubnetNames", "remote_subnet_names", remote),
+    ):
+        names = properties.get(wire)
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise errors.ArmError(
+                400,
+                "InvalidRequestFormat",
+                f"Cannot parse the request: '{wire}' must list the subnets to peer when peerCompleteVnets is "
+                "false.",
+            )
+        missing = [n for n in names if n.lower() not in network.subnets]
+        if missing:
+            raise errors.ArmError(
+                400,
+                "InvalidResourceReference",
+                f"Subnets {', '.join(missing)} named in '{wire}' were not found in {network.id}.",
+            )
+        scope[attribute] = [network.subnets[n.lower()].name for n in names]
+    return scope
+
+
 def put_peering(tenant: Tenant, request: SimRequest) -> SimResponse:
     """``PUT …/virtualNetworkPeerings/{p}``: applied at once in ``Updating``; the operation settles the
     peering state with the remote network's peering back."""
@@ -259,6 +300,7 @@ def put_peering(tenant: Tenant, request: SimRequest) -> SimResponse:
             "the referenced resource exists, and that both resources are in the same region.",
         )
     flags = _peering_flags(properties)
+    flags.update(_subnet_scope(properties, vnet, remote))
     previous = vnet.peerings.get(key)
     if previous is not None and previous.provisioning_state != "Succeeded":
         raise errors.ArmError(
@@ -280,10 +322,15 @@ def put_peering(tenant: Tenant, request: SimRequest) -> SimResponse:
             "state. Peering gets Disconnected when remote vnet or remote peering is deleted and re-created.",
         )
     saved = copy.deepcopy(previous)
+    remote_prefixes = (
+        list(remote.address_prefixes)
+        if flags["peer_complete_vnets"]
+        else [remote.subnets[n.lower()].address_prefix for n in flags["remote_subnet_names"]]
+    )
     peering = Peering(
         previous.name if previous else name,
         remote.id,
-        list(remote.address_prefixes),
+        remote_prefixes,
         peering_state=previous.peering_state
         if previous and previous.peering_state == "Connected"
         else "Initiated",

@@ -2,6 +2,7 @@
 
     network_security_groups:
       - name: nsg-phi-data
+        flush_connection: false         # Azure's default: established flows survive rule changes
         security_rules:                 # ARM rule properties, plus the rule's name
           - {name: allow-vnet-sql, priority: 200, direction: Inbound, access: Allow, protocol: Tcp,
              sourceAddressPrefix: VirtualNetwork, sourcePortRange: "*",
@@ -10,16 +11,20 @@
       - name: vnet-phi
         address_prefixes: [10.10.0.0/16]
         subnets:
-          - {name: snet-phi-data, address_prefix: 10.10.1.0/24, network_security_group: nsg-phi-data}
+          - {name: snet-phi-data, address_prefix: 10.10.1.0/24, network_security_group: nsg-phi-data,
+             private_endpoint_network_policies: Disabled, private_endpoints: [pe-phi-blob],
+             established_flows: 12}
         peerings:                       # remote: a VNet name (any group of the subscription) or an id
           - {name: peer-to-analytics, remote_virtual_network: vnet-analytics, allow_forwarded_traffic: true}
+          - {name: peer-etl, remote_virtual_network: vnet-etl, peer_complete_vnets: false,
+             local_subnet_names: [snet-phi-data], remote_subnet_names: [snet-etl]}
 
 Peerings are added after every network of the scenario exists, so they may point forward.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,12 +41,20 @@ class NetworkSecurityGroupSpec(_Strict):
     location: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     security_rules: list[dict[str, Any]] = Field(default_factory=list)
+    flush_connection: bool = False
 
 
 class SubnetSpec(_Strict):
     name: str = Field(min_length=1, max_length=80)
     address_prefix: str
     network_security_group: str | None = None
+    private_endpoint_network_policies: Literal[
+        "Disabled", "Enabled", "NetworkSecurityGroupEnabled", "RouteTableEnabled"
+    ] = "Disabled"
+    private_endpoints: list[str] = Field(
+        default_factory=list, description="Names of private endpoints in it."
+    )
+    established_flows: int = Field(default=0, ge=0, description="Connections open through it.")
 
 
 class PeeringSpec(_Strict):
@@ -51,6 +64,9 @@ class PeeringSpec(_Strict):
     allow_forwarded_traffic: bool = False
     allow_gateway_transit: bool = False
     use_remote_gateways: bool = False
+    peer_complete_vnets: bool = True
+    local_subnet_names: list[str] = Field(default_factory=list)
+    remote_subnet_names: list[str] = Field(default_factory=list)
     peering_state: str = "Connected"
 
 
@@ -73,6 +89,7 @@ def load_group(tenant: Tenant, subscription_id: str, group: Any) -> None:
             location=nsg.location,
             tags=nsg.tags,
             security_rules=nsg.security_rules,
+            flush_connection=nsg.flush_connection,
         )
     for vnet in group.virtual_networks:
         tenant.add_virtual_network(

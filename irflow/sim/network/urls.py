@@ -3,7 +3,7 @@ with the Azure RBAC operation each needs."""
 
 from __future__ import annotations
 
-from irflow.sim.network import responses
+from irflow.sim.network import resources, responses
 from irflow.sim.router import Route
 
 _SUB = "/subscriptions/{subscriptionId}"
@@ -13,9 +13,14 @@ _RULE = _NSG + "/securityRules/{securityRuleName}"
 _VNET = _RG + "/virtualNetworks/{virtualNetworkName}"
 _PEERINGS = _VNET + "/virtualNetworkPeerings"
 _LOCATION = _SUB + "/providers/Microsoft.Network/locations/{location}"
+_SUB_NET = _SUB + "/providers/Microsoft.Network"
 
 _OP = "Microsoft.Network"
 NSG_READ = f"{_OP}/networkSecurityGroups/read"
+NSG_WRITE = f"{_OP}/networkSecurityGroups/write"
+NSG_DELETE = f"{_OP}/networkSecurityGroups/delete"
+NSG_JOIN = f"{_OP}/networkSecurityGroups/join/action"
+SUBNET_WRITE = f"{_OP}/virtualNetworks/subnets/write"
 RULE_READ = f"{_OP}/networkSecurityGroups/securityRules/read"
 RULE_WRITE = f"{_OP}/networkSecurityGroups/securityRules/write"
 RULE_DELETE = f"{_OP}/networkSecurityGroups/securityRules/delete"
@@ -29,6 +34,32 @@ OPERATION_RESULT_READ = f"{_OP}/locations/operationResults/read"
 
 ROUTES = [
     Route("GET", _NSG, responses.get_nsg, "network.nsgs.get", operation=NSG_READ),
+    Route("PUT", _NSG, resources.put_nsg, "network.nsgs.create_or_update", operation=NSG_WRITE),
+    Route("DELETE", _NSG, resources.delete_nsg, "network.nsgs.delete", operation=NSG_DELETE),
+    Route(
+        "GET",
+        _SUB_NET + "/networkSecurityGroups",
+        resources.list_nsgs,
+        "network.nsgs.list_all",
+        operation=NSG_READ,
+    ),
+    Route(
+        "GET", _RG + "/networkSecurityGroups", resources.list_nsgs, "network.nsgs.list", operation=NSG_READ
+    ),
+    Route(
+        "GET",
+        _SUB_NET + "/virtualNetworks",
+        resources.list_vnets,
+        "network.virtual_networks.list_all",
+        operation=VNET_READ,
+    ),
+    Route(
+        "GET",
+        _RG + "/virtualNetworks",
+        resources.list_vnets,
+        "network.virtual_networks.list",
+        operation=VNET_READ,
+    ),
     Route("GET", _RULE, responses.get_rule, "network.security_rules.get", operation=RULE_READ),
     Route("PUT", _RULE, responses.put_rule, "network.security_rules.create_or_update", operation=RULE_WRITE),
     Route("DELETE", _RULE, responses.delete_rule, "network.security_rules.delete", operation=RULE_DELETE),
@@ -39,6 +70,15 @@ ROUTES = [
         responses.get_subnet,
         "network.subnets.get",
         operation=SUBNET_READ,
+    ),
+    # Associating an NSG with a subnet also needs networkSecurityGroups/join/action on the NSG (Azure checks
+    # it on the referenced resource; the simulator checks the subnet's own write permission).
+    Route(
+        "PUT",
+        _VNET + "/subnets/{subnetName}",
+        resources.put_subnet,
+        "network.subnets.create_or_update",
+        operation=SUBNET_WRITE,
     ),
     Route("GET", _PEERINGS, responses.list_peerings, "network.peerings.list", operation=PEERING_READ),
     Route(
