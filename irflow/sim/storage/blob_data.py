@@ -16,14 +16,15 @@
 Wire format of the blob service REST API, not ARM: XML bodies (``SignedIdentifiers``), ``x-ms-version``
 required and echoed, errors as ``<Error><Code/><Message/></Error>`` with an ``x-ms-error-code`` header.
 
-Pipeline (:func:`admit`): account → authentication → ``x-ms-version`` → route → RBAC (the route's
+Pipeline (:func:`admit`): account → authentication → network rules (:mod:`irflow.sim.firewall`: 403
+``AuthorizationFailure``) → ``x-ms-version`` → route → RBAC (the route's
 operation, ``…/containers/getAcl/action`` / ``setAcl/action``, over the container's resource id) → latency /
 injected error. Authentication is Microsoft Entra only: ``Authorization: Bearer <tenant token>``; a request
 without it gets the storage service's 401 challenge (``authorization_uri``, ``resource_id``) that
 ``StorageBearerTokenCredentialPolicy`` follows. Shared Key signatures are not verified by the simulator: a
 Shared Key request is refused 403 ``AuthenticationFailed`` (``KeyBasedAuthenticationNotPermitted`` when the
 account has ``allowSharedKeyAccess: false``), as Azure refuses a bad signature. Network rules
-(``publicNetworkAccess``, ``networkAcls``) are not enforced on the data plane.
+(``publicNetworkAccess``, ``networkAcls``) are enforced against the caller's origin.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.sax.saxutils import escape
 
-from irflow.sim import arm, errors
+from irflow.sim import arm, errors, firewall
 from irflow.sim.http import SimRequest, SimResponse
 from irflow.sim.router import Route
 from irflow.sim.storage.blob import Blob, BlobContainer, StoredAccessPolicy
@@ -131,6 +132,11 @@ def admit(tenant: Tenant, request: SimRequest, route: Route | None) -> None:
             "Server failed to authenticate the request. Please refer to the information in the "
             "www-authenticate header.",
             _challenge(tenant),
+        )
+    if firewall.check(tenant, request, account.properties) is not None:
+        # A network refusal, not a missing role (storage-network-security): 403 AuthorizationFailure.
+        raise StorageError(
+            403, "AuthorizationFailure", "This request is not authorized to perform this operation."
         )
     if not request.headers.get("x-ms-version"):
         raise StorageError(
