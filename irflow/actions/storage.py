@@ -586,15 +586,22 @@ class EnableDataProtectionParams(BaseModel):
     container_retention_days: int = Field(
         default=30, ge=1, le=365, description="Container soft-delete retention, days."
     )
-    versioning: bool = Field(default=True, description="Turn blob versioning on.")
+    versioning: bool = Field(
+        default=True,
+        description="Turn blob versioning on (skipped on hierarchical-namespace accounts: Azure does not "
+        "support it there).",
+    )
 
 
 @register
 class EnableDataProtection(Action):
     """Turn on blob and container soft delete and blob versioning, so evidence cannot be destroyed.
 
-    A retention already longer than asked is kept (never shortened). The prior blob service settings are
-    recorded.
+    A retention already longer than asked is kept (never shortened). Versioning is not supported on accounts
+    with a hierarchical namespace (ADLS Gen2; https://learn.microsoft.com/en-us/azure/storage/blobs/
+    versioning-overview): there it is left off and the plan says so, soft delete still protects the data. The
+    whole blob service properties are PUT (what was read, with the changes), so no setting is lost whether
+    Azure treats the PUT as a replacement or a merge. The prior blob service settings are recorded.
 
     Example::
 
@@ -606,7 +613,7 @@ class EnableDataProtection(Action):
 
     name = "storage.enable_data_protection"
     Params = EnableDataProtectionParams
-    permissions = (BLOB_SERVICE_READ, BLOB_SERVICE_WRITE)
+    permissions = (READ, BLOB_SERVICE_READ, BLOB_SERVICE_WRITE)
     target_param = "account"
 
     def _current(self, ctx: StepContext) -> dict[str, Any]:
@@ -618,7 +625,15 @@ class EnableDataProtection(Action):
             )
         return service.as_dict().get("properties", {})
 
-    def _target(self, ctx: StepContext, current: dict[str, Any]) -> tuple[dict[str, Any], list[Change]]:
+    @staticmethod
+    def _hierarchical(ctx: StepContext) -> bool:
+        params: EnableDataProtectionParams = ctx.params  # type: ignore[assignment]
+        properties = _get_account(ctx, params.account).as_dict().get("properties", {})
+        return bool(properties.get("isHnsEnabled"))
+
+    def _target(
+        self, ctx: StepContext, current: dict[str, Any], hierarchical: bool = False
+    ) -> tuple[dict[str, Any], list[Change]]:
         params: EnableDataProtectionParams = ctx.params  # type: ignore[assignment]
         target = copy.deepcopy(current)
         changes = []
@@ -631,7 +646,7 @@ class EnableDataProtection(Action):
                 wanted = {**policy, "enabled": True, "days": max(days, policy.get("days") or 0)}
                 target[key] = wanted
                 changes.append(Change(field=f"properties.{key}", before=policy or None, after=wanted))
-        if params.versioning and not current.get("isVersioningEnabled"):
+        if params.versioning and not hierarchical and not current.get("isVersioningEnabled"):
             target["isVersioningEnabled"] = True
             changes.append(
                 Change(
@@ -642,33 +657,38 @@ class EnableDataProtection(Action):
             )
         return target, changes
 
+    @staticmethod
+    def _notes(ctx: StepContext, hierarchical: bool) -> list[str]:
+        params: EnableDataProtectionParams = ctx.params  # type: ignore[assignment]
+        if params.versioning and hierarchical:
+            return ["versioning left off: Azure does not support it on hierarchical-namespace accounts"]
+        return []
+
     def plan(self, ctx: StepContext) -> Plan:
         params: EnableDataProtectionParams = ctx.params  # type: ignore[assignment]
-        _, changes = self._target(ctx, self._current(ctx))
-        return Plan(action=self.name, target=params.account, changes=changes)
+        hierarchical = self._hierarchical(ctx)
+        _, changes = self._target(ctx, self._current(ctx), hierarchical)
+        notes = self._notes(ctx, hierarchical)
+        return Plan(action=self.name, target=params.account, changes=changes, notes=notes)
 
     def apply(self, ctx: StepContext) -> Result:
         params: EnableDataProtectionParams = ctx.params  # type: ignore[assignment]
+        hierarchical = self._hierarchical(ctx)
         current = self._current(ctx)
-        target, changes = self._target(ctx, current)
+        target, changes = self._target(ctx, current, hierarchical)
+        notes = self._notes(ctx, hierarchical)
         if not changes:
-            return Result(changed=False, prior_state=current, notes=["data protection already on"])
+            return Result(changed=False, prior_state=current, notes=["data protection already on", *notes])
         rid = ResourceId.parse(params.account)
-        body = {
-            "properties": {
-                change.field.removeprefix("properties."): target[change.field.removeprefix("properties.")]
-                for change in changes
-            }
-        }
         with azure_errors(permission=BLOB_SERVICE_WRITE, scope=f"{params.account}/blobServices/default"):
             ctx.clients.storage(rid.subscription_id).blob_services.set_service_properties(
-                rid.resource_group, rid.name, body
+                rid.resource_group, rid.name, {"properties": target}
             )
         ctx.log.info("blob data protection enabled", changes=len(changes))
-        return Result(changed=True, changes=changes, prior_state=current)
+        return Result(changed=True, changes=changes, prior_state=current, notes=notes)
 
     def verify(self, ctx: StepContext) -> bool:
-        _, changes = self._target(ctx, self._current(ctx))
+        _, changes = self._target(ctx, self._current(ctx), self._hierarchical(ctx))
         return not changes
 
 

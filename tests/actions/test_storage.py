@@ -336,6 +336,53 @@ class TestEnableDataProtection:
         assert "properties.deleteRetentionPolicy" not in fields
 
 
+class TestDataProtectionStrictness:
+    def test_full_properties_are_put(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        from irflow.actions.storage import EnableDataProtection
+
+        account = tenant.storage_account("phiclaimsarchive")
+        before = dict(account.blob_service.properties)
+        EnableDataProtection().apply(make_context("storage.enable_data_protection", account=account.id))
+        [put] = _writes(tenant)
+        assert set(before) <= set(
+            put.body["properties"]
+        )  # every setting read is written back, not only changes
+        assert put.body["properties"]["cors"] == before["cors"]
+
+    def test_the_simulator_refuses_versioning_on_hierarchical_namespace(
+        self, tenant: Tenant, clients
+    ) -> None:  # type: ignore[no-untyped-def]
+        """Versioning is not supported on hierarchical-namespace accounts
+        (https://learn.microsoft.com/en-us/azure/storage/blobs/versioning-overview)."""
+        from azure.core.exceptions import HttpResponseError
+
+        account = tenant.storage_account("phiimaging")
+        account.properties["isHnsEnabled"] = True
+        client = clients.storage(account.subscription_id).blob_services
+        with pytest.raises(HttpResponseError) as refused:
+            client.set_service_properties(
+                account.resource_group, account.name, {"properties": {"isVersioningEnabled": True}}
+            )
+        assert refused.value.status_code == 400
+        assert account.blob_service.properties.get("isVersioningEnabled") is not True
+
+    def test_hierarchical_namespace_gets_soft_delete_without_versioning(
+        self, tenant: Tenant, make_context
+    ) -> None:  # type: ignore[no-untyped-def]
+        from irflow.actions.storage import EnableDataProtection
+
+        account = tenant.storage_account("phiimaging")
+        account.properties["isHnsEnabled"] = True
+        ctx = make_context("storage.enable_data_protection", account=account.id)
+        plan = EnableDataProtection().plan(ctx)
+        assert "properties.isVersioningEnabled" not in {c.field for c in plan.changes}
+        assert "hierarchical-namespace" in plan.notes[0] and _writes(tenant) == []
+        assert EnableDataProtection().apply(ctx).changed
+        assert not EnableDataProtection().apply(ctx).changed and len(_writes(tenant)) == 1
+        assert EnableDataProtection().verify(ctx)
+        assert account.blob_service.properties["deleteRetentionPolicy"]["enabled"] is True
+
+
 class TestAzureRefusals:
     """A 403 names the missing permission and scope; a 404 names the missing resource."""
 

@@ -41,7 +41,18 @@ def get_service_properties(tenant: Tenant, request: SimRequest) -> SimResponse:
 def set_service_properties(tenant: Tenant, request: SimRequest) -> SimResponse:
     """``PUT …/blobServices/default``: answers 200 with the whole resource."""
     account = _account(tenant, request)
-    account.blob_service.set_properties(request.json_object())
+    body = request.json_object()
+    versioning = (body.get("properties") or {}).get("isVersioningEnabled") if isinstance(body, dict) else None
+    if versioning is True and account.properties.get("isHnsEnabled") is True:
+        # "Storage accounts with a hierarchical namespace enabled for use with Azure Data Lake Storage are not
+        # currently supported" (https://learn.microsoft.com/en-us/azure/storage/blobs/versioning-overview).
+        # The exact error code Azure answers is not documented: a 400 refusal, nothing changed.
+        raise errors.ArmError(
+            400,
+            "FeatureNotSupportedForAccount",
+            "Blob versioning is not supported for accounts with hierarchical namespace enabled.",
+        )
+    account.blob_service.set_properties(body)
     sku = {"name": account.sku_name, "tier": sku_tier(account.sku_name)}
     return SimResponse(200, account.blob_service.to_arm(sku))
 
