@@ -300,6 +300,7 @@ class BlobContainer:
         self.immutability: ImmutabilityPolicy | None = None
         self.access_policies: list[StoredAccessPolicy] = []
         self.blobs: dict[str, Blob] = {}  # name (case-sensitive, as in Azure) → blob (data plane)
+        self.uncommitted_blocks: dict[str, dict[str, bytes]] = {}  # blob name → block id → bytes (Put Block)
         self._version = 0
 
     @property

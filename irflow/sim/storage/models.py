@@ -263,6 +263,8 @@ class StorageAccount:
         self.blob_service = BlobService(self.id, blob_service_properties)
         # When revokeUserDelegationKeys last ran: user-delegation SAS signed before it no longer work.
         self.user_delegation_keys_revoked_at: datetime | None = None
+        # Keys handed out by Get User Delegation Key (irflow.sim.storage.delegation); values are secrets.
+        self.user_delegation_keys: list[Any] = []
 
     # ----------------------------------------------------------------- identity
     @property
