@@ -45,6 +45,9 @@ NSG_READ = "Microsoft.Network/networkSecurityGroups/read"
 VNET_READ = "Microsoft.Network/virtualNetworks/read"
 SET_LEGAL_HOLD = "Microsoft.Storage/storageAccounts/blobServices/containers/setLegalHold/action"
 IMMUTABILITY_WRITE = "Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies/write"
+IMMUTABILITY_LOCK = (
+    "Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies/lock/action"
+)
 BLOB_READ = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read"
 BLOB_WRITE = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write"
 GENERATE_USER_DELEGATION_KEY = (
@@ -244,6 +247,12 @@ class SnapshotContainersParams(BaseModel):
     legal_hold_tag: str = Field(
         default="irflowincident", pattern=r"^[a-z0-9]{3,23}$", description="Legal hold tag to set."
     )
+    lock_immutability: bool = Field(
+        default=False,
+        description="Lock the evidence container's time-based retention policy. IRREVERSIBLE: a locked "
+        "policy can only be extended, never shortened or removed, and the container (its account, its "
+        "resource group) cannot be deleted until every blob's retention has passed.",
+    )
 
 
 class _Endpoints(BaseModel):
@@ -289,6 +298,7 @@ class SnapshotContainers(Action):
         CONTAINERS_WRITE,
         SET_LEGAL_HOLD,
         IMMUTABILITY_WRITE,
+        IMMUTABILITY_LOCK,
         BLOB_READ,
         BLOB_WRITE,
         GENERATE_USER_DELEGATION_KEY,
@@ -344,6 +354,10 @@ class SnapshotContainers(Action):
                     before=days,
                     after=params.retention_days,
                 )
+            )
+        if params.lock_immutability and policy.get("state") != "Locked":
+            changes.append(
+                Change(field=f"{prefix}.immutabilityPolicy.state", before=policy.get("state"), after="Locked")
             )
         return changes
 
@@ -432,7 +446,15 @@ class SnapshotContainers(Action):
     def plan(self, ctx: StepContext) -> Plan:
         params: SnapshotContainersParams = ctx.params  # type: ignore[assignment]
         _, state, todo = self._survey(ctx)
-        return Plan(action=self.name, target=params.account, changes=self._changes(ctx, state, todo))
+        changes = self._changes(ctx, state, todo)
+        notes = []
+        if any(c.field.endswith("immutabilityPolicy.state") for c in changes):
+            notes.append(
+                f"IRREVERSIBLE: locking the retention policy of {params.evidence_container} means its "
+                f"{params.retention_days}-day retention can never be shortened or removed, and the "
+                "container, its account and resource group cannot be deleted until it has passed"
+            )
+        return Plan(action=self.name, target=params.account, changes=changes, notes=notes)
 
     def _protect(self, ctx: StepContext, endpoints: _Endpoints, state: dict[str, Any] | None) -> None:
         from azure.mgmt.storage.models import ImmutabilityPolicy, LegalHold
@@ -441,6 +463,7 @@ class SnapshotContainers(Action):
         rid = ResourceId.parse(params.evidence_account)
         client = ctx.clients.storage(rid.subscription_id).blob_containers
         scope = f"{params.evidence_account}/blobServices/default/containers/{params.evidence_container}"
+        etag = ((state or {}).get("immutabilityPolicy") or {}).get("etag")
         for change in self._protection_changes(params, state):
             if change.field.endswith(".legalHold.tags"):
                 with azure_errors(permission=SET_LEGAL_HOLD, scope=scope):
@@ -453,9 +476,21 @@ class SnapshotContainers(Action):
             elif change.field.endswith("immutabilityPeriodSinceCreationInDays"):
                 policy = ImmutabilityPolicy(immutability_period_since_creation_in_days=params.retention_days)
                 with azure_errors(permission=IMMUTABILITY_WRITE, scope=scope):
-                    client.create_or_update_immutability_policy(
+                    etag = client.create_or_update_immutability_policy(
                         rid.resource_group, rid.name, params.evidence_container, policy
+                    ).etag
+            elif change.field.endswith("immutabilityPolicy.state"):
+                from azure.core import MatchConditions
+
+                with azure_errors(permission=IMMUTABILITY_LOCK, scope=scope):
+                    client.lock_immutability_policy(
+                        rid.resource_group,
+                        rid.name,
+                        params.evidence_container,
+                        etag=etag,
+                        match_condition=MatchConditions.IfNotModified,
                     )
+                ctx.log.info("evidence retention policy locked", container=params.evidence_container)
             else:
                 # Created on the data plane (Create Container), which needs the same RBAC operation.
                 with azure_errors(permission=CONTAINERS_WRITE, scope=scope):

@@ -240,6 +240,24 @@ class TestSnapshotContainers:
         keys = tenant.storage_account("phipatientexports").user_delegation_keys
         assert len(keys) == 1 and keys[0].expiry - keys[0].start <= timedelta(minutes=31)
 
+    def test_locking_the_retention_is_optional_stated_as_irreversible_and_done_once(  # type: ignore[no-untyped-def]
+        self, tenant: Tenant, forensic_context, database: Database
+    ) -> None:
+        ctx = self._ctx(tenant, forensic_context, lock_immutability=True, containers=["patient-exports"])
+        action = SnapshotContainers()
+        plan = action.plan(ctx)
+        assert "evidence_container.irflow-evidence.immutabilityPolicy.state" in [
+            c.field for c in plan.changes
+        ]
+        assert plan.notes and plan.notes[0].startswith("IRREVERSIBLE")
+        assert action.apply(ctx).changed
+        container = tenant.storage_account("webassetscdn").container("irflow-evidence")
+        assert container.immutability is not None and container.immutability.state == "Locked"
+        writes = _writes(tenant)
+        assert [w.route for w in writes].count("storage.containers.lock_immutability_policy") == 1
+        assert not action.apply(ctx).changed and _writes(tenant) == writes
+        assert action.verify(ctx) and action.plan(ctx).notes == []
+
     def test_a_copy_without_its_row_is_recorded_not_rewritten(  # type: ignore[no-untyped-def]
         self, tenant: Tenant, forensic_context, database: Database
     ) -> None:

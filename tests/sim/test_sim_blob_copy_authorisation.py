@@ -133,3 +133,30 @@ def test_blocks_are_staged_then_committed(sim: Sim) -> None:
     with pytest.raises(HttpResponseError) as caught:
         blob.commit_block_list(["bm90LXN0YWdlZA=="])
     assert (caught.value.status_code, caught.value.error_code) == (400, "InvalidBlockList")
+
+
+def test_locking_a_retention_policy_needs_its_etag_and_is_final(sim: Sim) -> None:
+    """BlobContainersLockImmutabilityPolicy: If-Match with the policy's ETag is required; once Locked, the
+    policy cannot be changed by a PUT (only extended)."""
+    from azure.core import MatchConditions
+    from azure.mgmt.storage.models import ImmutabilityPolicy
+
+    containers = sim.client().blob_containers
+    policy = containers.create_or_update_immutability_policy(
+        "rg-phi-prod", ACCOUNT, EXPORTS, ImmutabilityPolicy(immutability_period_since_creation_in_days=30)
+    )
+    with pytest.raises(HttpResponseError) as stale:
+        containers.lock_immutability_policy(
+            "rg-phi-prod", ACCOUNT, EXPORTS, etag='"0x1"', match_condition=MatchConditions.IfNotModified
+        )
+    assert stale.value.status_code == 412
+    locked = containers.lock_immutability_policy(
+        "rg-phi-prod", ACCOUNT, EXPORTS, etag=policy.etag, match_condition=MatchConditions.IfNotModified
+    )
+    assert locked.state == "Locked"
+    with pytest.raises(HttpResponseError) as refused:
+        containers.create_or_update_immutability_policy(
+            "rg-phi-prod", ACCOUNT, EXPORTS, ImmutabilityPolicy(immutability_period_since_creation_in_days=1)
+        )
+    assert refused.value.status_code == 409
+    assert sim.tenant.storage_account(ACCOUNT).container(EXPORTS).immutability.days == 30

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from irflow.sim import errors, paging
 from irflow.sim.http import SimRequest, SimResponse
-from irflow.sim.storage.blob import BlobContainer
+from irflow.sim.storage.blob import BlobContainer, lock_policy
 from irflow.sim.storage.models import StorageAccount, sku_tier
 
 if TYPE_CHECKING:
@@ -107,6 +107,14 @@ def clear_legal_hold(tenant: Tenant, request: SimRequest) -> SimResponse:
     _, container = _container(tenant, request)
     container.clear_legal_hold(request.json_object(), when=tenant.now())
     return SimResponse(200, container.legal_hold_answer())
+
+
+def lock_immutability_policy(tenant: Tenant, request: SimRequest) -> SimResponse:
+    """``POST …/immutabilityPolicies/default/lock`` (If-Match required): the policy, now Locked."""
+    _, container = _container(tenant, request)
+    lock_policy(container, if_match=request.headers.get("If-Match"), when=tenant.now())
+    answer = container.policy_answer()
+    return SimResponse(200, answer, {"ETag": answer["etag"]})
 
 
 def put_immutability_policy(tenant: Tenant, request: SimRequest) -> SimResponse:
