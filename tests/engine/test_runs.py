@@ -356,3 +356,21 @@ def test_without_irflows_origin_the_playbook_fails_with_a_network_refusal(
     assert (
         sim.tenant.storage_account("phipatientexports").properties["networkAcls"]["defaultAction"] == "Deny"
     )
+
+
+def test_evidence_after_isolation_travels_over_irflows_path(svc: runtime.Services, sim: SimServer) -> None:
+    """Isolation comes first, so Azure's server-side copy is refused by the source's firewall: the blob
+    copies go over irflow's allow-listed path, staged in blocks, and land under legal hold."""
+    exports = sim.tenant.storage_account("phipatientexports")
+    params = {
+        "storage_accounts": exports.id,
+        "evidence_account": sim.tenant.storage_account("webassetscdn").id,
+    }
+    run = submit_run(svc, PLAYBOOK, params, actor="cli:tester", auto_approve=True)
+    assert run.handle.get_result() == "succeeded", run_view(svc, run.run_id)["error"]
+    steps = [s["step"] for s in run_view(svc, run.run_id)["steps"]]
+    assert steps.index("isolate") < steps.index("snapshot-containers") < steps.index("revoke-service-sas")
+    evidence = sim.tenant.storage_account("webassetscdn").container("irflow-evidence")
+    assert len(evidence.blobs) == 3 and evidence.has_legal_hold
+    routes = [w.route for w in sim.tenant.journal.writes()]
+    assert routes.count("storage.blob.put_block_list") == 3 and "storage.blob.put_blob" not in routes

@@ -116,3 +116,16 @@ def test_admin_route_and_scenario_set_the_origin(sim: Sim) -> None:
     assert tenant.caller_origin == CallerOrigin("198.51.100.9", SUBNET)
     with pytest.raises(ValueError, match="invalid scenario: caller"):
         Tenant.from_scenario({"caller": {"ip": "nope"}})
+
+
+@pytest.mark.parametrize(
+    "value", ["10.1.2.0/24", "192.168.7.9", "172.20.0.0/16", "127.0.0.1", "198.51.100.7/32"]
+)
+def test_ip_rules_take_public_ranges_only(sim: Sim, value: str) -> None:
+    """Storage refuses private (RFC 1918) ranges and /31 or /32 prefixes in IP rules
+    (https://learn.microsoft.com/en-us/azure/storage/common/storage-network-security-limitations)."""
+    before = sim.tenant.storage_account(ACCOUNT).properties["networkAcls"]
+    with pytest.raises(HttpResponseError) as caught:
+        _set_network(sim, networkAcls={"defaultAction": "Deny", "ipRules": [{"value": value}]})
+    assert caught.value.status_code == 400 and caught.value.error.code == "InvalidValuesForRequestParameters"
+    assert sim.tenant.storage_account(ACCOUNT).properties["networkAcls"] == before
