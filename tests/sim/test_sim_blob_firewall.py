@@ -129,3 +129,13 @@ def test_ip_rules_take_public_ranges_only(sim: Sim, value: str) -> None:
         _set_network(sim, networkAcls={"defaultAction": "Deny", "ipRules": [{"value": value}]})
     assert caught.value.status_code == 400 and caught.value.error.code == "InvalidValuesForRequestParameters"
     assert sim.tenant.storage_account(ACCOUNT).properties["networkAcls"] == before
+
+
+def test_the_servers_start_line_passes_the_origin_on_as_irflows_configuration() -> None:
+    from irflow.sim.server import SimServer
+
+    with SimServer(Tenant.from_scenario("sas-exfiltration")) as server:
+        env = server.connection_info()["env"]
+    assert env["IRFLOW_EGRESS_IPS"] == "192.0.2.10" and "IRFLOW_SUBNET_ID" not in env
+    with SimServer(Tenant.demo()) as server:
+        assert "IRFLOW_EGRESS_IPS" not in server.connection_info()["env"]  # no origin: none configured
