@@ -276,6 +276,36 @@ class TestNetworkRefusal:
             )
 
 
+def test_a_key_vault_firewall_refusal_is_a_network_refusal(tenant: Tenant, clients) -> None:  # type: ignore[no-untyped-def]
+    """The shared data-plane firewall on a vault: Key Vault's 403 ForbiddenByFirewall (and
+    ForbiddenByConnection) maps to NetworkRefused as the blob service's AuthorizationFailure does
+    (https://learn.microsoft.com/en-us/azure/key-vault/general/rest-error-codes)."""
+    from azure.keyvault.keys._shared import http_challenge_cache
+
+    from irflow.actions.base import NetworkRefused, azure_errors
+
+    vault = tenant.key_vaults()[0]
+    vault.properties["networkAcls"] = {"defaultAction": "Deny", "bypass": "None", "ipRules": []}
+    http_challenge_cache.clear()
+    try:
+        keys = clients.keys(f"https://management.azure.com/_data/{vault.name}/vault/")
+        read = "Microsoft.KeyVault/vaults/keys/read"
+        with (
+            pytest.raises(NetworkRefused, match="ForbiddenByFirewall") as refused,
+            azure_errors(permission=read, scope=vault.id),
+        ):
+            list(keys.list_properties_of_keys())
+        assert vault.id in str(refused.value) and "permission denied" not in str(refused.value)
+        vault.properties["publicNetworkAccess"] = "Disabled"
+        with (
+            pytest.raises(NetworkRefused, match="ForbiddenByConnection"),
+            azure_errors(permission=read, scope=vault.id),
+        ):
+            list(keys.list_properties_of_keys())
+    finally:
+        http_challenge_cache.clear()
+
+
 class TestBlockPublicContainers:
     def test_plan_apply_twice_verify(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
         from irflow.actions.storage import BlockPublicContainers
