@@ -258,6 +258,19 @@ class TestSnapshotContainers:
         assert not action.apply(ctx).changed and _writes(tenant) == writes
         assert action.verify(ctx) and action.plan(ctx).notes == []
 
+    def test_a_source_copy_irflow_cannot_authorise_is_named_for_what_it_is(  # type: ignore[no-untyped-def]
+        self, tenant: Tenant, forensic_context
+    ) -> None:
+        from irflow.actions.forensics import GENERATE_USER_DELEGATION_KEY
+
+        account = tenant.storage_account("phipatientexports")
+        account.container("patient-exports").public_access = "None"
+        tenant.deny(GENERATE_USER_DELEGATION_KEY, scope=account.id)
+        with pytest.raises(PermissionDenied) as caught:
+            SnapshotContainers().apply(self._ctx(tenant, forensic_context))
+        assert GENERATE_USER_DELEGATION_KEY in str(caught.value) and account.id in str(caught.value)
+        assert "not found" not in str(caught.value)
+
     def test_a_copy_without_its_row_is_recorded_not_rewritten(  # type: ignore[no-untyped-def]
         self, tenant: Tenant, forensic_context, database: Database
     ) -> None:
