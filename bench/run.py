@@ -96,6 +96,7 @@ def bench_fanout(accounts: int = 24, latency_ms: int = 40) -> None:
             for n in range(accounts)
         ]
         tenant.faults.latency_ms = latency_ms
+        tenant.set_caller_origin(ip="192.0.2.10")  # irflow's egress IP, as a deployment configures it
         playbook = (REPO / "playbooks" / "storage-sas-exfiltration.yaml").read_text()
         playbook = playbook.replace("concurrency: 16", f"concurrency: {concurrency}")
         with tempfile.TemporaryDirectory() as tmp, SimServer(tenant) as server:
@@ -110,6 +111,7 @@ def bench_fanout(accounts: int = 24, latency_ms: int = 40) -> None:
                 queue_polling_interval=0.05,
                 playbooks_dir=Path(tmp),
                 oncall_recipients="soc-oncall@example.org",
+                egress_ips="192.0.2.10",
             )
             svc = runtime.launch(settings)
             try:

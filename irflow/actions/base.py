@@ -40,6 +40,10 @@ class ResourceMissing(ActionError):
     pass
 
 
+class NetworkRefused(ActionError):
+    """The resource's firewall refused irflow's origin: a network path is missing, not a permission."""
+
+
 class AzureCallFailed(ActionError):
     retryable = True
 
@@ -235,13 +239,66 @@ def azure_errors(*, permission: str, scope: str) -> Iterator[None]:
     except ResourceNotFoundError as exc:
         raise ResourceMissing(f"not found: {scope} ({_arm_message(exc)})") from None
     except ClientAuthenticationError as exc:
+        if exc.status_code == 403 and _network_refusal(exc):
+            raise NetworkRefused(_refused(scope, exc)) from None
         if exc.status_code == 403:
             raise PermissionDenied(_denied(permission, scope, exc)) from None
         raise PermissionDenied(f"authentication to Azure failed for {scope}: {_arm_message(exc)}") from None
     except HttpResponseError as exc:
+        if exc.status_code == 403 and _network_refusal(exc):
+            raise NetworkRefused(_refused(scope, exc)) from None
         if exc.status_code == 403:
             raise PermissionDenied(_denied(permission, scope, exc)) from None
         raise AzureCallFailed(f"Azure answered {exc.status_code} for {scope}: {_arm_message(exc)}") from None
+
+
+# The 403 codes Azure's data planes give for a network refusal (the firewall, not a role):
+# storage: x-ms-error-code AuthorizationFailure
+#   (https://learn.microsoft.com/en-us/azure/storage/common/storage-network-security);
+# Key Vault: inner error ForbiddenByFirewall / ForbiddenByConnection
+#   (https://learn.microsoft.com/en-us/azure/key-vault/general/rest-error-codes).
+NETWORK_REFUSAL_CODES = frozenset({"authorizationfailure", "forbiddenbyfirewall", "forbiddenbyconnection"})
+
+
+def _error_codes(exc: HttpResponseError) -> set[str]:
+    codes = {getattr(exc, "error_code", None)}
+    error = getattr(exc, "error", None)
+    codes.add(getattr(error, "code", None))
+    inner = getattr(error, "innererror", None)
+    codes.add(inner.get("code") if isinstance(inner, dict) else getattr(inner, "code", None))
+    response = getattr(exc, "response", None)
+    if response is not None:
+        codes.add(response.headers.get("x-ms-error-code"))
+        try:
+            body = response.json()
+        except (ValueError, AttributeError, TypeError):
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            codes.add(body["error"].get("code"))
+            inner_body = body["error"].get("innererror")
+            if isinstance(inner_body, dict):
+                codes.add(inner_body.get("code"))
+    return {str(getattr(code, "value", code)).lower() for code in codes if code}  # SDK enums by value
+
+
+def _network_refusal(exc: HttpResponseError) -> bool:
+    return bool(_error_codes(exc) & NETWORK_REFUSAL_CODES)
+
+
+def _refusal_code(exc: HttpResponseError) -> str:
+    spelled = {"authorizationfailure": "AuthorizationFailure", "forbiddenbyfirewall": "ForbiddenByFirewall"}
+    found = sorted(_error_codes(exc) & NETWORK_REFUSAL_CODES)
+    return spelled.get(found[0], "ForbiddenByConnection") if found else "403"
+
+
+def _refused(scope: str, exc: HttpResponseError) -> str:
+    return (
+        f"network refusal: the firewall of {scope} refused irflow's network origin "
+        f"({_refusal_code(exc)}: {_arm_message(exc)}); "
+        "this is not a missing permission. Set IRFLOW_EGRESS_IPS (irflow's public egress IPs) and/or "
+        "IRFLOW_SUBNET_ID (the subnet irflow runs in) and keep that origin in the resource's allow-list "
+        "(isolation does so when the origin is configured), or reach the resource through a private endpoint"
+    )
 
 
 def _denied(permission: str, scope: str, exc: HttpResponseError) -> str:

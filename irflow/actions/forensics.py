@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, Literal
 from urllib.parse import quote
@@ -18,6 +20,7 @@ from urllib.parse import quote
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from irflow import clock
 from irflow.actions.base import (
     Action,
     ActionError,
@@ -44,8 +47,14 @@ SUBNET_READ = "Microsoft.Network/virtualNetworks/subnets/read"  # a subnet is re
 PEERING_READ = "Microsoft.Network/virtualNetworks/virtualNetworkPeerings/read"
 SET_LEGAL_HOLD = "Microsoft.Storage/storageAccounts/blobServices/containers/setLegalHold/action"
 IMMUTABILITY_WRITE = "Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies/write"
+IMMUTABILITY_LOCK = (
+    "Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies/lock/action"
+)
 BLOB_READ = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read"
 BLOB_WRITE = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write"
+GENERATE_USER_DELEGATION_KEY = (
+    "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action"
+)
 
 _READERS = {
     "microsoft.storage/storageaccounts": STORAGE_READ,
@@ -240,6 +249,12 @@ class SnapshotContainersParams(BaseModel):
     legal_hold_tag: str = Field(
         default="irflowincident", pattern=r"^[a-z0-9]{3,23}$", description="Legal hold tag to set."
     )
+    lock_immutability: bool = Field(
+        default=False,
+        description="Lock the evidence container's time-based retention policy. IRREVERSIBLE: a locked "
+        "policy can only be extended, never shortened or removed, and the container (its account, its "
+        "resource group) cannot be deleted until every blob's retention has passed.",
+    )
 
 
 class _Endpoints(BaseModel):
@@ -252,12 +267,18 @@ class SnapshotContainers(Action):
     """Copy every blob of PHI containers into an immutable evidence container, with SHA-256 of each copy.
 
     Per blob: take a snapshot (a point-in-time, read-only version), copy the snapshot into the evidence
-    container, download the copy and hash it; one evidence row per blob (source blob URL without any query,
-    evidence blob URL, SHA-256, size) and one ``evidence.captured`` audit event. The evidence container is
-    created if missing, put under a legal hold and a time-based immutability policy (``retention_days``,
-    default six years) before anything is copied into it. A blob already copied for this incident (evidence
-    row and evidence blob both present) is skipped; an evidence blob without its row is hashed and recorded,
-    never overwritten.
+    container and hash it, reading in 4 MiB ranges (never a whole blob in memory). The copy takes one of two
+    paths, both accepted by Azure: when the source account's firewall is open, a server-side Copy Blob whose
+    source carries a short-lived, read-only user-delegation SAS (another account's source is not authorised by
+    the destination's token: Azure answers 404 ``CannotVerifyCopySource``); when the source is behind its
+    firewall (isolated by ``storage.isolate_account``, whose allow-list admits irflow but not Azure's
+    server-side copy), the bytes go over irflow's own path, ranged reads staged as blocks into the evidence
+    blob. The evidence metadata says which path was taken. One evidence row per blob (source blob URL without
+    any query, evidence blob URL, SHA-256, size) and one ``evidence.captured`` audit event. The evidence
+    container is created if missing, put under a legal hold and a time-based immutability policy
+    (``retention_days``, default six years) before anything is copied into it. A blob already copied for this
+    incident (evidence row and evidence blob both present) is skipped; an evidence blob without its row is
+    hashed and recorded, never overwritten.
 
     Example::
 
@@ -279,10 +300,13 @@ class SnapshotContainers(Action):
         CONTAINERS_WRITE,
         SET_LEGAL_HOLD,
         IMMUTABILITY_WRITE,
+        IMMUTABILITY_LOCK,
         BLOB_READ,
         BLOB_WRITE,
+        GENERATE_USER_DELEGATION_KEY,
     )
     target_param = "account"
+    _delegation_key: Any = None
 
     # -------------------------------------------------------------------------- reads
     @staticmethod
@@ -332,6 +356,10 @@ class SnapshotContainers(Action):
                     before=days,
                     after=params.retention_days,
                 )
+            )
+        if params.lock_immutability and policy.get("state") != "Locked":
+            changes.append(
+                Change(field=f"{prefix}.immutabilityPolicy.state", before=policy.get("state"), after="Locked")
             )
         return changes
 
@@ -420,7 +448,15 @@ class SnapshotContainers(Action):
     def plan(self, ctx: StepContext) -> Plan:
         params: SnapshotContainersParams = ctx.params  # type: ignore[assignment]
         _, state, todo = self._survey(ctx)
-        return Plan(action=self.name, target=params.account, changes=self._changes(ctx, state, todo))
+        changes = self._changes(ctx, state, todo)
+        notes = []
+        if any(c.field.endswith("immutabilityPolicy.state") for c in changes):
+            notes.append(
+                f"IRREVERSIBLE: locking the retention policy of {params.evidence_container} means its "
+                f"{params.retention_days}-day retention can never be shortened or removed, and the "
+                "container, its account and resource group cannot be deleted until it has passed"
+            )
+        return Plan(action=self.name, target=params.account, changes=changes, notes=notes)
 
     def _protect(self, ctx: StepContext, endpoints: _Endpoints, state: dict[str, Any] | None) -> None:
         from azure.mgmt.storage.models import ImmutabilityPolicy, LegalHold
@@ -429,6 +465,7 @@ class SnapshotContainers(Action):
         rid = ResourceId.parse(params.evidence_account)
         client = ctx.clients.storage(rid.subscription_id).blob_containers
         scope = f"{params.evidence_account}/blobServices/default/containers/{params.evidence_container}"
+        etag = ((state or {}).get("immutabilityPolicy") or {}).get("etag")
         for change in self._protection_changes(params, state):
             if change.field.endswith(".legalHold.tags"):
                 with azure_errors(permission=SET_LEGAL_HOLD, scope=scope):
@@ -441,13 +478,66 @@ class SnapshotContainers(Action):
             elif change.field.endswith("immutabilityPeriodSinceCreationInDays"):
                 policy = ImmutabilityPolicy(immutability_period_since_creation_in_days=params.retention_days)
                 with azure_errors(permission=IMMUTABILITY_WRITE, scope=scope):
-                    client.create_or_update_immutability_policy(
+                    etag = client.create_or_update_immutability_policy(
                         rid.resource_group, rid.name, params.evidence_container, policy
+                    ).etag
+            elif change.field.endswith("immutabilityPolicy.state"):
+                from azure.core import MatchConditions
+
+                with azure_errors(permission=IMMUTABILITY_LOCK, scope=scope):
+                    client.lock_immutability_policy(
+                        rid.resource_group,
+                        rid.name,
+                        params.evidence_container,
+                        etag=etag,
+                        match_condition=MatchConditions.IfNotModified,
                     )
+                ctx.log.info("evidence retention policy locked", container=params.evidence_container)
             else:
                 # Created on the data plane (Create Container), which needs the same RBAC operation.
                 with azure_errors(permission=CONTAINERS_WRITE, scope=scope):
                     ctx.clients.blob_service(endpoints.evidence).create_container(params.evidence_container)
+
+    def _source_open(self, ctx: StepContext) -> bool:
+        """Whether the source account's firewall admits Azure's own server-side copy: public network access
+        Enabled and default action Allow. Otherwise (an isolated account, say) Azure refuses the copy
+        (copy-blobs-between-storage-accounts-network-restriction), and the bytes go over irflow's path."""
+        params: SnapshotContainersParams = ctx.params  # type: ignore[assignment]
+        rid = ResourceId.parse(params.account)
+        with azure_errors(permission=STORAGE_READ, scope=params.account):
+            found = ctx.clients.storage(rid.subscription_id).storage_accounts.get_properties(
+                rid.resource_group, rid.name
+            )
+        props = found.as_dict().get("properties") or {}
+        acls = props.get("networkAcls") or {}
+        return (
+            props.get("publicNetworkAccess", "Enabled") == "Enabled" and acls.get("defaultAction") != "Deny"
+        )
+
+    def _source_sas(
+        self, ctx: StepContext, endpoints: _Endpoints, item: dict[str, Any], snapshot: str
+    ) -> str:
+        """A short-lived, read-only user-delegation SAS for one source snapshot: the destination's token does
+        not authorise another account's source (Copy Blob: public or SAS, else CannotVerifyCopySource)."""
+        from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+        params: SnapshotContainersParams = ctx.params  # type: ignore[assignment]
+        now = clock.now()
+        if self._delegation_key is None:
+            with azure_errors(permission=GENERATE_USER_DELEGATION_KEY, scope=params.account):
+                self._delegation_key = ctx.clients.blob_service(endpoints.source).get_user_delegation_key(
+                    now - timedelta(minutes=1), now + SAS_LIFETIME
+                )
+        return generate_blob_sas(
+            ResourceId.parse(params.account).name,
+            item["container"],
+            item["blob"],
+            snapshot=snapshot,
+            user_delegation_key=self._delegation_key,
+            permission=BlobSasPermissions(read=True),
+            start=now - timedelta(minutes=1),
+            expiry=now + SAS_LIFETIME,
+        )
 
     def _copy(self, ctx: StepContext, endpoints: _Endpoints, item: dict[str, Any]) -> dict[str, Any]:
         params: SnapshotContainersParams = ctx.params  # type: ignore[assignment]
@@ -458,24 +548,71 @@ class SnapshotContainers(Action):
         target = ctx.clients.blob_service(endpoints.evidence).get_blob_client(
             params.evidence_container, item["name"]
         )
-        snapshot = None
+        snapshot, copy_id, path = None, None, "recorded"
         if not item["copied"]:
             source = ctx.clients.blob_service(endpoints.source).get_blob_client(
                 item["container"], item["blob"]
             )
             with azure_errors(permission=BLOB_WRITE, scope=source_scope):
                 snapshot = source.create_snapshot()["snapshot"]
-            with azure_errors(permission=BLOB_WRITE, scope=target_scope):
-                target.start_copy_from_url(f"{item['source']}?snapshot={quote(snapshot)}")
+            if self._source_open(ctx):
+                sas = self._source_sas(ctx, endpoints, item, snapshot)
+                with _copy_refusals(item["source"]), azure_errors(permission=BLOB_WRITE, scope=target_scope):
+                    target.start_copy_from_url(f"{item['source']}?snapshot={quote(snapshot)}&{sas}")
+                path = "server-side copy (user-delegation SAS)"
+            else:
+                digest, size = self._stream_copy(ctx, endpoints, item, snapshot, target)
+                return {
+                    "sha256": digest,
+                    "size": size,
+                    "snapshot": snapshot,
+                    "copy_id": None,
+                    "path": "streamed over irflow's path",
+                }
         with azure_errors(permission=BLOB_READ, scope=target_scope):
             properties = self._copied(target)
-            data = target.download_blob().readall()
+            digest, size = _stream_sha256(target, properties.size)
         copy = properties.copy
+        copy_id = getattr(copy, "id", None)
         return {
-            "data": data,
+            "sha256": digest,
+            "size": size,
             "snapshot": snapshot or _snapshot_of(getattr(copy, "source", None)),
-            "copy_id": getattr(copy, "id", None),
+            "copy_id": copy_id,
+            "path": path,
         }
+
+    @staticmethod
+    def _stream_copy(
+        ctx: StepContext, endpoints: _Endpoints, item: dict[str, Any], snapshot: str, target: Any
+    ) -> tuple[str, int]:
+        """Copy one snapshot over irflow's own network path, in bounded chunks: ranged reads from the source,
+        staged blocks into the evidence blob, SHA-256 computed on the way. Never the whole blob in memory."""
+        params: SnapshotContainersParams = ctx.params  # type: ignore[assignment]
+        source_scope = f"{params.account}/blobServices/default/containers/{item['container']}"
+        target_scope = (
+            f"{params.evidence_account}/blobServices/default/containers/{params.evidence_container}"
+        )
+        source = ctx.clients.blob_service(endpoints.source).get_blob_client(
+            item["container"], item["blob"], snapshot=snapshot
+        )
+        with azure_errors(permission=BLOB_READ, scope=source_scope):
+            size = source.get_blob_properties().size
+        hasher = hashlib.sha256()
+
+        def chunks() -> Any:
+            for offset in range(0, size, CHUNK_BYTES):
+                with azure_errors(permission=BLOB_READ, scope=source_scope):
+                    chunk = source.download_blob(
+                        offset=offset, length=min(CHUNK_BYTES, size - offset)
+                    ).readall()
+                hasher.update(chunk)
+                yield chunk
+
+        with azure_errors(permission=BLOB_WRITE, scope=target_scope):
+            # length=None: the SDK stages blocks of max_block_size (4 MiB) instead of one Put Blob in memory.
+            target.upload_blob(chunks(), length=None, max_concurrency=1, overwrite=False)
+        return hasher.hexdigest(), size
 
     @staticmethod
     def _copied(target: Any, attempts: int = 60) -> Any:
@@ -498,9 +635,9 @@ class SnapshotContainers(Action):
             return Result(changed=False, notes=["every blob already preserved for this incident"])
         self._protect(ctx, endpoints, state)
         recorded = []
+        self._delegation_key = None  # one user delegation key per apply, for every source SAS
         for item in todo:
             copied = self._copy(ctx, endpoints, item)
-            data = copied["data"]
             location = f"{endpoints.evidence}{params.evidence_container}/{quote(item['name'])}"
             recorded.append(
                 ctx.evidence.record(
@@ -509,14 +646,15 @@ class SnapshotContainers(Action):
                     source=item["source"],
                     location=location,
                     data=None,
-                    sha256=sha256_hex(data),
-                    size=len(data),
+                    sha256=copied["sha256"],
+                    size=copied["size"],
                     dedupe_key=item["key"],
                     metadata={
                         "account": params.account,
                         "container": item["container"],
                         "snapshot": copied["snapshot"],
                         "copy_id": copied["copy_id"],
+                        "path": copied["path"],
                         "evidence_account": params.evidence_account,
                         "legal_hold_tag": params.legal_hold_tag,
                         "retention_days": params.retention_days,
@@ -530,6 +668,33 @@ class SnapshotContainers(Action):
     def verify(self, ctx: StepContext) -> bool:
         _, state, todo = self._survey(ctx)
         return not self._changes(ctx, state, todo)
+
+
+CHUNK_BYTES = 4 * 1024 * 1024  # ranged reads while hashing or copying: the most held in memory at once
+SAS_LIFETIME = timedelta(minutes=30)  # the source SAS and its user delegation key: short-lived
+
+
+def _stream_sha256(blob: Any, size: int) -> tuple[str, int]:
+    """SHA-256 of a blob read in ranged chunks (never the whole blob in memory)."""
+    hasher = hashlib.sha256()
+    for offset in range(0, size, CHUNK_BYTES):
+        hasher.update(blob.download_blob(offset=offset, length=min(CHUNK_BYTES, size - offset)).readall())
+    return hasher.hexdigest(), size
+
+
+@contextmanager
+def _copy_refusals(source: str) -> Iterator[None]:
+    """A copy whose source Azure refuses is named as such, not as a missing evidence container."""
+    try:
+        yield
+    except HttpResponseError as exc:
+        code = str(getattr(getattr(exc, "error_code", None), "value", getattr(exc, "error_code", "")) or "")
+        if code == "CannotVerifyCopySource":
+            raise ActionError(
+                f"Azure refused to read the copy source {source} (CannotVerifyCopySource): it is neither "
+                "public nor authorised by a valid SAS, or its firewall refuses Azure's server-side copy"
+            ) from None
+        raise
 
 
 def _snapshot_of(copy_source: str | None) -> str | None:

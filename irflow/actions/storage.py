@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import ipaddress
 from datetime import datetime
 from typing import Any, Literal
 
@@ -50,6 +51,30 @@ def _network_state(props: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _origin_rules(origin: Any) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """irflow's origin as storage ``ipRules`` and ``virtualNetworkRules``. Storage refuses /31 and /32
+    ranges (single addresses are written bare; a /31 becomes its two addresses): storage-network-security
+    "Small address ranges using /31 or /32 prefix sizes aren't supported"."""
+    values: list[str] = []
+    for entry in getattr(origin, "egress_ips", ()) or ():
+        network = ipaddress.ip_network(entry, strict=False)
+        if network.num_addresses <= 2:
+            values.extend(str(address) for address in (network if network.num_addresses == 2 else [network]))
+        else:
+            values.append(str(network))
+    values = [v.split("/")[0] if v.endswith("/32") else v for v in dict.fromkeys(values)]
+    ip_rules = [{"value": value, "action": "Allow"} for value in values]
+    subnet = getattr(origin, "subnet_id", None)
+    vnet_rules = [{"id": subnet, "action": "Allow"}] if subnet else []
+    return ip_rules, vnet_rules
+
+
+def _rule_keys(acls: dict[str, Any]) -> tuple[set[str], set[str], int]:
+    ips = {str(r.get("value", "")).removesuffix("/32") for r in acls.get("ipRules") or []}
+    subnets = {str(r.get("id", "")).lower() for r in acls.get("virtualNetworkRules") or []}
+    return ips, subnets, len(acls.get("resourceAccessRules") or [])
+
+
 class IsolateAccountParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -58,11 +83,21 @@ class IsolateAccountParams(BaseModel):
 
 @register
 class IsolateAccount(Action):
-    """Cut a storage account off every public network path.
+    """Cut a storage account off every network path but irflow's own (allow-list mode).
 
-    Sets public network access to Disabled, the firewall's default action to Deny and blob public access off.
-    IP and virtual-network rules and the trusted-services bypass are kept, and the prior settings are recorded
-    in the step result so the account can be restored.
+    The first containment change: the firewall's default action becomes Deny with exactly irflow's origin
+    allowed (``IRFLOW_EGRESS_IPS`` as IP rules, ``IRFLOW_SUBNET_ID`` as a virtual-network rule), every other
+    IP, virtual-network and resource-instance rule removed, the trusted-services bypass off and blob public
+    access off. Public network access stays as it is (Enabled: irflow still needs the data plane for
+    evidence and revocation; sealing to Disabled is the final, optional ``storage.seal_account``; an
+    account already Disabled is never re-opened). The prior settings are recorded in the step result: the
+    evidence of what was there, and what ``storage.restore_account_network`` puts back.
+
+    Without irflow's origin configured the account is still isolated (exfiltration stops first), but the
+    data-plane steps that follow are refused by its firewall: the plan says so.
+
+    Azure: the storage firewall applies to the data plane only, so ARM calls keep working
+    (https://learn.microsoft.com/en-us/azure/storage/common/storage-network-security).
 
     Example::
 
@@ -77,57 +112,218 @@ class IsolateAccount(Action):
     permissions = (READ, WRITE)
     target_param = "account"
 
-    TARGET = {"publicNetworkAccess": "Disabled", "allowBlobPublicAccess": False, "defaultAction": "Deny"}
+    @staticmethod
+    def _target_acls(ctx: StepContext) -> dict[str, Any]:
+        ip_rules, vnet_rules = _origin_rules(ctx.clients.origin)
+        return {
+            "defaultAction": "Deny",
+            "bypass": "None",
+            "ipRules": ip_rules,
+            "virtualNetworkRules": vnet_rules,
+        }
 
-    def _diff(self, state: dict[str, Any]) -> list[Change]:
-        current = {
-            "publicNetworkAccess": state["publicNetworkAccess"],
-            "allowBlobPublicAccess": bool(state["allowBlobPublicAccess"]),
-            "defaultAction": state["networkAcls"].get("defaultAction", "Allow"),
-        }
-        paths = {
-            "publicNetworkAccess": "properties.publicNetworkAccess",
-            "allowBlobPublicAccess": "properties.allowBlobPublicAccess",
-            "defaultAction": "properties.networkAcls.defaultAction",
-        }
-        return [
-            Change(field=paths[key], before=current[key], after=target)
-            for key, target in self.TARGET.items()
-            if current[key] != target
-        ]
+    def _diff(self, ctx: StepContext, state: dict[str, Any]) -> list[Change]:
+        acls = state["networkAcls"]
+        target = self._target_acls(ctx)
+        changes = []
+        if state["allowBlobPublicAccess"]:
+            changes.append(Change(field="properties.allowBlobPublicAccess", before=True, after=False))
+        for key in ("defaultAction", "bypass"):
+            current = acls.get(key, "Allow" if key == "defaultAction" else "AzureServices")
+            if current != target[key]:
+                field = f"properties.networkAcls.{key}"
+                changes.append(Change(field=field, before=current, after=target[key]))
+        for index, key in enumerate(("ipRules", "virtualNetworkRules", "resourceAccessRules")):
+            if _rule_keys(acls)[index] != _rule_keys(target)[index]:
+                field = f"properties.networkAcls.{key}"
+                changes.append(Change(field=field, before=acls.get(key) or [], after=target.get(key, [])))
+        return changes
+
+    def _notes(self, ctx: StepContext, state: dict[str, Any]) -> list[str]:
+        notes = []
+        if not ctx.clients.origin.configured:
+            notes.append(
+                "irflow's network origin is not configured (IRFLOW_EGRESS_IPS / IRFLOW_SUBNET_ID): once "
+                "isolated, the account's firewall refuses irflow's own data-plane calls (evidence, stored "
+                "access policies)"
+            )
+        if state["publicNetworkAccess"] != "Enabled":
+            notes.append(
+                f"public network access is already {state['publicNetworkAccess']}: left as is; irflow "
+                "reaches the data plane only through a private endpoint"
+            )
+        return notes
+
+    def _state(self, ctx: StepContext) -> dict[str, Any]:
+        params: IsolateAccountParams = ctx.params  # type: ignore[assignment]
+        return _network_state(_get_account(ctx, params.account).as_dict().get("properties", {}))
 
     def plan(self, ctx: StepContext) -> Plan:
         params: IsolateAccountParams = ctx.params  # type: ignore[assignment]
-        state = _network_state(_get_account(ctx, params.account).as_dict().get("properties", {}))
-        return Plan(action=self.name, target=params.account, changes=self._diff(state))
+        state = self._state(ctx)
+        return Plan(
+            action=self.name,
+            target=params.account,
+            changes=self._diff(ctx, state),
+            notes=self._notes(ctx, state),
+        )
 
     def apply(self, ctx: StepContext) -> Result:
         params: IsolateAccountParams = ctx.params  # type: ignore[assignment]
-        state = _network_state(_get_account(ctx, params.account).as_dict().get("properties", {}))
-        changes = self._diff(state)
+        state = self._state(ctx)
+        changes = self._diff(ctx, state)
+        notes = self._notes(ctx, state)
         if not changes:
-            return Result(changed=False, prior_state=state, notes=["already isolated"])
-        acls = copy.deepcopy(state["networkAcls"])
-        acls["defaultAction"] = "Deny"
-        body = {
-            "properties": {
-                "publicNetworkAccess": "Disabled",
-                "allowBlobPublicAccess": False,
-                "networkAcls": acls,
-            }
-        }
+            return Result(changed=False, prior_state=state, notes=["already isolated", *notes])
+        acls = self._target_acls(ctx)
+        if state["networkAcls"].get("resourceAccessRules"):
+            acls["resourceAccessRules"] = []  # resource-instance rules admit other Azure resources: removed
+        body = {"properties": {"allowBlobPublicAccess": False, "networkAcls": acls}}
         rid = ResourceId.parse(params.account)
         with azure_errors(permission=WRITE, scope=params.account):
             ctx.clients.storage(rid.subscription_id).storage_accounts.update(
                 rid.resource_group, rid.name, body
             )
         ctx.log.info("storage account isolated", changes=len(changes))
+        return Result(changed=True, changes=changes, prior_state=state, notes=notes)
+
+    def verify(self, ctx: StepContext) -> bool:
+        return not self._diff(ctx, self._state(ctx))
+
+
+class SealAccountParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account: StorageAccountId = Field(description="Resource id of the storage account to seal.")
+
+
+@register
+class SealAccount(Action):
+    """Seal a storage account: public network access Disabled, the final and optional containment step.
+
+    With public network access Disabled Azure refuses every request through the public endpoint, irflow's
+    allow-listed origin included (IP and virtual-network rules become inert): run it after evidence capture
+    and revocation. The prior setting is recorded for ``storage.unseal_account``.
+
+    Example::
+
+        - id: seal
+          action: storage.seal_account
+          for_each: "{{ inputs.storage_accounts }}"
+          with: {account: "{{ item }}"}
+    """
+
+    name = "storage.seal_account"
+    Params = SealAccountParams
+    permissions = (READ, WRITE)
+    target_param = "account"
+
+    def _state(self, ctx: StepContext) -> dict[str, Any]:
+        params: SealAccountParams = ctx.params  # type: ignore[assignment]
+        properties = _get_account(ctx, params.account).as_dict().get("properties", {})
+        return {"publicNetworkAccess": properties.get("publicNetworkAccess", "Enabled")}
+
+    @staticmethod
+    def _changes(state: dict[str, Any]) -> list[Change]:
+        if state["publicNetworkAccess"] == "Disabled":
+            return []
+        before = state["publicNetworkAccess"]
+        return [Change(field="properties.publicNetworkAccess", before=before, after="Disabled")]
+
+    def plan(self, ctx: StepContext) -> Plan:
+        params: SealAccountParams = ctx.params  # type: ignore[assignment]
+        changes = self._changes(self._state(ctx))
+        notes = ["after the seal irflow's own data-plane calls are refused too (private endpoint only)"]
+        return Plan(action=self.name, target=params.account, changes=changes, notes=notes if changes else [])
+
+    def apply(self, ctx: StepContext) -> Result:
+        params: SealAccountParams = ctx.params  # type: ignore[assignment]
+        state = self._state(ctx)
+        changes = self._changes(state)
+        if not changes:
+            return Result(changed=False, prior_state=state, notes=["already sealed"])
+        rid = ResourceId.parse(params.account)
+        with azure_errors(permission=WRITE, scope=params.account):
+            ctx.clients.storage(rid.subscription_id).storage_accounts.update(
+                rid.resource_group, rid.name, {"properties": {"publicNetworkAccess": "Disabled"}}
+            )
+        ctx.log.info("storage account sealed")
         return Result(changed=True, changes=changes, prior_state=state)
 
     def verify(self, ctx: StepContext) -> bool:
-        params: IsolateAccountParams = ctx.params  # type: ignore[assignment]
-        state = _network_state(_get_account(ctx, params.account).as_dict().get("properties", {}))
-        return not self._diff(state)
+        return not self._changes(self._state(ctx))
+
+
+class SealState(BaseModel):
+    """What ``storage.seal_account`` records: public network access before the seal."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    publicNetworkAccess: Literal["Enabled", "Disabled", "SecuredByPerimeter"]  # noqa: N815 (ARM names)
+
+
+class UnsealAccountParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account: StorageAccountId = Field(description="Resource id of the storage account to unseal.")
+    prior: SealState = Field(
+        description="The prior_state recorded by storage.seal_account "
+        "(in a playbook: {{ incident.prior_state['storage.seal_account'][item] }})."
+    )
+
+
+@register
+class UnsealAccount(Action):
+    """Undo ``storage.seal_account``: put back the public network access recorded before the seal.
+
+    The firewall rules are not touched (``storage.restore_account_network`` restores them).
+
+    Example::
+
+        - id: unseal
+          action: storage.unseal_account
+          for_each: "{{ inputs.storage_accounts }}"
+          with:
+            account: "{{ item }}"
+            prior: "{{ incident.prior_state['storage.seal_account'][item] }}"
+    """
+
+    name = "storage.unseal_account"
+    Params = UnsealAccountParams
+    permissions = (READ, WRITE)
+    target_param = "account"
+
+    def _diff(self, ctx: StepContext) -> tuple[list[Change], dict[str, Any]]:
+        params: UnsealAccountParams = ctx.params  # type: ignore[assignment]
+        properties = _get_account(ctx, params.account).as_dict().get("properties", {})
+        current = {"publicNetworkAccess": properties.get("publicNetworkAccess", "Enabled")}
+        wanted = params.prior.publicNetworkAccess
+        if current["publicNetworkAccess"] == wanted:
+            return [], current
+        before = current["publicNetworkAccess"]
+        return [Change(field="properties.publicNetworkAccess", before=before, after=wanted)], current
+
+    def plan(self, ctx: StepContext) -> Plan:
+        params: UnsealAccountParams = ctx.params  # type: ignore[assignment]
+        changes, _ = self._diff(ctx)
+        return Plan(action=self.name, target=params.account, changes=changes)
+
+    def apply(self, ctx: StepContext) -> Result:
+        params: UnsealAccountParams = ctx.params  # type: ignore[assignment]
+        changes, current = self._diff(ctx)
+        if not changes:
+            return Result(changed=False, prior_state=current, notes=["already unsealed"])
+        rid = ResourceId.parse(params.account)
+        with azure_errors(permission=WRITE, scope=params.account):
+            ctx.clients.storage(rid.subscription_id).storage_accounts.update(
+                rid.resource_group, rid.name, {"properties": {"publicNetworkAccess": changes[0].after}}
+            )
+        ctx.log.info("storage account unsealed")
+        return Result(changed=True, changes=changes, prior_state=current)
+
+    def verify(self, ctx: StepContext) -> bool:
+        changes, _ = self._diff(ctx)
+        return not changes
 
 
 class RotateAccountKeysParams(BaseModel):
@@ -390,15 +586,22 @@ class EnableDataProtectionParams(BaseModel):
     container_retention_days: int = Field(
         default=30, ge=1, le=365, description="Container soft-delete retention, days."
     )
-    versioning: bool = Field(default=True, description="Turn blob versioning on.")
+    versioning: bool = Field(
+        default=True,
+        description="Turn blob versioning on (skipped on hierarchical-namespace accounts: Azure does not "
+        "support it there).",
+    )
 
 
 @register
 class EnableDataProtection(Action):
     """Turn on blob and container soft delete and blob versioning, so evidence cannot be destroyed.
 
-    A retention already longer than asked is kept (never shortened). The prior blob service settings are
-    recorded.
+    A retention already longer than asked is kept (never shortened). Versioning is not supported on accounts
+    with a hierarchical namespace (ADLS Gen2; https://learn.microsoft.com/en-us/azure/storage/blobs/
+    versioning-overview): there it is left off and the plan says so, soft delete still protects the data. The
+    whole blob service properties are PUT (what was read, with the changes), so no setting is lost whether
+    Azure treats the PUT as a replacement or a merge. The prior blob service settings are recorded.
 
     Example::
 
@@ -410,7 +613,7 @@ class EnableDataProtection(Action):
 
     name = "storage.enable_data_protection"
     Params = EnableDataProtectionParams
-    permissions = (BLOB_SERVICE_READ, BLOB_SERVICE_WRITE)
+    permissions = (READ, BLOB_SERVICE_READ, BLOB_SERVICE_WRITE)
     target_param = "account"
 
     def _current(self, ctx: StepContext) -> dict[str, Any]:
@@ -422,7 +625,15 @@ class EnableDataProtection(Action):
             )
         return service.as_dict().get("properties", {})
 
-    def _target(self, ctx: StepContext, current: dict[str, Any]) -> tuple[dict[str, Any], list[Change]]:
+    @staticmethod
+    def _hierarchical(ctx: StepContext) -> bool:
+        params: EnableDataProtectionParams = ctx.params  # type: ignore[assignment]
+        properties = _get_account(ctx, params.account).as_dict().get("properties", {})
+        return bool(properties.get("isHnsEnabled"))
+
+    def _target(
+        self, ctx: StepContext, current: dict[str, Any], hierarchical: bool = False
+    ) -> tuple[dict[str, Any], list[Change]]:
         params: EnableDataProtectionParams = ctx.params  # type: ignore[assignment]
         target = copy.deepcopy(current)
         changes = []
@@ -435,7 +646,7 @@ class EnableDataProtection(Action):
                 wanted = {**policy, "enabled": True, "days": max(days, policy.get("days") or 0)}
                 target[key] = wanted
                 changes.append(Change(field=f"properties.{key}", before=policy or None, after=wanted))
-        if params.versioning and not current.get("isVersioningEnabled"):
+        if params.versioning and not hierarchical and not current.get("isVersioningEnabled"):
             target["isVersioningEnabled"] = True
             changes.append(
                 Change(
@@ -446,33 +657,38 @@ class EnableDataProtection(Action):
             )
         return target, changes
 
+    @staticmethod
+    def _notes(ctx: StepContext, hierarchical: bool) -> list[str]:
+        params: EnableDataProtectionParams = ctx.params  # type: ignore[assignment]
+        if params.versioning and hierarchical:
+            return ["versioning left off: Azure does not support it on hierarchical-namespace accounts"]
+        return []
+
     def plan(self, ctx: StepContext) -> Plan:
         params: EnableDataProtectionParams = ctx.params  # type: ignore[assignment]
-        _, changes = self._target(ctx, self._current(ctx))
-        return Plan(action=self.name, target=params.account, changes=changes)
+        hierarchical = self._hierarchical(ctx)
+        _, changes = self._target(ctx, self._current(ctx), hierarchical)
+        notes = self._notes(ctx, hierarchical)
+        return Plan(action=self.name, target=params.account, changes=changes, notes=notes)
 
     def apply(self, ctx: StepContext) -> Result:
         params: EnableDataProtectionParams = ctx.params  # type: ignore[assignment]
+        hierarchical = self._hierarchical(ctx)
         current = self._current(ctx)
-        target, changes = self._target(ctx, current)
+        target, changes = self._target(ctx, current, hierarchical)
+        notes = self._notes(ctx, hierarchical)
         if not changes:
-            return Result(changed=False, prior_state=current, notes=["data protection already on"])
+            return Result(changed=False, prior_state=current, notes=["data protection already on", *notes])
         rid = ResourceId.parse(params.account)
-        body = {
-            "properties": {
-                change.field.removeprefix("properties."): target[change.field.removeprefix("properties.")]
-                for change in changes
-            }
-        }
         with azure_errors(permission=BLOB_SERVICE_WRITE, scope=f"{params.account}/blobServices/default"):
             ctx.clients.storage(rid.subscription_id).blob_services.set_service_properties(
-                rid.resource_group, rid.name, body
+                rid.resource_group, rid.name, {"properties": target}
             )
         ctx.log.info("blob data protection enabled", changes=len(changes))
-        return Result(changed=True, changes=changes, prior_state=current)
+        return Result(changed=True, changes=changes, prior_state=current, notes=notes)
 
     def verify(self, ctx: StepContext) -> bool:
-        _, changes = self._target(ctx, self._current(ctx))
+        _, changes = self._target(ctx, self._current(ctx), self._hierarchical(ctx))
         return not changes
 
 

@@ -28,6 +28,10 @@ PLAYBOOK = "storage-sas-exfiltration"
 # The drill's compliance facts: the exports held records of 1,842 patients in four states; discovery is today.
 DRILL_AFFECTED = {"TX": 612, "FL": 388, "NY": 120, "CO": 41}
 DRILL_AFFECTED_TOTAL = 1842
+# Where the drill's irflow calls from, configured on both sides as a deployment would be: the simulated
+# tenant's firewalls see this origin (irflow.sim.firewall) and irflow knows it (IRFLOW_EGRESS_IPS), so
+# isolation leaves it a data-plane path. A scenario's own ``caller`` section wins.
+DEMO_EGRESS_IP = "192.0.2.10"
 
 
 def target_accounts(tenant: Tenant) -> list[str]:
@@ -47,6 +51,8 @@ def run_demo(*, scenario: str, as_json: bool, workdir: Path) -> int:
         return 2
     run_dir = (workdir / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
+    origin = tenant.caller_origin or tenant.set_caller_origin(ip=DEMO_EGRESS_IP)
+    assert origin is not None
     with SimServer(tenant) as server:
         settings = Settings(
             database_url=f"sqlite:///{run_dir / 'irflow.db'}",
@@ -57,6 +63,8 @@ def run_demo(*, scenario: str, as_json: bool, workdir: Path) -> int:
             azure_token=server.token,
             queue_polling_interval=0.05,
             oncall_recipients="soc-oncall@example.org",
+            egress_ips=origin.ip or "",
+            subnet_id=origin.subnet_id,
         )
         svc = runtime.launch(settings)
         try:
@@ -129,8 +137,7 @@ def _drill(svc: runtime.Services, tenant: Tenant, targets: list[str], *, quiet: 
         "rerun_succeeded": second_view["status"] == "succeeded",
         "dry_run_succeeded": dry_view["status"] == "succeeded",
         "every_target_isolated": all(
-            accounts[t]["publicNetworkAccess"] == "Disabled"
-            and accounts[t]["networkAcls"]["defaultAction"] == "Deny"
+            accounts[t]["networkAcls"] == {"defaultAction": "Deny", "bypass": "None"}
             and accounts[t]["allowBlobPublicAccess"] is False
             for t in targets
         ),

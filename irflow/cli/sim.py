@@ -139,6 +139,17 @@ def serve(
             "repeatable, added to the scenario's rbac.deny.",
         ),
     ] = None,
+    caller_ip: Annotated[
+        str | None,
+        typer.Option(
+            help="The public IPv4 address storage and Key Vault firewalls see callers come from; "
+            "default: the scenario's caller, else the connection's peer address (never allow-listed).",
+        ),
+    ] = None,
+    caller_subnet: Annotated[
+        str | None,
+        typer.Option(help="The subnet resource id callers come from (virtualNetworkRules); default: none."),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="Log level of irflow.sim on stderr.")] = "WARNING",
 ) -> None:
     """Serve the simulated tenant over HTTPS with a throw-away CA until SIGINT/SIGTERM."""
@@ -193,6 +204,16 @@ def serve(
             tenant.deny(permission, scope or "/")
         except ValueError as exc:
             typer.echo(f"error: --deny {rule!r}: {exc}", err=True)
+            raise typer.Exit(2) from exc
+    if caller_ip is not None or caller_subnet is not None:
+        current = tenant.caller_origin
+        try:
+            tenant.set_caller_origin(
+                caller_ip if caller_ip is not None else (current.ip if current else None),
+                caller_subnet if caller_subnet is not None else (current.subnet_id if current else None),
+            )
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
 
     stop = threading.Event()

@@ -5,7 +5,9 @@
 ``{"permission", "scope"}``, ``POST /_sim/rbac/allow-all``, ``GET /_sim/faults`` (every fault knob, LRO knobs
 under ``lro``) and ``POST /_sim/faults`` (a partial JSON object of the same shape, e.g.
 ``{"timeout_rate": 0.2, "lro": {"duration_s": 30, "failure_rate": 0.5}}``: all or nothing, 400 on an
-unknown key or a bad value; answers the knobs now in force). They need the tenant's bearer token and are
+unknown key or a bad value; answers the knobs now in force), ``GET``/``POST /_sim/caller`` (where
+data-plane callers come from, ``{"ip", "subnet_id"}``, both null for the default: see
+:mod:`irflow.sim.firewall`). They need the tenant's bearer token and are
 not journaled.
 """
 
@@ -57,6 +59,26 @@ def rbac_allow_all(tenant: Tenant, request: SimRequest) -> SimResponse:
     return SimResponse(200, {"deny": []})
 
 
+def caller(tenant: Tenant, request: SimRequest) -> SimResponse:
+    origin = tenant.caller_origin
+    return SimResponse(200, origin.to_dict() if origin else {"ip": None, "subnet_id": None})
+
+
+def set_caller(tenant: Tenant, request: SimRequest) -> SimResponse:
+    body = request.json_object()
+    unknown = sorted(set(body) - {"ip", "subnet_id"})
+    values = [body.get("ip"), body.get("subnet_id")]
+    if unknown or not all(v is None or isinstance(v, str) for v in values):
+        raise errors.invalid_request_content(
+            'the caller origin is {"ip": "…", "subnet_id": "…"} (strings or null)'
+        )
+    try:
+        origin = tenant.set_caller_origin(*values)
+    except ValueError as exc:
+        raise errors.invalid_request_content(str(exc)) from exc
+    return SimResponse(200, origin.to_dict() if origin else {"ip": None, "subnet_id": None})
+
+
 def faults(tenant: Tenant, request: SimRequest) -> SimResponse:
     return SimResponse(200, tenant.fault_knobs())
 
@@ -76,6 +98,8 @@ ROUTES = [
     Route("GET", "/_sim/rbac", rbac, "sim.rbac"),
     Route("POST", "/_sim/rbac/deny", rbac_deny, "sim.rbac.deny"),
     Route("POST", "/_sim/rbac/allow-all", rbac_allow_all, "sim.rbac.allow_all"),
+    Route("GET", "/_sim/caller", caller, "sim.caller"),
+    Route("POST", "/_sim/caller", set_caller, "sim.caller.set"),
     Route("GET", "/_sim/faults", faults, "sim.faults"),
     Route("POST", "/_sim/faults", set_faults, "sim.faults.set"),
 ]

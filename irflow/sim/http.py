@@ -42,10 +42,16 @@ class SimRequest:
     headers: Headers
     body: bytes = b""
     params: dict[str, str] = field(default_factory=dict)  # path parameters, filled by the router
+    peer: str | None = None  # the connection's remote address (HTTPS server only; see irflow.sim.firewall)
 
     @classmethod
     def from_url(
-        cls, method: str, url: str, headers: Any = (), body: bytes | str | None = None
+        cls,
+        method: str,
+        url: str,
+        headers: Any = (),
+        body: bytes | str | None = None,
+        peer: str | None = None,
     ) -> SimRequest:
         parts = urlsplit(url)
         raw = body.encode("utf-8") if isinstance(body, str) else (body or b"")
@@ -56,6 +62,7 @@ class SimRequest:
             query=dict(parse_qsl(parts.query, keep_blank_values=True)),
             headers=Headers(headers),
             body=raw,
+            peer=peer,
         )
 
     def query_param(self, name: str) -> str | None:

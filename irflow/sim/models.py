@@ -26,6 +26,7 @@ import requests
 from irflow import clock as irflow_clock
 from irflow.sim import arm, errors
 from irflow.sim.authorization.models import RoleAssignment, RoleAssignments
+from irflow.sim.firewall import CallerOrigin
 from irflow.sim.graph.models import Directory
 from irflow.sim.journal import Journal
 from irflow.sim.keyvault.models import KEY_VAULT_TYPE, KeyVault
@@ -214,6 +215,8 @@ class Tenant:
 
     def is_relaxed(self, name: str) -> bool:
         return name in self.relaxed
+        # Where data-plane callers come from (irflow.sim.firewall); None: the peer address or the default.
+        self.caller_origin: CallerOrigin | None = None
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -655,6 +658,12 @@ class Tenant:
     def allow_all(self) -> None:
         """Drop every deny rule: the principal holds every permission again."""
         self.rbac.allow_all()
+
+    def set_caller_origin(self, ip: str | None = None, subnet_id: str | None = None) -> CallerOrigin | None:
+        """Where data-plane callers come from, as storage and Key Vault firewalls see them
+        (:mod:`irflow.sim.firewall`); both ``None`` goes back to the default. Survives :meth:`reset`."""
+        self.caller_origin = None if ip is None and subnet_id is None else CallerOrigin(ip, subnet_id)
+        return self.caller_origin
 
     # ----------------------------------------------------------------- fault knobs
     def fault_knobs(self) -> dict[str, Any]:

@@ -67,6 +67,9 @@ tenant clock (``created_days_ago``, ``keys_created_days_ago``) or absolute (``cr
       deny:
         - permission: Microsoft.Storage/storageAccounts/regeneratekey/action
           scope: /subscriptions/9b2f6c1d-4e8a-4f3b-a1c7-2d5e8f0a6b3c/resourceGroups/rg-phi-prod
+    caller:                                # optional: data-plane callers' origin (irflow.sim.firewall)
+      ip: 198.51.100.7                     # as storage / Key Vault ipRules see it
+      subnet_id: /subscriptions/…/virtualNetworks/vnet-ops/subnets/irflow   # as virtualNetworkRules see it
 
 Packaged scenarios live in ``irflow/sim/scenarios/`` and load by name (``load_scenario("demo")``).
 """
@@ -292,6 +295,13 @@ class RoleAssignmentSpec(_Strict):
     principal_type: str = "ServicePrincipal"
 
 
+class CallerSpec(_Strict):
+    """Where data-plane callers come from (irflow.sim.firewall): irflow's egress IP and/or subnet."""
+
+    ip: str | None = None
+    subnet_id: str | None = None
+
+
 class ScenarioSpec(_Strict):
     name: str | None = None
     description: str | None = None
@@ -304,6 +314,7 @@ class ScenarioSpec(_Strict):
     page_size: int | None = Field(default=None, ge=1)
     faults: FaultsSpec | None = None
     rbac: RbacSpec | None = None
+    caller: CallerSpec | None = None
     subscriptions: list[SubscriptionSpec] = Field(default_factory=list)
     # Log Analytics, Microsoft Graph, diagnostic settings: see irflow.sim.monitor.scenario
     workspaces: list[monitoring.WorkspaceSpec] = Field(default_factory=list)
@@ -507,5 +518,10 @@ def load_scenario(source: str | Path | Mapping[str, Any], **tenant_kwargs: Any) 
             raise ValueError(
                 f"invalid scenario: role assignment {assignment.role} at {assignment.scope}: {reason}"
             ) from exc
+    if spec.caller is not None:
+        try:
+            tenant.set_caller_origin(spec.caller.ip, spec.caller.subnet_id)
+        except ValueError as exc:
+            raise ValueError(f"invalid scenario: caller: {exc}") from exc
     tenant.set_baseline()
     return tenant

@@ -48,7 +48,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_error(400, str(exc))
             return
         host = self.headers.get("Host") or self.server.authority
-        request = SimRequest.from_url(self.command, f"https://{host}{self.path}", self.headers.items(), body)
+        request = SimRequest.from_url(
+            self.command,
+            f"https://{host}{self.path}",
+            self.headers.items(),
+            body,
+            peer=self.client_address[0],
+        )
         response = router.dispatch(self.server.tenant, request)
         payload = response.encoded()
         self.send_response(response.status)
@@ -202,8 +208,19 @@ class SimServer:
                 "IRFLOW_AUTHORITY": self.endpoint,
                 # the static token carries no oid claim: irflow is told who it is, as a deployment may be
                 "IRFLOW_SELF_OBJECT_ID": self.tenant.principal_id,
+                **self._origin_env(),
             },
         }
+
+    def _origin_env(self) -> dict[str, str]:
+        """irflow's origin as a deployment configures it: the caller origin the tenant's firewalls see."""
+        origin = self.tenant.caller_origin
+        env: dict[str, str] = {}
+        if origin is not None and origin.ip:
+            env["IRFLOW_EGRESS_IPS"] = origin.ip
+        if origin is not None and origin.subnet_id:
+            env["IRFLOW_SUBNET_ID"] = origin.subnet_id
+        return env
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> SimServer:

@@ -13,10 +13,15 @@ from irflow.settings import Settings
 from irflow.sim.mock import mount
 from irflow.sim.models import Tenant
 
+# irflow's egress IP, configured as a deployment would (IRFLOW_EGRESS_IPS), and where the strict tenant's
+# firewalls see irflow's calls come from (irflow.sim.firewall).
+IRFLOW_EGRESS_IP = "192.0.2.10"
+
 
 @pytest.fixture
 def tenant() -> Iterator[Tenant]:
     tenant = Tenant.demo()
+    tenant.set_caller_origin(ip=IRFLOW_EGRESS_IP)
     with mount(tenant):
         yield tenant
 
@@ -41,7 +46,12 @@ def clients(tenant: Tenant) -> Iterator[AzureClients]:
     # The in-process mount serves every Azure API (ARM, data planes, Log Analytics, Graph) at one host.
     host = "https://management.azure.com"
     clients = AzureClients(
-        Settings(azure_token=SecretStr(tenant.token), logs_endpoint=host, graph_endpoint=host)
+        Settings(
+            azure_token=SecretStr(tenant.token),
+            logs_endpoint=host,
+            graph_endpoint=host,
+            egress_ips=IRFLOW_EGRESS_IP,
+        )
     )
     yield clients
     clients.close()

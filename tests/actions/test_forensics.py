@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -197,6 +198,78 @@ class TestSnapshotContainers:
         assert len(_captured_events(database)) == 3
         with database.transaction() as session:
             assert AuditChain().verify(session).ok
+
+    def test_an_isolated_source_is_copied_over_irflows_path_in_blocks(  # type: ignore[no-untyped-def]
+        self, tenant: Tenant, forensic_context, make_context, database: Database
+    ) -> None:
+        """After isolation Azure refuses server-side copies from the account (its firewall does not admit the
+        storage service): the bytes travel over irflow's allow-listed path, staged in blocks, hashed on the
+        way (copy-blobs-between-storage-accounts-network-restriction)."""
+        from irflow.actions.storage import IsolateAccount
+
+        account = tenant.storage_account("phipatientexports")
+        IsolateAccount().apply(make_context("storage.isolate_account", account=account.id))
+        tenant.journal.clear()
+        ctx = self._ctx(tenant, forensic_context)
+        action = SnapshotContainers()
+        first = action.apply(ctx)
+        assert first.changed and len(first.outputs["evidence"]) == 3
+        routes = [w.route for w in _writes(tenant)]
+        assert "storage.blob.put_block_list" in routes and "storage.blob.put_blob" not in routes
+        assert not action.apply(ctx).changed and action.verify(ctx)
+        evidence = tenant.storage_account("webassetscdn").container("irflow-evidence")
+        source = account.container("patient-exports")
+        for row in _rows(database):
+            assert row.meta["path"] == "streamed over irflow's path"
+            blob_name = row.source.split("/patient-exports/", 1)[1].replace("%2F", "/")
+            copy = next(b for n, b in evidence.blobs.items() if n.endswith(f"/patient-exports/{blob_name}"))
+            assert copy.content == source.blobs[blob_name].content
+            assert row.sha256 == hashlib.sha256(copy.content).hexdigest() and row.size == len(copy.content)
+
+    def test_a_private_source_is_copied_with_a_user_delegation_sas(  # type: ignore[no-untyped-def]
+        self, tenant: Tenant, forensic_context, database: Database
+    ) -> None:
+        """Copy Blob across accounts: the destination's token does not authorise the source; irflow signs a
+        short-lived, read-only user-delegation SAS (else Azure answers 404 CannotVerifyCopySource)."""
+        tenant.storage_account("phipatientexports").container("patient-exports").public_access = "None"
+        action = SnapshotContainers()
+        assert action.apply(self._ctx(tenant, forensic_context)).changed
+        rows = _rows(database)
+        assert len(rows) == 3 and {r.meta["path"] for r in rows} == {"server-side copy (user-delegation SAS)"}
+        assert all("sig=" not in r.source and "sig=" not in r.location for r in rows)
+        keys = tenant.storage_account("phipatientexports").user_delegation_keys
+        assert len(keys) == 1 and keys[0].expiry - keys[0].start <= timedelta(minutes=31)
+
+    def test_locking_the_retention_is_optional_stated_as_irreversible_and_done_once(  # type: ignore[no-untyped-def]
+        self, tenant: Tenant, forensic_context, database: Database
+    ) -> None:
+        ctx = self._ctx(tenant, forensic_context, lock_immutability=True, containers=["patient-exports"])
+        action = SnapshotContainers()
+        plan = action.plan(ctx)
+        assert "evidence_container.irflow-evidence.immutabilityPolicy.state" in [
+            c.field for c in plan.changes
+        ]
+        assert plan.notes and plan.notes[0].startswith("IRREVERSIBLE")
+        assert action.apply(ctx).changed
+        container = tenant.storage_account("webassetscdn").container("irflow-evidence")
+        assert container.immutability is not None and container.immutability.state == "Locked"
+        writes = _writes(tenant)
+        assert [w.route for w in writes].count("storage.containers.lock_immutability_policy") == 1
+        assert not action.apply(ctx).changed and _writes(tenant) == writes
+        assert action.verify(ctx) and action.plan(ctx).notes == []
+
+    def test_a_source_copy_irflow_cannot_authorise_is_named_for_what_it_is(  # type: ignore[no-untyped-def]
+        self, tenant: Tenant, forensic_context
+    ) -> None:
+        from irflow.actions.forensics import GENERATE_USER_DELEGATION_KEY
+
+        account = tenant.storage_account("phipatientexports")
+        account.container("patient-exports").public_access = "None"
+        tenant.deny(GENERATE_USER_DELEGATION_KEY, scope=account.id)
+        with pytest.raises(PermissionDenied) as caught:
+            SnapshotContainers().apply(self._ctx(tenant, forensic_context))
+        assert GENERATE_USER_DELEGATION_KEY in str(caught.value) and account.id in str(caught.value)
+        assert "not found" not in str(caught.value)
 
     def test_a_copy_without_its_row_is_recorded_not_rewritten(  # type: ignore[no-untyped-def]
         self, tenant: Tenant, forensic_context, database: Database

@@ -25,7 +25,7 @@ VAULT = "kv-phi-prod"
 KEY = "phi-records-kek"
 DEVELOPERS = "8e3f1a52-7c4d-4b9e-a6f0-2d1c5b7e9a43"  # clinical-data-developers: get, decrypt, unwrapKey
 ETL = "4b7d2e19-3a6c-4f8e-9d15-7c2a0e6b8f31"  # nightly-etl managed identity: get, wrapKey, unwrapKey
-LOOPBACK = "127.0.0.1"  # the simulator's callers
+LOOPBACK = "192.0.2.10"  # irflow's egress IP in the fixtures: where the strict tenant sees its calls from
 
 
 @pytest.fixture(autouse=True)
@@ -76,7 +76,7 @@ class TestIsolateVault:
         assert {(c.field, str(c.before), str(c.after)) for c in plan.changes} == {
             ("properties.networkAcls.defaultAction", "Allow", "Deny"),
             ("properties.networkAcls.bypass", "AzureServices", "None"),
-            ("properties.networkAcls.ipRules", "[]", "[{'value': '127.0.0.1/32'}]"),
+            ("properties.networkAcls.ipRules", "[]", "[{'value': '192.0.2.10/32'}]"),
         }
         assert any("ignores firewall rules" in note for note in plan.notes)
         assert _writes(tenant) == []
@@ -107,7 +107,7 @@ class TestIsolateVault:
         assert action.verify(ctx) is True
         acls = vault.properties["networkAcls"]
         assert acls["defaultAction"] == "Deny" and acls["bypass"] == "None"
-        assert acls["ipRules"] == [{"value": "127.0.0.1/32"}]
+        assert acls["ipRules"] == [{"value": "192.0.2.10/32"}]
         # the allow-listed caller still reaches the data plane
         rotate = make_context("keyvault.rotate_key", vault=vault.id, key=KEY)
         assert RotateKey().plan(rotate).changes

@@ -18,39 +18,84 @@ def _writes(tenant: Tenant) -> list:  # type: ignore[type-arg]
     return tenant.journal.writes()
 
 
+ORIGIN_RULE = [{"value": "192.0.2.10", "action": "Allow"}]  # IRFLOW_EGRESS_IPS of the fixtures
+
+
 class TestIsolateAccount:
     def test_plan_is_exact_and_writes_nothing(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
         ctx = make_context("storage.isolate_account", account=_account_id(tenant, "phipatientexports"))
         plan = IsolateAccount().plan(ctx)
-        assert {(c.field, c.before, c.after) for c in plan.changes} == {
-            ("properties.publicNetworkAccess", "Enabled", "Disabled"),
+        assert [(c.field, c.before, c.after) for c in plan.changes] == [
             ("properties.allowBlobPublicAccess", True, False),
             ("properties.networkAcls.defaultAction", "Allow", "Deny"),
-        }
+            ("properties.networkAcls.bypass", "AzureServices", "None"),
+            ("properties.networkAcls.ipRules", [], ORIGIN_RULE),
+        ]
+        assert plan.notes == []
         assert _writes(tenant) == []
 
     def test_apply_twice_makes_one_change_and_verifies(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        """Allow-list mode: exactly irflow's origin stays allowed, public network access stays Enabled (the
+        data plane is still needed), the customer's own rules are removed and recorded as prior state."""
         account = _account_id(tenant, "phiimaging")
         ctx = make_context("storage.isolate_account", account=account)
         action = IsolateAccount()
         assert action.verify(ctx) is False
         first = action.apply(ctx)
-        assert first.changed and len(first.changes) == 3
+        assert first.changed
         assert first.prior_state["networkAcls"]["ipRules"] == [{"value": "203.0.113.0/24", "action": "Allow"}]
+        assert first.prior_state["networkAcls"]["bypass"] == "AzureServices"
         writes_after_first = _writes(tenant)
         assert len(writes_after_first) == 1 and writes_after_first[0].method == "PATCH"
         second = action.apply(ctx)
         assert not second.changed
         assert _writes(tenant) == writes_after_first
         assert action.verify(ctx) is True
-        state = tenant.storage_account("phiimaging").summary()
-        assert state["publicNetworkAccess"] == "Disabled"
-        assert state["networkAcls"]["defaultAction"] == "Deny"
-        assert state["allowBlobPublicAccess"] is False
-        # rules and the trusted-services bypass are kept for a later restore
         props = tenant.storage_account("phiimaging").properties
-        assert props["networkAcls"]["ipRules"] == [{"value": "203.0.113.0/24", "action": "Allow"}]
-        assert props["networkAcls"]["bypass"] == "AzureServices"
+        assert props["publicNetworkAccess"] == "Enabled"
+        assert props["allowBlobPublicAccess"] is False
+        assert props["networkAcls"]["defaultAction"] == "Deny"
+        assert props["networkAcls"]["bypass"] == "None"
+        assert props["networkAcls"]["ipRules"] == ORIGIN_RULE
+        assert props["networkAcls"]["virtualNetworkRules"] == []
+
+    def test_subnet_origin_becomes_the_virtual_network_rule(
+        self, tenant: Tenant, clients, make_context
+    ) -> None:  # type: ignore[no-untyped-def]
+        from irflow.azure.principal import NetworkOrigin
+
+        subnet = tenant.storage_account("phiimaging").id.split("/providers/")[0] + (
+            "/providers/Microsoft.Network/virtualNetworks/vnet-ops/subnets/irflow"
+        )
+        clients.origin = NetworkOrigin(egress_ips=("198.51.100.0/31",), subnet_id=subnet)
+        ctx = make_context("storage.isolate_account", account=_account_id(tenant, "phiimaging"))
+        IsolateAccount().apply(ctx)
+        acls = tenant.storage_account("phiimaging").properties["networkAcls"]
+        # storage refuses /31 and /32 ranges: a /31 is written as its two addresses
+        assert [r["value"] for r in acls["ipRules"]] == ["198.51.100.0", "198.51.100.1"]
+        assert [r["id"] for r in acls["virtualNetworkRules"]] == [subnet]
+        assert IsolateAccount().verify(ctx)
+
+    def test_without_origin_it_still_isolates_and_says_irflow_is_locked_out(  # type: ignore[no-untyped-def]
+        self, tenant: Tenant, clients, make_context
+    ) -> None:
+        from irflow.azure.principal import NetworkOrigin
+
+        clients.origin = NetworkOrigin()
+        ctx = make_context("storage.isolate_account", account=_account_id(tenant, "phiimaging"))
+        plan = IsolateAccount().plan(ctx)
+        assert any("IRFLOW_EGRESS_IPS" in note for note in plan.notes)
+        IsolateAccount().apply(ctx)
+        assert tenant.storage_account("phiimaging").properties["networkAcls"]["ipRules"] == []
+
+    def test_a_sealed_account_is_never_reopened(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        account = tenant.storage_account("phiimaging")
+        account.properties["publicNetworkAccess"] = "Disabled"
+        ctx = make_context("storage.isolate_account", account=account.id)
+        result = IsolateAccount().apply(ctx)
+        assert account.properties["publicNetworkAccess"] == "Disabled"
+        assert any("already Disabled" in note for note in result.notes)
+        assert not any(c.field == "properties.publicNetworkAccess" for c in result.changes)
 
     def test_missing_account_is_named(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
         missing = _account_id(tenant, "phiimaging").replace("phiimaging", "phigone")
@@ -143,8 +188,8 @@ class TestRestoreAccountNetwork:
         ctx = make_context("storage.restore_account_network", account=account.id, prior=isolated.prior_state)
         action = RestoreAccountNetwork()
         plan = action.plan(ctx)
+        # allow-list mode leaves public network access as it was: only the rules and blob access come back
         assert {c.field for c in plan.changes} == {
-            "properties.publicNetworkAccess",
             "properties.allowBlobPublicAccess",
             "properties.networkAcls",
         }
@@ -162,6 +207,103 @@ class TestRestoreAccountNetwork:
 
         with pytest.raises(ValidationError, match="publicNetworkAccess"):
             RestoreAccountNetworkParams(account=_account_id(tenant, "phiimaging"), prior={"networkAcls": {}})
+
+
+class TestSealAccount:
+    def test_seal_apply_twice_verify_and_unseal_from_prior_state(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        from irflow.actions.storage import SealAccount, UnsealAccount
+
+        account = tenant.storage_account("phiimaging")
+        ctx = make_context("storage.seal_account", account=account.id)
+        plan = SealAccount().plan(ctx)
+        assert [(c.field, c.before, c.after) for c in plan.changes] == [
+            ("properties.publicNetworkAccess", "Enabled", "Disabled")
+        ]
+        assert plan.notes and _writes(tenant) == []
+        sealed = SealAccount().apply(ctx)
+        assert sealed.changed and sealed.prior_state == {"publicNetworkAccess": "Enabled"}
+        assert not SealAccount().apply(ctx).changed
+        assert len(_writes(tenant)) == 1 and SealAccount().verify(ctx)
+        assert account.properties["publicNetworkAccess"] == "Disabled"
+
+        unseal = make_context("storage.unseal_account", account=account.id, prior=sealed.prior_state)
+        assert [c.after for c in UnsealAccount().plan(unseal).changes] == ["Enabled"]
+        assert len(_writes(tenant)) == 1
+        assert UnsealAccount().apply(unseal).changed
+        assert not UnsealAccount().apply(unseal).changed
+        assert len(_writes(tenant)) == 2 and UnsealAccount().verify(unseal)
+        assert account.properties["publicNetworkAccess"] == "Enabled"
+
+
+class TestNetworkRefusal:
+    """The data plane under the strict firewall (irflow.sim.firewall): irflow's origin passes allow-list
+    mode; a network refusal is reported as one, naming the resource and what to configure."""
+
+    def test_allow_list_mode_keeps_irflows_data_plane_path(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        from irflow.actions.storage import RemoveStoredAccessPolicies
+
+        account = tenant.storage_account("phipatientexports")
+        IsolateAccount().apply(make_context("storage.isolate_account", account=account.id))
+        ctx = make_context("storage.remove_stored_access_policies", account=account.id)
+        assert RemoveStoredAccessPolicies().apply(ctx).changed
+        assert RemoveStoredAccessPolicies().verify(ctx)
+
+    def test_outside_the_allow_list_is_a_network_refusal_not_rbac(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        from irflow.actions.base import NetworkRefused
+        from irflow.actions.storage import RemoveStoredAccessPolicies
+
+        account = tenant.storage_account("phipatientexports")
+        IsolateAccount().apply(make_context("storage.isolate_account", account=account.id))
+        tenant.set_caller_origin(ip="198.51.100.99")  # irflow now calls from somewhere else
+        ctx = make_context("storage.remove_stored_access_policies", account=account.id)
+        with pytest.raises(NetworkRefused) as refused:
+            RemoveStoredAccessPolicies().plan(ctx)
+        message = str(refused.value)
+        assert "network refusal" in message and "AuthorizationFailure" in message
+        assert account.id in message and "IRFLOW_EGRESS_IPS" in message and "IRFLOW_SUBNET_ID" in message
+        assert "permission denied" not in message
+
+    def test_sealed_account_refuses_even_irflow(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        from irflow.actions.base import NetworkRefused
+        from irflow.actions.storage import RemoveStoredAccessPolicies, SealAccount
+
+        account = tenant.storage_account("phipatientexports")
+        IsolateAccount().apply(make_context("storage.isolate_account", account=account.id))
+        SealAccount().apply(make_context("storage.seal_account", account=account.id))
+        with pytest.raises(NetworkRefused, match="phipatientexports"):
+            RemoveStoredAccessPolicies().plan(
+                make_context("storage.remove_stored_access_policies", account=account.id)
+            )
+
+
+def test_a_key_vault_firewall_refusal_is_a_network_refusal(tenant: Tenant, clients) -> None:  # type: ignore[no-untyped-def]
+    """The shared data-plane firewall on a vault: Key Vault's 403 ForbiddenByFirewall (and
+    ForbiddenByConnection) maps to NetworkRefused as the blob service's AuthorizationFailure does
+    (https://learn.microsoft.com/en-us/azure/key-vault/general/rest-error-codes)."""
+    from azure.keyvault.keys._shared import http_challenge_cache
+
+    from irflow.actions.base import NetworkRefused, azure_errors
+
+    vault = tenant.key_vaults()[0]
+    vault.properties["networkAcls"] = {"defaultAction": "Deny", "bypass": "None", "ipRules": []}
+    http_challenge_cache.clear()
+    try:
+        keys = clients.keys(f"https://management.azure.com/_data/{vault.name}/vault/")
+        read = "Microsoft.KeyVault/vaults/keys/read"
+        with (
+            pytest.raises(NetworkRefused, match="ForbiddenByFirewall") as refused,
+            azure_errors(permission=read, scope=vault.id),
+        ):
+            list(keys.list_properties_of_keys())
+        assert vault.id in str(refused.value) and "permission denied" not in str(refused.value)
+        vault.properties["publicNetworkAccess"] = "Disabled"
+        with (
+            pytest.raises(NetworkRefused, match="ForbiddenByConnection"),
+            azure_errors(permission=read, scope=vault.id),
+        ):
+            list(keys.list_properties_of_keys())
+    finally:
+        http_challenge_cache.clear()
 
 
 class TestBlockPublicContainers:
@@ -222,6 +364,53 @@ class TestEnableDataProtection:
         ctx = make_context("storage.enable_data_protection", account=account.id, blob_retention_days=5)
         fields = {c.field for c in EnableDataProtection().plan(ctx).changes}
         assert "properties.deleteRetentionPolicy" not in fields
+
+
+class TestDataProtectionStrictness:
+    def test_full_properties_are_put(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        from irflow.actions.storage import EnableDataProtection
+
+        account = tenant.storage_account("phiclaimsarchive")
+        before = dict(account.blob_service.properties)
+        EnableDataProtection().apply(make_context("storage.enable_data_protection", account=account.id))
+        [put] = _writes(tenant)
+        assert set(before) <= set(
+            put.body["properties"]
+        )  # every setting read is written back, not only changes
+        assert put.body["properties"]["cors"] == before["cors"]
+
+    def test_the_simulator_refuses_versioning_on_hierarchical_namespace(
+        self, tenant: Tenant, clients
+    ) -> None:  # type: ignore[no-untyped-def]
+        """Versioning is not supported on hierarchical-namespace accounts
+        (https://learn.microsoft.com/en-us/azure/storage/blobs/versioning-overview)."""
+        from azure.core.exceptions import HttpResponseError
+
+        account = tenant.storage_account("phiimaging")
+        account.properties["isHnsEnabled"] = True
+        client = clients.storage(account.subscription_id).blob_services
+        with pytest.raises(HttpResponseError) as refused:
+            client.set_service_properties(
+                account.resource_group, account.name, {"properties": {"isVersioningEnabled": True}}
+            )
+        assert refused.value.status_code == 400
+        assert account.blob_service.properties.get("isVersioningEnabled") is not True
+
+    def test_hierarchical_namespace_gets_soft_delete_without_versioning(
+        self, tenant: Tenant, make_context
+    ) -> None:  # type: ignore[no-untyped-def]
+        from irflow.actions.storage import EnableDataProtection
+
+        account = tenant.storage_account("phiimaging")
+        account.properties["isHnsEnabled"] = True
+        ctx = make_context("storage.enable_data_protection", account=account.id)
+        plan = EnableDataProtection().plan(ctx)
+        assert "properties.isVersioningEnabled" not in {c.field for c in plan.changes}
+        assert "hierarchical-namespace" in plan.notes[0] and _writes(tenant) == []
+        assert EnableDataProtection().apply(ctx).changed
+        assert not EnableDataProtection().apply(ctx).changed and len(_writes(tenant)) == 1
+        assert EnableDataProtection().verify(ctx)
+        assert account.blob_service.properties["deleteRetentionPolicy"]["enabled"] is True
 
 
 class TestAzureRefusals:

@@ -15,10 +15,16 @@ from irflow.settings import Settings
 from irflow.sim.models import Tenant
 from irflow.sim.server import SimServer
 
+# irflow's egress IP, configured as a deployment would (IRFLOW_EGRESS_IPS); the strict tenant's firewalls see
+# irflow's calls come from it (irflow.sim.firewall).
+IRFLOW_EGRESS_IP = "192.0.2.10"
+
 
 @pytest.fixture
 def sim() -> Iterator[SimServer]:
-    with SimServer(Tenant.demo()) as server:
+    tenant = Tenant.demo()
+    tenant.set_caller_origin(ip=IRFLOW_EGRESS_IP)
+    with SimServer(tenant) as server:
         yield server
 
 
@@ -32,6 +38,7 @@ def settings(database_url: str, sim: SimServer) -> Settings:
         azure_token=SecretStr(sim.token),
         queue_polling_interval=0.05,
         oncall_recipients="soc-oncall@example.org",
+        egress_ips=IRFLOW_EGRESS_IP,
         playbooks_dir=Path(__file__).resolve().parents[2] / "playbooks",
     )
 
@@ -47,7 +54,10 @@ def svc(settings: Settings) -> Iterator[runtime.Services]:
 def sim_process() -> Iterator[dict]:  # type: ignore[type-arg]
     """``irflow sim serve`` as a real process (120 ms per Azure call); yields its JSON start line."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "irflow", "sim", "serve", "--port", "0", "--latency-ms", "120"],
+        [
+            *(sys.executable, "-m", "irflow", "sim", "serve", "--port", "0", "--latency-ms", "120"),
+            *("--caller-ip", IRFLOW_EGRESS_IP),  # its start line's env then carries IRFLOW_EGRESS_IPS
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -54,16 +54,15 @@ def test_gate_holds_until_approved(svc: runtime.Services, sim: SimServer, tmp_pa
     assert view["status"] == "awaiting_approval"
     assert [s["state"] for s in view["steps"] if s["step"] == "isolate"] == ["awaiting_approval"] * 2
     gated = [s for s in view["steps"] if s["step"] == "isolate"]
-    assert all(len(s["plan"]["changes"]) == 3 for s in gated)
-    assert all(
-        w.method != "PATCH" for w in sim.tenant.journal.writes()
-    )  # evidence protected, nothing isolated
+    assert all(len(s["plan"]["changes"]) == 4 for s in gated)  # blob access, default action, bypass, ipRules
+    assert sim.tenant.journal.writes() == []  # isolation is the first change: nothing written before it
 
     with pytest.raises(LookupError, match="no step waiting"):
         decide_approvals(svc, submitted.run_id, approved=True, actor="cli:approver", step_key="rotate-keys")
     decide_approvals(svc, submitted.run_id, approved=True, actor="cli:approver", comment="go")
     assert submitted.handle.get_result() == "succeeded", run_view(svc, submitted.run_id)["error"]
-    assert len(sim.tenant.journal.writes()) == 2 + 2 + 1 + 4  # + the one stored access policy removed
+    # isolation, blob service, the one stored access policy, 4 keys, user delegation keys and their tag
+    assert len(sim.tenant.journal.writes()) == 2 + 2 + 1 + 4 + 2 + 2
     with svc.db.transaction() as session:
         events = [(e.type, json.loads(e.payload)) for e in AuditChain().events(session)]
         assert AuditChain().verify(session).ok
@@ -80,7 +79,7 @@ def test_rejected_gate_skips_the_change(svc: runtime.Services, sim: SimServer, t
     assert submitted.handle.get_result() == "succeeded"
     view = run_view(svc, submitted.run_id)
     assert [s["state"] for s in view["steps"] if s["step"] == "isolate"] == ["skipped"] * 2
-    assert all(w.method != "PATCH" for w in sim.tenant.journal.writes())
+    assert not [w for w in sim.tenant.journal.writes() if "networkAcls" in str(w.body)]  # never isolated
 
 
 @pytest.mark.slow

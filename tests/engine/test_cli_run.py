@@ -55,7 +55,7 @@ def test_dry_run_prints_every_plan_and_writes_nothing_then_the_run_contains(
     dry = subprocess.run([*command, "--dry-run"], env=env, capture_output=True, text=True, timeout=180)
     assert dry.returncode == 0, dry.stderr
     assert "dry run: nothing was changed" in dry.stdout
-    for line in ('properties.publicNetworkAccess: "Enabled" -> "Disabled"', "keys.key1", "keys.key2"):
+    for line in ('properties.networkAcls.defaultAction: "Allow" -> "Deny"', "keys.key1", "keys.key2"):
         assert line in dry.stdout, line
     assert _writes(info) == []
 
@@ -63,4 +63,5 @@ def test_dry_run_prints_every_plan_and_writes_nothing_then_the_run_contains(
     assert run.returncode == 0, run.stderr
     view = json.loads(run.stdout)
     assert view["status"] == "succeeded" and not view["dry_run"]
-    assert len([w for w in _writes(info) if w["method"] == "PATCH"]) == len(TARGETS)
+    # isolation and the user-delegation revocation's marker tag, per account
+    assert len([w for w in _writes(info) if w["method"] == "PATCH"]) == 2 * len(TARGETS)

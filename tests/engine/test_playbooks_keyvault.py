@@ -47,7 +47,7 @@ def _params(sim: SimServer) -> dict[str, str]:
     return {
         "key_vaults": vault,
         "keys": f"{vault}/keys/{KEY}",
-        "allow_ip_rules": "127.0.0.1",  # the simulator's callers: irflow keeps reaching the data plane
+        "allow_ip_rules": "192.0.2.10",  # irflow's egress IP (engine fixtures): its data-plane path
         "keep_object_ids": ETL,
     }
 

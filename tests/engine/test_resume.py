@@ -70,7 +70,7 @@ def test_killed_run_resumes_from_its_last_completed_step(sim_process, tmp_path: 
         cwd=Path(__file__).resolve().parents[2],
     )
     deadline = time.monotonic() + 120
-    while _succeeded_steps(db) < 6:  # evidence protected and every account isolated; keys not all rotated
+    while _succeeded_steps(db) < 6:  # every account isolated, evidence protected; keys not all rotated
         assert run.poll() is None, run.stderr.read().decode() if run.stderr else ""
         assert time.monotonic() < deadline, "the run made no progress"
         time.sleep(0.05)
@@ -79,7 +79,7 @@ def test_killed_run_resumes_from_its_last_completed_step(sim_process, tmp_path: 
     with sqlite3.connect(db) as conn:
         status = conn.execute("SELECT status FROM runs").fetchone()[0]
         done_before = conn.execute("SELECT count(*) FROM steps WHERE state = 'succeeded'").fetchone()[0]
-    assert status == "running" and done_before < 15
+    assert status == "running" and done_before < 18
 
     resumed = subprocess.run(
         irflow_command("runs", "resume"),
@@ -95,7 +95,7 @@ def test_killed_run_resumes_from_its_last_completed_step(sim_process, tmp_path: 
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT status FROM runs").fetchone()[0] == "succeeded"
         states = conn.execute("SELECT state, count(*) FROM steps GROUP BY state").fetchall()
-    assert states == [("succeeded", 15)]
+    assert states == [("succeeded", 18)]
 
     writes = [entry for entry in _journal(info) if entry["is_write"]]
     regenerated = Counter(
@@ -105,9 +105,11 @@ def test_killed_run_resumes_from_its_last_completed_step(sim_process, tmp_path: 
     )
     assert regenerated == Counter({(name, key): 1 for name in TARGETS for key in ("key1", "key2")})
     arm = [e for e in writes if e["path"].startswith("/subscriptions/")]
-    for method in ("PATCH", "PUT"):  # isolation, and the blob service's data protection
+    for method, times in (("PATCH", 2), ("PUT", 1)):  # isolation + revocation tag; data protection
         changed = Counter(e["path"].split("/")[8] for e in arm if e["method"] == method)
-        assert changed == Counter({name: 1 for name in TARGETS}), method
+        assert changed == Counter({name: times for name in TARGETS}), method
+    revocations = [e for e in arm if e["route"].endswith("revoke_user_delegation_keys")]
+    assert Counter(e["path"].split("/")[8] for e in revocations) == Counter({name: 1 for name in TARGETS})
     acl_writes = [e for e in writes if not e["path"].startswith("/subscriptions/")]
     assert len(acl_writes) == 1  # the one stored access policy, removed once
 

@@ -21,6 +21,7 @@ from irflow.store.models import AuditEvent, Incident, Run
 
 PLAYBOOK = "storage-sas-exfiltration"
 TARGETS = ("phipatientexports", "phiclaimsarchive", "phiimaging")
+ORIGIN_RULE = [{"value": "192.0.2.10", "action": "Allow"}]  # irflow's egress IP (tests/engine/conftest.py)
 
 
 def _targets(sim: SimServer) -> str:
@@ -44,25 +45,30 @@ def test_containment_run_is_complete_idempotent_and_audited(svc: runtime.Service
     assert view["status"] == "succeeded"
     assert [(s["step"], s["state"]) for s in view["steps"]] == (
         [("capture-state-before", "succeeded")]
+        + [("isolate", "succeeded")] * 3  # the first change: exfiltration stops first
         + [("protect-evidence", "succeeded")] * 3
-        + [("isolate", "succeeded")] * 3
         + [("revoke-service-sas", "succeeded")] * 3
         + [("rotate-keys", "succeeded")] * 3
+        + [("revoke-user-delegation-sas", "succeeded")] * 3
         + [("capture-state-after", "succeeded")]
         + [("escalate", "succeeded")]
     )
     for name in TARGETS:
-        state = sim.tenant.storage_account(name).summary()
-        assert state["publicNetworkAccess"] == "Disabled"
-        assert state["networkAcls"]["defaultAction"] == "Deny"
+        account = sim.tenant.storage_account(name)
+        state = account.summary()
+        assert state["publicNetworkAccess"] == "Enabled"  # allow-list mode: irflow keeps its path (no seal)
+        assert state["networkAcls"] == {"defaultAction": "Deny", "bypass": "None"}
+        assert account.properties["networkAcls"]["ipRules"] == ORIGIN_RULE
         assert state["allowBlobPublicAccess"] is False
+        assert state["user_delegation_keys_revoked_at"] is not None
     assert _regenerations(sim) == Counter({(name, key): 1 for name in TARGETS for key in ("key1", "key2")})
     bystander = sim.tenant.storage_account("webassetscdn").summary()
     assert bystander["publicNetworkAccess"] == "Enabled"
+    assert bystander["networkAcls"]["defaultAction"] == "Allow"
     writes = len(sim.tenant.journal.writes())
-    # blob service PUT and PATCH per account, one container ACL (the one stored policy), a regenerateKey
-    # per key
-    assert writes == 3 + 3 + 1 + 6
+    # PATCH and blob service PUT per account, one container ACL (the one stored policy) over irflow's path,
+    # a regenerateKey per key, a revokeUserDelegationKeys and its marker tag PATCH per account
+    assert writes == 3 + 3 + 1 + 6 + 3 + 3
 
     again = submit_run(
         svc, PLAYBOOK, params, actor="cli:tester", auto_approve=True, incident_id=first.incident_id
@@ -86,9 +92,10 @@ def test_containment_run_is_complete_idempotent_and_audited(svc: runtime.Service
     assert report.ok, report.describe()
     assert types[:3] == ["incident.opened", "run.created", "run.running"]
     assert "incident.status_changed" in types and types.count("run.succeeded") == 3
-    assert types.count("step.succeeded") == 30 and types.count("step.planned") == 45
+    assert types.count("step.succeeded") == 36 and types.count("step.planned") == 54
     assert types.count("evidence.captured") == 6  # each account's state before and after, once
-    assert types.count("run.step_without_targets") == 6  # no workspace, no evidence account: 2 steps x 3 runs
+    # no workspace, no evidence account, no seal: 3 steps x 3 runs
+    assert types.count("run.step_without_targets") == 9
     assert types.count("notification.queued") == 1  # the re-run escalates nothing twice
 
 
@@ -101,7 +108,11 @@ def test_dry_run_on_a_fresh_tenant_plans_every_change_and_writes_nothing(
     view = run_view(svc, dry.run_id)
     isolate = [s for s in view["steps"] if s["step"] == "isolate"]
     rotate = [s for s in view["steps"] if s["step"] == "rotate-keys"]
-    assert all(len(s["plan"]["changes"]) == 3 for s in isolate)
+    for step in isolate:
+        changes = {c["field"]: c["after"] for c in step["plan"]["changes"]}
+        assert changes["properties.networkAcls.defaultAction"] == "Deny"
+        assert changes["properties.networkAcls.ipRules"] == ORIGIN_RULE
+        assert "properties.publicNetworkAccess" not in changes
     assert all([c["field"] for c in s["plan"]["changes"]] == ["keys.key1", "keys.key2"] for s in rotate)
     with svc.db.transaction() as session:
         incident = session.get(Incident, view["incident_id"])
@@ -196,10 +207,10 @@ def test_on_failure_continue_runs_the_next_step(svc: runtime.Services, sim: SimS
     view = run_view(svc, submitted.run_id)
     assert [(s["step"], s["state"]) for s in view["steps"]] == [
         ("capture-state-before", "failed"),
-        ("protect-evidence", "succeeded"),
-        ("protect-evidence", "failed"),
         ("isolate", "succeeded"),
         ("isolate", "failed"),
+        ("protect-evidence", "succeeded"),
+        ("protect-evidence", "failed"),
         ("revoke-service-sas", "succeeded"),
         ("revoke-service-sas", "failed"),
         ("rotate-keys", "succeeded"),
@@ -212,7 +223,9 @@ def test_release_restores_the_recorded_prior_state(svc: runtime.Services, sim: S
     params = {"storage_accounts": _targets(sim)}
     contained = submit_run(svc, PLAYBOOK, params, actor="cli:tester", auto_approve=True)
     assert contained.handle.get_result() == "succeeded"
-    assert all(sim.tenant.storage_account(n).summary()["publicNetworkAccess"] == "Disabled" for n in TARGETS)
+    assert all(
+        sim.tenant.storage_account(n).summary()["networkAcls"]["defaultAction"] == "Deny" for n in TARGETS
+    )
 
     released = submit_run(
         svc,
@@ -265,7 +278,7 @@ def test_public_blob_exposure_closes_anonymous_access(svc: runtime.Services, sim
     assert run.handle.get_result() == "succeeded"
     for name in TARGETS:
         state = sim.tenant.storage_account(name).summary()
-        assert state["allowBlobPublicAccess"] is False and state["publicNetworkAccess"] == "Disabled"
+        assert state["allowBlobPublicAccess"] is False and state["networkAcls"]["defaultAction"] == "Deny"
         assert all(c["publicAccess"] in (None, "None") for c in state["containers"]), state["containers"]
     blocked = [s for s in run_view(svc, run.run_id)["steps"] if s["step"] == "block-public-containers"]
     assert (
@@ -293,3 +306,77 @@ def test_an_empty_optional_list_skips_its_step(svc: runtime.Services, sim: SimSe
     with svc.db.transaction() as session:
         skipped = [e for e in AuditChain().events(session) if e.type == "run.step_without_targets"]
     assert len(skipped) == 1 and json.loads(skipped[0].payload)["step"] == "rotate-extra"
+
+
+def test_sealed_containment_releases_in_order(svc: runtime.Services, sim: SimServer) -> None:
+    """seal=true closes irflow's own path last; release unseals first, re-creates the stored access policy
+    over irflow's path, then puts the firewall and public containers back."""
+    before = {name: sim.tenant.storage_account(name).properties["networkAcls"] for name in TARGETS}
+    params = {"storage_accounts": _targets(sim), "seal": "true"}
+    contained = submit_run(svc, PLAYBOOK, params, actor="cli:tester", auto_approve=True)
+    assert contained.handle.get_result() == "succeeded"
+    steps = [s["step"] for s in run_view(svc, contained.run_id)["steps"]]
+    assert steps.index("seal") > steps.index("revoke-user-delegation-sas") > steps.index("isolate")
+    assert all(sim.tenant.storage_account(n).summary()["publicNetworkAccess"] == "Disabled" for n in TARGETS)
+
+    released = submit_run(
+        svc,
+        "release-containment",
+        {"storage_accounts": _targets(sim)},
+        actor="cli:ic",
+        auto_approve=True,
+        incident_id=contained.incident_id,
+    )
+    assert released.handle.get_result() == "succeeded"
+    order = [s["step"] for s in run_view(svc, released.run_id)["steps"]]
+    assert (
+        order.index("unseal") < order.index("restore-stored-access-policies") < order.index("restore-network")
+    )
+    for name in TARGETS:
+        account = sim.tenant.storage_account(name)
+        assert account.summary()["publicNetworkAccess"] == "Enabled"
+        assert account.properties["networkAcls"] == before[name]
+    exports = sim.tenant.storage_account("phipatientexports").summary()["containers"]
+    assert any(c["storedAccessPolicies"] for c in exports)  # the partner policy is back
+
+
+def test_without_irflows_origin_the_playbook_fails_with_a_network_refusal(
+    svc: runtime.Services, sim: SimServer
+) -> None:
+    """irflow calls from 192.0.2.10 but was not told so (no IRFLOW_EGRESS_IPS): isolation still stops the
+    exfiltration, then the data-plane step is refused by the account's firewall, reported as a network
+    refusal naming the account and what to configure, never as a missing RBAC permission."""
+    from irflow.azure.principal import NetworkOrigin
+
+    svc.clients.origin = NetworkOrigin()
+    target = sim.tenant.storage_account("phipatientexports").id
+    run = submit_run(svc, PLAYBOOK, {"storage_accounts": target}, actor="cli:tester", auto_approve=True)
+    assert run.handle.get_result() == "failed"
+    view = run_view(svc, run.run_id)
+    states = {s["step"]: s["state"] for s in view["steps"]}
+    assert states["isolate"] == "succeeded" and states["revoke-service-sas"] == "failed"
+    failed = next(s for s in view["steps"] if s["state"] == "failed")
+    assert "network refusal" in failed["error"] and "AuthorizationFailure" in failed["error"]
+    assert "phipatientexports" in failed["error"] and "IRFLOW_EGRESS_IPS" in failed["error"]
+    assert "permission denied" not in failed["error"]
+    assert (
+        sim.tenant.storage_account("phipatientexports").properties["networkAcls"]["defaultAction"] == "Deny"
+    )
+
+
+def test_evidence_after_isolation_travels_over_irflows_path(svc: runtime.Services, sim: SimServer) -> None:
+    """Isolation comes first, so Azure's server-side copy is refused by the source's firewall: the blob
+    copies go over irflow's allow-listed path, staged in blocks, and land under legal hold."""
+    exports = sim.tenant.storage_account("phipatientexports")
+    params = {
+        "storage_accounts": exports.id,
+        "evidence_account": sim.tenant.storage_account("webassetscdn").id,
+    }
+    run = submit_run(svc, PLAYBOOK, params, actor="cli:tester", auto_approve=True)
+    assert run.handle.get_result() == "succeeded", run_view(svc, run.run_id)["error"]
+    steps = [s["step"] for s in run_view(svc, run.run_id)["steps"]]
+    assert steps.index("isolate") < steps.index("snapshot-containers") < steps.index("revoke-service-sas")
+    evidence = sim.tenant.storage_account("webassetscdn").container("irflow-evidence")
+    assert len(evidence.blobs) == 3 and evidence.has_legal_hold
+    routes = [w.route for w in sim.tenant.journal.writes()]
+    assert routes.count("storage.blob.put_block_list") == 3 and "storage.blob.put_blob" not in routes

@@ -167,14 +167,18 @@ def test_public_network_access_disabled_is_forbidden_by_connection(sim: Sim) -> 
     assert len(vault_data(sim.tenant.key_vault(VAULT)).keys[KEK.lower()].versions) == 2
 
 
-def test_firewall_deny_is_forbidden_unless_loopback_is_allowed(sim: Sim) -> None:
+def test_firewall_deny_is_forbidden_unless_the_callers_origin_is_allowed(sim: Sim) -> None:
+    """The shared data-plane firewall (irflow.sim.firewall; Key Vault network security,
+    https://learn.microsoft.com/en-us/azure/key-vault/general/network-security): an allowed origin passes."""
+    sim.tenant.set_caller_origin(ip="198.51.100.7")
     mgmt = keyvault_client(sim)
     mgmt.vaults.update(PHI_RG, VAULT, {"properties": {"networkAcls": {"defaultAction": "Deny"}}})
     with pytest.raises(HttpResponseError) as caught:
         key_client(sim).get_key(KEK)
     assert caught.value.error.innererror["code"] == "ForbiddenByFirewall"
 
-    acls = {"defaultAction": "Deny", "ipRules": [{"value": "127.0.0.0/8"}]}
+    assert "Client address: 198.51.100.7" in caught.value.error.message
+    acls = {"defaultAction": "Deny", "ipRules": [{"value": "198.51.100.0/24"}]}
     mgmt.vaults.update(PHI_RG, VAULT, {"properties": {"networkAcls": acls}})
     assert key_client(sim).get_key(KEK).name == KEK
 

@@ -12,8 +12,9 @@ injected error.
   since the simulator's host is not ``*.vault.azure.net``.
 - Network rules of the vault (management plane): ``publicNetworkAccess: Disabled`` → 403 ``Forbidden`` with
   inner error ``ForbiddenByConnection``; ``networkAcls.defaultAction: Deny`` → 403 ``ForbiddenByFirewall``
-  unless an ``ipRules`` entry covers the simulator's callers (``127.0.0.1``). Trusted-service bypass is not
-  simulated (callers are never a trusted service).
+  unless an ``ipRules`` entry or a virtual-network rule covers the caller's origin
+  (:mod:`irflow.sim.firewall`, shared with the blob service). Trusted-service bypass is not simulated
+  (callers are never a trusted service).
 - Authorization (:mod:`irflow.sim.keyvault.authorization`): the vault's permission model decides. RBAC vaults
   need a role assignment granting the route's data action (``Microsoft.KeyVault/vaults/keys/rotate/action``
   …) over ``{vault id}/keys/{name}`` (``/secrets/{name}``), else 403 ``Forbidden`` / ``ForbiddenByRbac``;
@@ -26,11 +27,10 @@ injected error.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import re
 from typing import TYPE_CHECKING, Any
 
-from irflow.sim import paging
+from irflow.sim import firewall, paging
 from irflow.sim.http import SimRequest, SimResponse
 from irflow.sim.keyvault import data_models as dm
 from irflow.sim.keyvault.authorization import Permission, authorize
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 VAULT_RESOURCE = "https://vault.azure.net"
 DATA_PREFIX = "/_data/"
 PATH_PATTERN = r"^/_data/[^/]+/vault(/|$)"
-SIMULATED_CALLER_IP = "127.0.0.1"
 _VAULT_PATH = re.compile(r"^/_data/([^/]+)/vault(?:/|$)", re.IGNORECASE)
 
 _OP = "Microsoft.KeyVault/vaults"
@@ -88,15 +87,25 @@ def vault_uri(request: SimRequest, vault: KeyVault) -> str:
     return f"{request.base_url}/_data/{vault.name}/vault/"
 
 
-def _loopback_allowed(vault: KeyVault) -> bool:
-    caller = ipaddress.ip_address(SIMULATED_CALLER_IP)
-    for rule in (vault.properties.get("networkAcls") or {}).get("ipRules") or []:
-        try:
-            if caller in ipaddress.ip_network(str(rule.get("value", "")), strict=False):
-                return True
-        except ValueError:
-            continue
-    return False
+def _network_refusal(refusal: firewall.Refusal, caller: str, vault: KeyVault) -> KeyVaultError:
+    """Key Vault's own 403 shapes for a network refusal (rest-error-codes: ``ForbiddenByConnection`` when
+    public network access is disabled, ``ForbiddenByFirewall`` when the caller is outside the allow-list)."""
+    where = f"Vault: {vault.name};location={vault.location}"
+    if refusal.reason == "public_network_access_disabled":
+        return KeyVaultError(
+            403,
+            "Forbidden",
+            "Public network access is disabled and request is not from a trusted service nor via an approved "
+            f"private link.\r\nCaller: {caller}\r\n{where}",
+            inner="ForbiddenByConnection",
+        )
+    return KeyVaultError(
+        403,
+        "Forbidden",
+        "Client address is not authorized and caller is not a trusted service.\r\n"
+        f"Client address: {refusal.caller.ip or refusal.caller.subnet_id}\r\nCaller: {caller}\r\n{where}",
+        inner="ForbiddenByFirewall",
+    )
 
 
 def _scope(vault: KeyVault, request: SimRequest) -> str:
@@ -124,24 +133,9 @@ def admit(tenant: Tenant, request: SimRequest, route: Route | None) -> None:
     if not request.query_param("api-version"):
         raise dm.bad_parameter("The request URI contains an invalid version: api-version is missing.")
     caller = f"appid=irflow-sim;oid={tenant.principal_id};iss=https://sts.windows.net/{tenant.tenant_id}/"
-    if vault.properties.get("publicNetworkAccess", "Enabled") == "Disabled":
-        raise KeyVaultError(
-            403,
-            "Forbidden",
-            "Public network access is disabled and request is not from a trusted service nor via an approved "
-            f"private link.\r\nCaller: {caller}\r\nVault: {vault.name};location={vault.location}",
-            inner="ForbiddenByConnection",
-        )
-    acls = vault.properties.get("networkAcls") or {}
-    if acls.get("defaultAction") == "Deny" and not _loopback_allowed(vault):
-        raise KeyVaultError(
-            403,
-            "Forbidden",
-            f"Client address is not authorized and caller is not a trusted service.\r\n"
-            f"Client address: {SIMULATED_CALLER_IP}\r\nCaller: {caller}\r\n"
-            f"Vault: {vault.name};location={vault.location}",
-            inner="ForbiddenByFirewall",
-        )
+    refusal = firewall.check(tenant, request, vault.properties)  # the shared rule set (irflow.sim.firewall)
+    if refusal is not None:
+        raise _network_refusal(refusal, caller, vault)
     if route is None:
         raise KeyVaultError(
             501,

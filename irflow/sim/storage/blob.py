@@ -300,6 +300,7 @@ class BlobContainer:
         self.immutability: ImmutabilityPolicy | None = None
         self.access_policies: list[StoredAccessPolicy] = []
         self.blobs: dict[str, Blob] = {}  # name (case-sensitive, as in Azure) → blob (data plane)
+        self.uncommitted_blocks: dict[str, dict[str, bytes]] = {}  # blob name → block id → bytes (Put Block)
         self._version = 0
 
     @property
@@ -525,6 +526,25 @@ class BlobContainer:
         policy.history.append(entry)
         self.immutability = policy
         self.touch(when)
+
+
+def lock_policy(container: BlobContainer, *, if_match: str | None, when: datetime) -> None:
+    """``POST …/immutabilityPolicies/default/lock``: Unlocked → Locked, irreversibly. ETag in If-Match is
+    required (BlobContainersLockImmutabilityPolicy; "The only action allowed on a Locked policy is
+    ExtendImmutabilityPolicy"): a missing, ``*`` or stale ETag answers 412, no policy 404."""
+    policy = container.immutability
+    if policy is None:
+        raise errors.ArmError(
+            404, "ImmutabilityPolicyNotFound", "The immutability policy for the container does not exist."
+        )
+    if if_match is None or if_match.strip() != policy.etag:
+        raise errors.condition_not_met()
+    if policy.state != "Locked":
+        policy.state = "Locked"
+        policy.version += 1
+        policy.updated = when
+        policy.history.append({"update": "lock", "timestamp": arm.format_time(when)})
+        container.touch(when)
 
 
 class BlobService:

@@ -16,14 +16,15 @@
 Wire format of the blob service REST API, not ARM: XML bodies (``SignedIdentifiers``), ``x-ms-version``
 required and echoed, errors as ``<Error><Code/><Message/></Error>`` with an ``x-ms-error-code`` header.
 
-Pipeline (:func:`admit`): account → authentication → ``x-ms-version`` → route → RBAC (the route's
+Pipeline (:func:`admit`): account → authentication → network rules (:mod:`irflow.sim.firewall`: 403
+``AuthorizationFailure``) → ``x-ms-version`` → route → RBAC (the route's
 operation, ``…/containers/getAcl/action`` / ``setAcl/action``, over the container's resource id) → latency /
 injected error. Authentication is Microsoft Entra only: ``Authorization: Bearer <tenant token>``; a request
 without it gets the storage service's 401 challenge (``authorization_uri``, ``resource_id``) that
 ``StorageBearerTokenCredentialPolicy`` follows. Shared Key signatures are not verified by the simulator: a
 Shared Key request is refused 403 ``AuthenticationFailed`` (``KeyBasedAuthenticationNotPermitted`` when the
 account has ``allowSharedKeyAccess: false``), as Azure refuses a bad signature. Network rules
-(``publicNetworkAccess``, ``networkAcls``) are not enforced on the data plane.
+(``publicNetworkAccess``, ``networkAcls``) are enforced against the caller's origin.
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.sax.saxutils import escape
 
-from irflow.sim import arm, errors
+from irflow.sim import arm, errors, firewall
 from irflow.sim.http import SimRequest, SimResponse
 from irflow.sim.router import Route
+from irflow.sim.storage import blocks, delegation
 from irflow.sim.storage.blob import Blob, BlobContainer, StoredAccessPolicy
 
 if TYPE_CHECKING:
@@ -131,6 +133,11 @@ def admit(tenant: Tenant, request: SimRequest, route: Route | None) -> None:
             "Server failed to authenticate the request. Please refer to the information in the "
             "www-authenticate header.",
             _challenge(tenant),
+        )
+    if firewall.check(tenant, request, account.properties) is not None:
+        # A network refusal, not a missing role (storage-network-security): 403 AuthorizationFailure.
+        raise StorageError(
+            403, "AuthorizationFailure", "This request is not authorized to perform this operation."
         )
     if not request.headers.get("x-ms-version"):
         raise StorageError(
@@ -334,6 +341,9 @@ CONTAINER_WRITE = f"{_OP}/write"  # Create Container with Microsoft Entra author
 BLOB_READ = f"{_OP}/blobs/read"  # data actions of the Storage Blob Data roles
 BLOB_WRITE = f"{_OP}/blobs/write"
 BLOB_DELETE = f"{_OP}/blobs/delete"
+GENERATE_USER_DELEGATION_KEY = (
+    "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action"
+)
 DEFAULT_BLOB_CONTENT_TYPE = "application/octet-stream"
 MAX_LIST_RESULTS = 5000
 _BLOB_PATH = re.compile(r"^/_data/[^/]+/blob/[^/]+/.+", re.IGNORECASE)
@@ -792,10 +802,15 @@ def _copy_source(tenant: Tenant, request: SimRequest, source_url: str) -> tuple[
     snapshot = (parse_qs(parts.query).get("snapshot") or [""])[0]
     if blob is not None and snapshot:
         blob = blob.find_snapshot(snapshot)
-    if account is None or blob is None:
+    if account is None or container is None or blob is None:
         raise StorageError(404, "CannotVerifyCopySource", "The specified blob does not exist.")
+    # Another account's source needs its own authorisation: public, or a valid user-delegation SAS.
+    destination = _account_of(tenant, request)
+    same_account = delegation.authorise_copy_source(
+        tenant, account, destination, container, blob_name, snapshot, parts.query
+    )
     scope = f"{account.id}/blobServices/default/containers/{container_name}"
-    if tenant.rbac.denial(BLOB_READ, scope):
+    if same_account and tenant.rbac.denial(BLOB_READ, scope):
         raise StorageError(
             403,
             "CannotVerifyCopySource",
@@ -938,6 +953,31 @@ ROUTES = [
         "storage.blob.snapshot_blob",
         operation=BLOB_WRITE,
         query=(("comp", "snapshot"),),
+    ),
+    BlobRoute(
+        "PUT",
+        _DATA_BLOB,
+        blocks.put_block,
+        "storage.blob.put_block",
+        operation=BLOB_WRITE,
+        query=(("comp", "block"),),
+    ),
+    BlobRoute(
+        "PUT",
+        _DATA_BLOB,
+        blocks.put_block_list,
+        "storage.blob.put_block_list",
+        operation=BLOB_WRITE,
+        query=(("comp", "blocklist"),),
+    ),
+    Route(
+        "POST",
+        "/_data/{accountName}/blob",
+        delegation.get_user_delegation_key,
+        "storage.blob.get_user_delegation_key",
+        read_only=True,  # hands out a signing key, changes no resource (as listKeys)
+        operation=GENERATE_USER_DELEGATION_KEY,
+        query=(("restype", "service"), ("comp", "userdelegationkey")),
     ),
     BlobRoute("PUT", _DATA_BLOB, put_blob, "storage.blob.put_blob", operation=BLOB_WRITE),
     BlobRoute("GET", _DATA_BLOB, get_blob, "storage.blob.get_blob", operation=BLOB_READ),

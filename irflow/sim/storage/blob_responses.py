@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from irflow.sim import errors, paging
 from irflow.sim.http import SimRequest, SimResponse
-from irflow.sim.storage.blob import BlobContainer
+from irflow.sim.storage.blob import BlobContainer, lock_policy
 from irflow.sim.storage.models import StorageAccount, sku_tier
 
 if TYPE_CHECKING:
@@ -41,7 +41,18 @@ def get_service_properties(tenant: Tenant, request: SimRequest) -> SimResponse:
 def set_service_properties(tenant: Tenant, request: SimRequest) -> SimResponse:
     """``PUT …/blobServices/default``: answers 200 with the whole resource."""
     account = _account(tenant, request)
-    account.blob_service.set_properties(request.json_object())
+    body = request.json_object()
+    versioning = (body.get("properties") or {}).get("isVersioningEnabled") if isinstance(body, dict) else None
+    if versioning is True and account.properties.get("isHnsEnabled") is True:
+        # "Storage accounts with a hierarchical namespace enabled for use with Azure Data Lake Storage are not
+        # currently supported" (https://learn.microsoft.com/en-us/azure/storage/blobs/versioning-overview).
+        # The exact error code Azure answers is not documented: a 400 refusal, nothing changed.
+        raise errors.ArmError(
+            400,
+            "FeatureNotSupportedForAccount",
+            "Blob versioning is not supported for accounts with hierarchical namespace enabled.",
+        )
+    account.blob_service.set_properties(body)
     sku = {"name": account.sku_name, "tier": sku_tier(account.sku_name)}
     return SimResponse(200, account.blob_service.to_arm(sku))
 
@@ -96,6 +107,14 @@ def clear_legal_hold(tenant: Tenant, request: SimRequest) -> SimResponse:
     _, container = _container(tenant, request)
     container.clear_legal_hold(request.json_object(), when=tenant.now())
     return SimResponse(200, container.legal_hold_answer())
+
+
+def lock_immutability_policy(tenant: Tenant, request: SimRequest) -> SimResponse:
+    """``POST …/immutabilityPolicies/default/lock`` (If-Match required): the policy, now Locked."""
+    _, container = _container(tenant, request)
+    lock_policy(container, if_match=request.headers.get("If-Match"), when=tenant.now())
+    answer = container.policy_answer()
+    return SimResponse(200, answer, {"ETag": answer["etag"]})
 
 
 def put_immutability_policy(tenant: Tenant, request: SimRequest) -> SimResponse:
