@@ -205,6 +205,8 @@ class Tenant:
         # Activity Log into Log Analytics (irflow.sim.loganalytics.activity), on the tenant clock.
         self.relaxed: set[str] = set()
         self.activity_log_delay = timedelta(minutes=5)
+        # Where data-plane callers come from (irflow.sim.firewall); None: the peer address or the default.
+        self.caller_origin: CallerOrigin | None = None
 
     def relax(self, *names: str) -> None:
         """Relax named strictness rules (``ValueError`` for a name the simulator does not know)."""
@@ -215,8 +217,6 @@ class Tenant:
 
     def is_relaxed(self, name: str) -> bool:
         return name in self.relaxed
-        # Where data-plane callers come from (irflow.sim.firewall); None: the peer address or the default.
-        self.caller_origin: CallerOrigin | None = None
 
     # ----------------------------------------------------------------- construction
     @classmethod
