@@ -114,3 +114,18 @@ def put_immutability_policy(tenant: Tenant, request: SimRequest) -> SimResponse:
     )
     answer = container.policy_answer()
     return SimResponse(200, answer, {"ETag": answer["etag"]})
+
+
+def lock_immutability_policy(tenant: Tenant, request: SimRequest) -> SimResponse:
+    """``POST …/containers/{c}/immutabilityPolicies/default/lock`` with ``If-Match``: the policy becomes
+    Locked (irreversible); answers the policy with its new ETag
+    (x-ms-examples BlobContainersLockImmutabilityPolicy.json)."""
+    _, container = _container(tenant, request)
+    container.lock_immutability_policy(
+        if_match=request.headers.get("If-Match"),
+        when=tenant.now(),
+        principal=tenant.principal_id,
+        tenant_id=tenant.tenant_id,
+    )
+    answer = container.policy_answer()
+    return SimResponse(200, answer, {"ETag": answer["etag"]})

@@ -27,6 +27,7 @@ CONTAINER_WRITE = f"{_OP}/blobServices/containers/write"
 SET_LEGAL_HOLD = f"{_OP}/blobServices/containers/setLegalHold/action"
 CLEAR_LEGAL_HOLD = f"{_OP}/blobServices/containers/clearLegalHold/action"
 IMMUTABILITY_POLICY_WRITE = f"{_OP}/blobServices/containers/immutabilityPolicies/write"
+IMMUTABILITY_POLICY_LOCK = f"{_OP}/blobServices/containers/immutabilityPolicies/lock/action"
 # Blob service data plane (Get / Set Container ACL with Microsoft Entra authorization).
 CONTAINER_GET_ACL = f"{_OP}/blobServices/containers/getAcl/action"
 CONTAINER_SET_ACL = f"{_OP}/blobServices/containers/setAcl/action"
@@ -123,6 +124,13 @@ ROUTES = [
         blob_responses.put_immutability_policy,
         "storage.containers.create_or_update_immutability_policy",
         operation=IMMUTABILITY_POLICY_WRITE,
+    ),
+    Route(
+        "POST",
+        _CONTAINER + "/immutabilityPolicies/default/lock",
+        blob_responses.lock_immutability_policy,
+        "storage.containers.lock_immutability_policy",
+        operation=IMMUTABILITY_POLICY_LOCK,
     ),
 ]
 
