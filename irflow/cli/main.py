@@ -555,29 +555,85 @@ def db_upgrade() -> None:
     db.dispose()
 
 
+def _anchor_store(svc) -> object | None:  # type: ignore[no-untyped-def]
+    from irflow.engine.anchor import AnchorConfig, AnchorStore
+
+    config = AnchorConfig.from_settings(svc.settings)
+    return AnchorStore(svc.clients, config) if config is not None else None
+
+
 @audit_app.command("verify")
 def audit_verify(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Verify the hash chain. Exit 1 naming the first bad event."""
-    from irflow.audit import AuditChain
+    """Verify the hash chain, and compare it with every anchor when IRFLOW_ANCHOR_ACCOUNT_ID is set.
+    Exit 1 naming the first bad event (or the first event that differs from its anchor)."""
+    from irflow.engine.anchor import AnchorError, verify_with_anchors
 
-    with _reader() as svc, svc.db.transaction() as session:
-        report = AuditChain().verify(session)
+    with _reader() as svc:
+        store = _anchor_store(svc)
+        try:
+            report = verify_with_anchors(svc.db, store)  # type: ignore[arg-type]
+        except AnchorError as exc:
+            fail(f"could not read the audit anchors: {exc}", EXIT_FAILED)
+    chain = report.chain
     if as_json:
         console.print_json(
             json.dumps(
                 {
                     "ok": report.ok,
-                    "events": report.events,
-                    "head_seq": report.head_seq,
-                    "first_bad_seq": report.first_bad_seq,
-                    "reason": report.reason,
+                    "events": chain.events,
+                    "head_seq": chain.head_seq,
+                    "first_bad_seq": chain.first_bad_seq if not chain.ok else report.first_bad_seq,
+                    "reason": chain.reason if not chain.ok else ("; ".join(report.problems) or None),
+                    "anchors": None
+                    if store is None
+                    else {"checked": report.anchors, "last_anchored_seq": report.last_anchor_seq},
                 }
             )
         )
     else:
-        console.print(report.describe(), markup=False)
+        console.print(chain.describe(), markup=False)
+        if store is None:
+            console.print("anchors: not configured (IRFLOW_ANCHOR_ACCOUNT_ID)", markup=False)
+        else:
+            for line in report.describe()[1:]:
+                console.print(line, markup=False)
     if not report.ok:
         raise typer.Exit(EXIT_FAILED)
+
+
+@audit_app.command("anchor")
+def audit_anchor(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Anchor the chain head now: a blob under a locked immutability policy in the evidence account
+    (IRFLOW_ANCHOR_ACCOUNT_ID, IRFLOW_ANCHOR_CONTAINER), recorded as an audit.anchored event."""
+    from irflow.engine.anchor import AnchorError, anchor_chain
+
+    with _reader() as svc:
+        store = _anchor_store(svc)
+        if store is None:
+            fail(
+                "no anchor account: set IRFLOW_ANCHOR_ACCOUNT_ID to the ARM id of the evidence storage "
+                "account"
+            )
+        try:
+            result = anchor_chain(svc.db, store, actor=cli_actor())  # type: ignore[arg-type]
+        except AnchorError as exc:
+            fail(str(exc), EXIT_FAILED)
+    if as_json:
+        console.print_json(
+            json.dumps(
+                {
+                    "seq": result.anchor.seq,
+                    "hash": result.anchor.hash,
+                    "blob": result.blob,
+                    "created": result.created,
+                }
+            )
+        )
+    else:
+        verb = "anchored" if result.created else "already anchored"
+        console.print(
+            f"{verb}: event #{result.anchor.seq} {result.anchor.hash[:16]}… in {result.blob}", markup=False
+        )
 
 
 @playbooks_app.command("list")
