@@ -636,6 +636,87 @@ def audit_anchor(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
         )
 
 
+@audit_app.command("export")
+def audit_export(
+    incident_id: Annotated[str, typer.Argument(help="The incident id.")],
+    out: Annotated[Path, typer.Option("--out", help="The zip file to write.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Write the incident's evidence package (report, timeline, audit events with their chain proof,
+    forensic manifest, playbooks, HHS report data); re-check it with `irflow audit verify-package`."""
+    from irflow.engine.anchor import AnchorError
+    from irflow.engine.export import write_evidence_package
+
+    if out.suffix.lower() != ".zip":
+        fail(f"--out must name a .zip file, got {out}")
+    if not out.parent.is_dir():
+        fail(f"--out: no such directory: {out.parent}")
+    with _reader() as svc:
+        try:
+            summary = write_evidence_package(svc.db, incident_id, out, anchors=_anchor_store(svc))  # type: ignore[arg-type]
+        except LookupError as exc:
+            fail(str(exc))
+        except AnchorError as exc:
+            fail(f"could not read the audit anchors: {exc}", EXIT_FAILED)
+    if as_json:
+        console.print_json(
+            json.dumps(
+                {
+                    "path": str(summary.path),
+                    "sha256": summary.sha256,
+                    "size": summary.size,
+                    "events": summary.events,
+                    "first_seq": summary.first_seq,
+                    "last_seq": summary.last_seq,
+                    "anchored": summary.anchored,
+                }
+            )
+        )
+    else:
+        console.print(
+            f"evidence package: {summary.path} ({summary.size} bytes, sha256 {summary.sha256}); "
+            f"{summary.events} audit events, chain #{summary.first_seq}..#{summary.last_seq}, "
+            f"{'anchored' if summary.anchored else 'not anchored yet'}",
+            markup=False,
+        )
+        console.print(f"re-verify offline: irflow audit verify-package {summary.path}", markup=False)
+
+
+@audit_app.command("verify-package")
+def audit_verify_package(
+    package: Annotated[Path, typer.Argument(help="An evidence package (.zip).")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Re-check every hash of an evidence package, offline (no database). Exit 1 naming each problem."""
+    from irflow.audit.package import PackageError, verify_package
+
+    if not package.is_file():
+        fail(f"no such file: {package}")
+    try:
+        report = verify_package(package)
+    except PackageError as exc:
+        fail(f"{package}: {exc}")
+    if as_json:
+        console.print_json(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "checks": report.checks,
+                    "incident_id": report.incident_id,
+                    "first_seq": report.first_seq,
+                    "last_seq": report.last_seq,
+                    "anchored": report.anchored,
+                    "problems": report.problems,
+                }
+            )
+        )
+    else:
+        for line in report.describe():
+            console.print(line, markup=False)
+    if not report.ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
 @playbooks_app.command("list")
 def playbooks_list() -> None:
     """The playbooks found in the playbooks directory."""
