@@ -6,12 +6,15 @@ the creation date is the export time and nothing else varies between two renderi
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from irflow.engine.report import sections
 
+# fontTools logs every subsetting pass at INFO; the report's logs are not the place for them.
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
 
 
