@@ -202,6 +202,8 @@ def _check_chain(members: dict[str, bytes], report: PackageReport) -> None:
             report.fail(f"audit/proof.json: the {end} seq/hash is not that of the segment's {end} event")
     by_seq = {int(row["seq"]): row for row in segment}
     anchor_doc = proof.get("anchor")
+    if anchor_doc is not None and ANCHOR not in members:
+        report.fail(f"audit/proof.json names an anchor but {ANCHOR} is missing")
     if ANCHOR in members:
         anchor = _json(members, ANCHOR)
         report.checks += 1

@@ -556,10 +556,16 @@ def db_upgrade() -> None:
 
 
 def _anchor_store(svc) -> object | None:  # type: ignore[no-untyped-def]
+    from irflow.azure.clients import ConfigurationError
     from irflow.engine.anchor import AnchorConfig, AnchorStore
 
     config = AnchorConfig.from_settings(svc.settings)
-    return AnchorStore(svc.clients, config) if config is not None else None
+    if config is None:
+        return None
+    try:
+        return AnchorStore(svc.clients, config)
+    except ConfigurationError as exc:
+        fail(f"invalid configuration: {exc}")
 
 
 @audit_app.command("verify")

@@ -211,9 +211,14 @@ class AnchorStore:
         return Anchor.from_bytes(data)
 
     def read_all(self) -> list[tuple[str, Anchor]]:
+        """Every anchor under the prefix; none when the container does not exist yet."""
         prefix = f"{self.config.prefix}/" if self.config.prefix else None
         with _azure(BLOB_READ, self.scope):
-            names = sorted(blob.name for blob in self._container().list_blobs(name_starts_with=prefix))
+            try:
+                with azure_errors(permission=BLOB_READ, scope=self.scope):
+                    names = sorted(b.name for b in self._container().list_blobs(name_starts_with=prefix))
+            except ResourceMissing:
+                return []
         return [(name, self.read(name)) for name in names]
 
 
@@ -240,6 +245,26 @@ def verify_with_anchors(db: Database, store: AnchorStore | None) -> AnchoredRepo
             return report
         anchors = store.read_all()
         head = session.execute(select(AuditHead).where(AuditHead.id == HEAD_ROW_ID)).scalar_one()
+        stored = {name for name, _ in anchors}
+        for event in session.execute(
+            select(AuditEvent).where(AuditEvent.type == ANCHOR_EVENT).order_by(AuditEvent.seq)
+        ).scalars():
+            payload = json.loads(event.payload)
+            same_place = (
+                str(payload.get("account", "")).lower() == store.config.account_id.lower()
+                and payload.get("container") == store.config.container
+            )
+            name = str(payload.get("blob", ""))
+            if same_place and name not in stored:  # written under another prefix, or gone
+                try:
+                    anchors.append((name, store.read(name)))
+                    stored.add(name)
+                except AnchorError:
+                    report.problems.append(
+                        f"event #{event.seq} records anchor {name} that cannot be read from the container "
+                        f"{store.config.container}"
+                    )
+                    report.first_bad_seq = report.first_bad_seq or event.seq
         for name, anchor in sorted(anchors, key=lambda item: item[1].seq):
             report.anchors += 1
             report.last_anchor_seq = anchor.seq

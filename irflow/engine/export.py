@@ -168,8 +168,11 @@ def write_evidence_package(
     """Write the package to ``path`` (through a temporary file: never a half-written package)."""
     data = build_evidence_package(db, incident_id, anchors=anchors, package_name=path.name)
     temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_bytes(data)
-    temporary.replace(path)
+    try:
+        temporary.write_bytes(data)
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
     proof = json.loads(zipfile.ZipFile(io.BytesIO(data)).read(PROOF))
     return PackageSummary(
         path=path,

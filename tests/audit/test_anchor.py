@@ -206,3 +206,23 @@ def test_a_missing_account_is_a_clear_error(database: Database, tenant: Tenant) 
     with pytest.raises(AnchorError, match="not found"):
         anchor_chain(database, store)
     clients.close()
+
+
+def test_verify_before_any_anchor_finds_none(database: Database, store: AnchorStore) -> None:
+    _append(database, 2)
+    report = verify_with_anchors(database, store)  # the container does not exist yet
+    assert report.ok and report.anchors == 0 and report.describe()[-1] == "anchors: none found"
+
+
+def test_anchors_under_an_earlier_prefix_are_still_checked(
+    database: Database, store: AnchorStore, tenant: Tenant
+) -> None:
+    _append(database, 3)
+    anchor_chain(database, store)  # chain/000000000003.json
+    moved = AnchorStore(store.clients, AnchorConfig(**{**store.config.__dict__, "prefix": "moved"}))
+    _append(database, 1)
+    anchor_chain(database, moved)
+    assert verify_with_anchors(database, moved).anchors == 2
+    _rewrite_from(database, 2, {"i": "forged"})
+    report = verify_with_anchors(database, moved)
+    assert not report.ok and report.first_bad_seq == 3

@@ -244,6 +244,7 @@ def test_export_is_deterministic_apart_from_the_export_time(
             ),
             "audit/anchor.json",
         ),
+        ("the anchor removed", lambda m: m.pop("audit/anchor.json"), "audit/anchor.json is missing"),
     ],
 )
 def test_verifier_catches_tampering(
