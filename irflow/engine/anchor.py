@@ -326,3 +326,13 @@ def anchor_chain(db: Database, store: AnchorStore, *, actor: str = "system:ancho
             },
         )
     return AnchorResult(anchor=anchor, blob=name, created=created)
+
+
+def anchor_if_configured(
+    db: Database, clients: Any, settings: Settings, *, actor: str = "system:anchor"
+) -> AnchorResult | None:
+    """The scheduled job's body: anchor now when ``IRFLOW_ANCHOR_ACCOUNT_ID`` is set, else do nothing."""
+    config = AnchorConfig.from_settings(settings)
+    if config is None:
+        return None
+    return anchor_chain(db, AnchorStore(clients, config), actor=actor)

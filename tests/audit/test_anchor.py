@@ -20,6 +20,7 @@ from irflow.engine.anchor import (
     AnchorError,
     AnchorStore,
     anchor_chain,
+    anchor_if_configured,
     verify_with_anchors,
 )
 from irflow.settings import Settings
@@ -226,3 +227,15 @@ def test_anchors_under_an_earlier_prefix_are_still_checked(
     _rewrite_from(database, 2, {"i": "forged"})
     report = verify_with_anchors(database, moved)
     assert not report.ok and report.first_bad_seq == 3
+
+
+def test_the_scheduled_callable_follows_the_settings(
+    database: Database, store: AnchorStore, tenant: Tenant
+) -> None:
+    _append(database, 2)
+    assert anchor_if_configured(database, store.clients, Settings()) is None
+    settings = Settings(anchor_account_id=tenant.storage_account(ANCHOR_ACCOUNT).id, anchor_prefix="sched")
+    result = anchor_if_configured(database, store.clients, settings, actor="system:scheduler")
+    assert result is not None and result.created and result.blob == "sched/000000000002.json"
+    with pytest.raises(ValueError, match="storage account"):
+        Settings(anchor_account_id=tenant.storage_account(ANCHOR_ACCOUNT).id + "/blobServices/default")
