@@ -130,15 +130,16 @@ def verify_package(source: Path | bytes) -> PackageReport:
     members = _read_members(source)
     report = PackageReport()
     manifest = _json(members, MANIFEST)
-    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+    kind = (manifest.get("format"), manifest.get("version")) if isinstance(manifest, dict) else None
+    if kind != (FORMAT, VERSION):
         raise PackageError(f"not an {FORMAT} version {VERSION} (manifest.json says otherwise)")
-    report.incident_id = manifest.get("incident_id")
-    _check_files(members, manifest, report)
     try:
+        report.incident_id = manifest.get("incident_id")
+        _check_files(members, manifest, report)
         _check_chain(members, report)
         _check_evidence(members, report)
         _check_playbooks(members, report)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise PackageError(f"a record of the package is malformed: {exc!r}") from None
     return report
 
