@@ -51,7 +51,7 @@ def incident(svc: runtime.Services, sim: SimServer, tmp_path: Path) -> tuple[str
         "account": sim.tenant.storage_account("phipatientexports").id,
         "evidence_account": sim.tenant.storage_account("webassetscdn").id,
     }
-    run = submit_run(svc, str(path), params, actor="cli:tester", auto_approve=True, title="Exfiltration")
+    run = submit_run(svc, str(path), params, actor="cli:tester", auto_approve=True, title="Exfiltration <b>&")
     assert run.handle.get_result() == "succeeded", run_view(svc, run.run_id)
     other = svc.state.open_incident(title="Unrelated", severity="low", source="cli", actor="cli:other")
     with svc.db.transaction() as session:
@@ -159,6 +159,7 @@ def test_package_holds_everything_and_verifies_offline(
     ):
         assert heading in html
     assert "unknown external IP using a leaked SAS" in html and "claims exports" in html
+    assert "Exfiltration &lt;b&gt;&amp;" in html and "<b>&" not in html  # escaped, never markup
 
     events = [json.loads(line) for line in members["audit/events.jsonl"].splitlines()]
     links = [json.loads(line) for line in members["audit/links.jsonl"].splitlines()]
