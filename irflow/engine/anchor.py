@@ -154,7 +154,8 @@ class AnchorStore:
     def ensure_worm(self) -> None:
         """The container exists under a locked time-based retention policy; creates and locks it if not.
         A locked policy shorter than ``retention_days`` is accepted (it cannot be shortened, and extending
-        it is an operator's decision); an unlocked one is set to ``retention_days`` and locked."""
+        it is an operator's decision); an unlocked one is set to ``retention_days`` (or kept, when longer)
+        and locked."""
         from azure.core import MatchConditions
         from azure.mgmt.storage.models import ImmutabilityPolicy
 
@@ -171,12 +172,14 @@ class AnchorStore:
         policy = found.immutability_policy
         if policy is not None and policy.state == "Locked":
             return
+        # Never shorten what someone set before us: the longer of the existing period and ours is locked.
+        days = max(
+            self.config.retention_days,
+            (policy.immutability_period_since_creation_in_days or 0) if policy else 0,
+        )
         with _azure(POLICY_WRITE, self.scope):
             written = containers.create_or_update_immutability_policy(
-                rg,
-                account,
-                name,
-                ImmutabilityPolicy(immutability_period_since_creation_in_days=self.config.retention_days),
+                rg, account, name, ImmutabilityPolicy(immutability_period_since_creation_in_days=days)
             )
         with _azure(POLICY_LOCK, self.scope):
             locked = containers.lock_immutability_policy(

@@ -196,6 +196,24 @@ def test_an_unlocked_policy_is_locked_before_the_first_anchor(
     assert container.immutability.state == "Locked" and container.immutability.days == 2190
 
 
+def test_a_longer_unlocked_policy_is_kept_when_locking(
+    database: Database, store: AnchorStore, tenant: Tenant
+) -> None:
+    store._container().create_container()
+    rid = store.rid
+    store.clients.storage(rid.subscription_id).blob_containers.create_or_update_immutability_policy(
+        rid.resource_group,
+        rid.name,
+        "irflow-audit-anchors",
+        {"properties": {"immutabilityPeriodSinceCreationInDays": 3650}},
+    )
+    _append(database, 1)
+    anchor_chain(database, store)
+    container = tenant.storage_account(ANCHOR_ACCOUNT).container("irflow-audit-anchors")
+    assert container.immutability is not None
+    assert container.immutability.state == "Locked" and container.immutability.days == 3650
+
+
 def test_a_missing_account_is_a_clear_error(database: Database, tenant: Tenant) -> None:
     clients = AzureClients(Settings(azure_token=SecretStr(tenant.token)))
     bystander = tenant.storage_account("webassetscdn")
