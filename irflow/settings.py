@@ -59,6 +59,16 @@ class Settings(BaseSettings):
     compliance_recipients: str = ""
     oncall_recipients: str = ""
 
+    # Audit anchors (irflow/engine/anchor.py): the chain head written as WORM blobs into a container of an
+    # evidence storage account (ARM id) under a locked time-based immutability policy. Six years by default:
+    # HIPAA keeps its documentation six years (45 CFR 164.316(b)(2)(i)).
+    anchor_account_id: str | None = None
+    anchor_container: str = Field(
+        default="irflow-audit-anchors", pattern=r"^[a-z0-9](?:-?[a-z0-9])+$", min_length=3, max_length=63
+    )
+    anchor_prefix: str = Field(default="chain", max_length=200)
+    anchor_retention_days: int = Field(default=2190, ge=1, le=146000)
+
     # Engine: a stable id per replica (DBOS executor id); the embedded SQLite mode runs one replica.
     executor_id: str = "local"
     log_level: str = "INFO"
@@ -80,6 +90,17 @@ class Settings(BaseSettings):
 
         zone(value)
         return value
+
+    @field_validator("anchor_account_id")
+    @classmethod
+    def _anchor_account(cls, value: str | None) -> str | None:
+        if value:
+            from irflow.domain.resource_id import ResourceId
+
+            rid = ResourceId.parse(value)
+            if rid.full_type.lower() != "microsoft.storage/storageaccounts":
+                raise ValueError("IRFLOW_ANCHOR_ACCOUNT_ID must be the ARM id of a storage account")
+        return value or None
 
     @field_validator("azure_ca_bundle")
     @classmethod

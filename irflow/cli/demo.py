@@ -15,6 +15,7 @@ from typing import Any
 from irflow import clock
 from irflow.audit import AuditChain
 from irflow.cli.common import cli_actor, console, errors
+from irflow.cli.demo_evidence import export_demo_package
 from irflow.cli.display import short_target, timeline_table
 from irflow.cli.runs import follow, report
 from irflow.engine import runtime
@@ -69,6 +70,9 @@ def run_demo(*, scenario: str, as_json: bool, workdir: Path) -> int:
         svc = runtime.launch(settings)
         try:
             summary = _drill(svc, tenant, targets, quiet=as_json)
+            # The evidence package (anchored audit chain, report, manifest): see docs/evidence.md.
+            summary["evidence_package"] = export_demo_package(svc, tenant, run_dir, summary["incident_id"])
+            summary["ok"] = summary["ok"] and summary["evidence_package"]["verified"]
         finally:
             runtime.shutdown()
     summary["database"] = str(run_dir / "irflow.db")
@@ -80,6 +84,15 @@ def run_demo(*, scenario: str, as_json: bool, workdir: Path) -> int:
             f"  inspect it with: IRFLOW_DATABASE_URL=sqlite:///{summary['database']} irflow audit verify",
             markup=False,
         )
+    if not as_json:
+        package = summary["evidence_package"]
+        console.print(
+            f"  audit chain anchored at event #{package['anchored_seq']}; package re-verified offline: "
+            f"{'ok' if package['verified'] else 'FAILED ' + '; '.join(package['problems'])}",
+            markup=False,
+        )
+        console.print(f"\nevidence package: {package['path']}", markup=False)
+        console.print(f"  re-verify it with: irflow audit verify-package {package['path']}", markup=False)
     return 0 if summary["ok"] else 1
 
 

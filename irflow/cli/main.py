@@ -690,27 +690,170 @@ def db_upgrade() -> None:
     db.dispose()
 
 
+def _anchor_store(svc) -> object | None:  # type: ignore[no-untyped-def]
+    from irflow.azure.clients import ConfigurationError
+    from irflow.engine.anchor import AnchorConfig, AnchorStore
+
+    config = AnchorConfig.from_settings(svc.settings)
+    if config is None:
+        return None
+    try:
+        return AnchorStore(svc.clients, config)
+    except ConfigurationError as exc:
+        fail(f"invalid configuration: {exc}")
+
+
 @audit_app.command("verify")
 def audit_verify(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Verify the hash chain. Exit 1 naming the first bad event."""
-    from irflow.audit import AuditChain
+    """Verify the hash chain, and compare it with every anchor when IRFLOW_ANCHOR_ACCOUNT_ID is set.
+    Exit 1 naming the first bad event (or the first event that differs from its anchor)."""
+    from irflow.engine.anchor import AnchorError, verify_with_anchors
 
-    with _reader() as svc, svc.db.transaction() as session:
-        report = AuditChain().verify(session)
+    with _reader() as svc:
+        store = _anchor_store(svc)
+        try:
+            report = verify_with_anchors(svc.db, store)  # type: ignore[arg-type]
+        except AnchorError as exc:
+            fail(f"could not read the audit anchors: {exc}", EXIT_FAILED)
+    chain = report.chain
     if as_json:
         console.print_json(
             json.dumps(
                 {
                     "ok": report.ok,
-                    "events": report.events,
-                    "head_seq": report.head_seq,
-                    "first_bad_seq": report.first_bad_seq,
-                    "reason": report.reason,
+                    "events": chain.events,
+                    "head_seq": chain.head_seq,
+                    "first_bad_seq": chain.first_bad_seq if not chain.ok else report.first_bad_seq,
+                    "reason": chain.reason if not chain.ok else ("; ".join(report.problems) or None),
+                    "anchors": None
+                    if store is None
+                    else {"checked": report.anchors, "last_anchored_seq": report.last_anchor_seq},
                 }
             )
         )
     else:
-        console.print(report.describe(), markup=False)
+        console.print(chain.describe(), markup=False)
+        if store is None:
+            console.print("anchors: not configured (IRFLOW_ANCHOR_ACCOUNT_ID)", markup=False)
+        else:
+            for line in report.describe()[1:]:
+                console.print(line, markup=False)
+    if not report.ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@audit_app.command("anchor")
+def audit_anchor(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Anchor the chain head now: a blob under a locked immutability policy in the evidence account
+    (IRFLOW_ANCHOR_ACCOUNT_ID, IRFLOW_ANCHOR_CONTAINER), recorded as an audit.anchored event."""
+    from irflow.engine.anchor import AnchorError, anchor_chain
+
+    with _reader() as svc:
+        store = _anchor_store(svc)
+        if store is None:
+            fail(
+                "no anchor account: set IRFLOW_ANCHOR_ACCOUNT_ID to the ARM id of the evidence storage "
+                "account"
+            )
+        try:
+            result = anchor_chain(svc.db, store, actor=cli_actor())  # type: ignore[arg-type]
+        except AnchorError as exc:
+            fail(str(exc), EXIT_FAILED)
+    if as_json:
+        console.print_json(
+            json.dumps(
+                {
+                    "seq": result.anchor.seq,
+                    "hash": result.anchor.hash,
+                    "blob": result.blob,
+                    "created": result.created,
+                }
+            )
+        )
+    else:
+        verb = "anchored" if result.created else "already anchored"
+        console.print(
+            f"{verb}: event #{result.anchor.seq} {result.anchor.hash[:16]}… in {result.blob}", markup=False
+        )
+
+
+@audit_app.command("export")
+def audit_export(
+    incident_id: Annotated[str, typer.Argument(help="The incident id.")],
+    out: Annotated[Path, typer.Option("--out", help="The zip file to write.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Write the incident's evidence package (report, timeline, audit events with their chain proof,
+    forensic manifest, playbooks, HHS report data); re-check it with `irflow audit verify-package`."""
+    from irflow.engine.anchor import AnchorError
+    from irflow.engine.export import write_evidence_package
+
+    if out.suffix.lower() != ".zip":
+        fail(f"--out must name a .zip file, got {out}")
+    if not out.parent.is_dir():
+        fail(f"--out: no such directory: {out.parent}")
+    with _reader() as svc:
+        try:
+            summary = write_evidence_package(svc.db, incident_id, out, anchors=_anchor_store(svc))  # type: ignore[arg-type]
+        except LookupError as exc:
+            fail(str(exc))
+        except AnchorError as exc:
+            fail(f"could not read the audit anchors: {exc}", EXIT_FAILED)
+    if as_json:
+        console.print_json(
+            json.dumps(
+                {
+                    "path": str(summary.path),
+                    "sha256": summary.sha256,
+                    "size": summary.size,
+                    "events": summary.events,
+                    "first_seq": summary.first_seq,
+                    "last_seq": summary.last_seq,
+                    "anchored": summary.anchored,
+                }
+            )
+        )
+    else:
+        console.print(
+            f"evidence package: {summary.path} ({summary.size} bytes, sha256 {summary.sha256}); "
+            f"{summary.events} audit events, chain #{summary.first_seq}..#{summary.last_seq}, "
+            f"{'anchored' if summary.anchored else 'not anchored yet'}",
+            markup=False,
+        )
+        console.print(f"re-verify offline: irflow audit verify-package {summary.path}", markup=False)
+
+
+@audit_app.command("verify-package")
+def audit_verify_package(
+    package: Annotated[Path, typer.Argument(help="An evidence package (.zip).")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Re-check every hash of an evidence package, offline (no database). Exit 1 naming each problem."""
+    from irflow.audit.package import PackageError, verify_package
+
+    if not package.is_file():
+        fail(f"no such file: {package}")
+    try:
+        report = verify_package(package)
+    except PackageError as exc:
+        fail(f"{package}: {exc}")
+    if as_json:
+        console.print_json(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "checks": report.checks,
+                    "incident_id": report.incident_id,
+                    "first_seq": report.first_seq,
+                    "last_seq": report.last_seq,
+                    "anchored": report.anchored,
+                    "problems": report.problems,
+                }
+            )
+        )
+    else:
+        for line in report.describe():
+            console.print(line, markup=False)
     if not report.ok:
         raise typer.Exit(EXIT_FAILED)
 

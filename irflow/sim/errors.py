@@ -125,6 +125,22 @@ def immutability_policy_locked() -> ArmError:
     )
 
 
+def immutability_policy_not_found() -> ArmError:
+    return ArmError(
+        404,
+        "ImmutabilityPolicyNotFound",
+        "The container does not have an immutability policy.",
+    )
+
+
+def missing_if_match() -> ArmError:
+    return ArmError(
+        400,
+        "MissingRequiredHeader",
+        "The If-Match header (the ETag of the immutability policy) is required for this operation.",
+    )
+
+
 def condition_not_met() -> ArmError:
     return ArmError(
         412,

@@ -366,3 +366,51 @@ def test_reset_restores_containers(sim: Sim) -> None:
     sim.tenant.reset()
     container = client.blob_containers.get(PHI_RG, "phipatientexports", "patient-exports")
     assert container.public_access == "Container" and container.has_legal_hold is False
+
+
+def test_lock_immutability_policy_needs_the_etag_and_is_final(sim: Sim, clock: FrozenClock) -> None:
+    client = sim.client()
+    with pytest.raises(ResourceNotFoundError):  # nothing to lock yet
+        client.blob_containers.lock_immutability_policy(
+            PHI_RG,
+            "phiclaimsarchive",
+            "claims-2025",
+            etag='"0"',
+            match_condition=MatchConditions.IfNotModified,
+        )
+    policy = client.blob_containers.create_or_update_immutability_policy(
+        PHI_RG,
+        "phiclaimsarchive",
+        "claims-2025",
+        {"properties": {"immutabilityPeriodSinceCreationInDays": 30}},
+    )
+    with pytest.raises(ResourceModifiedError) as stale:
+        client.blob_containers.lock_immutability_policy(
+            PHI_RG,
+            "phiclaimsarchive",
+            "claims-2025",
+            etag='"1"',
+            match_condition=MatchConditions.IfNotModified,
+        )
+    assert stale.value.status_code == 412
+    clock.advance(timedelta(seconds=1))
+    locked = client.blob_containers.lock_immutability_policy(
+        PHI_RG,
+        "phiclaimsarchive",
+        "claims-2025",
+        etag=policy.etag,
+        match_condition=MatchConditions.IfNotModified,
+    )
+    assert locked.state == "Locked" and locked.etag != policy.etag
+    assert locked.immutability_period_since_creation_in_days == 30
+    with pytest.raises(ResourceExistsError) as shorter:  # a locked policy is never shortened or replaced
+        client.blob_containers.create_or_update_immutability_policy(
+            PHI_RG,
+            "phiclaimsarchive",
+            "claims-2025",
+            {"properties": {"immutabilityPeriodSinceCreationInDays": 1}},
+        )
+    assert shorter.value.error.code == "ContainerImmutabilityPolicyLocked"
+    container = client.blob_containers.get(PHI_RG, "phiclaimsarchive", "claims-2025")
+    assert container.immutability_policy.state == "Locked"
+    assert [u["update"] for u in container.immutability_policy.update_history] == ["put", "lock"]

@@ -527,24 +527,37 @@ class BlobContainer:
         self.immutability = policy
         self.touch(when)
 
-
-def lock_policy(container: BlobContainer, *, if_match: str | None, when: datetime) -> None:
-    """``POST …/immutabilityPolicies/default/lock``: Unlocked → Locked, irreversibly. ETag in If-Match is
-    required (BlobContainersLockImmutabilityPolicy; "The only action allowed on a Locked policy is
-    ExtendImmutabilityPolicy"): a missing, ``*`` or stale ETag answers 412, no policy 404."""
-    policy = container.immutability
-    if policy is None:
-        raise errors.ArmError(
-            404, "ImmutabilityPolicyNotFound", "The immutability policy for the container does not exist."
+    def lock_immutability_policy(
+        self, *, if_match: str | None, when: datetime, principal: str, tenant_id: str
+    ) -> None:
+        """``POST …/immutabilityPolicies/default/lock``: "Sets the ImmutabilityPolicy to Locked state. The
+        only action allowed on a Locked policy is ExtendImmutabilityPolicy action. ETag in If-Match is
+        required for this operation." (azure-rest-api-specs, Microsoft.Storage blob.json,
+        BlobContainers_LockImmutabilityPolicy). Without a policy there is nothing to lock (404); a missing
+        If-Match is refused (400) and ``*`` is not an ETag of the policy (412) — the stricter reading, since
+        locking cannot be undone."""
+        current = self.immutability
+        if current is None:
+            raise errors.immutability_policy_not_found()
+        if if_match is None or not if_match.strip():
+            raise errors.missing_if_match()
+        if if_match.strip() != current.etag:
+            raise errors.condition_not_met()
+        if current.state == "Locked":
+            raise errors.immutability_policy_locked()
+        current.state = "Locked"
+        current.version += 1
+        current.updated = when
+        current.history.append(
+            {
+                "update": "lock",
+                "immutabilityPeriodSinceCreationInDays": current.days,
+                "timestamp": arm.format_time(when),
+                "objectIdentifier": principal,
+                "tenantId": tenant_id,
+            }
         )
-    if if_match is None or if_match.strip() != policy.etag:
-        raise errors.condition_not_met()
-    if policy.state != "Locked":
-        policy.state = "Locked"
-        policy.version += 1
-        policy.updated = when
-        policy.history.append({"update": "lock", "timestamp": arm.format_time(when)})
-        container.touch(when)
+        self.touch(when)
 
 
 class BlobService:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from irflow.sim import errors, paging
 from irflow.sim.http import SimRequest, SimResponse
-from irflow.sim.storage.blob import BlobContainer, lock_policy
+from irflow.sim.storage.blob import BlobContainer
 from irflow.sim.storage.models import StorageAccount, sku_tier
 
 if TYPE_CHECKING:
@@ -109,14 +109,6 @@ def clear_legal_hold(tenant: Tenant, request: SimRequest) -> SimResponse:
     return SimResponse(200, container.legal_hold_answer())
 
 
-def lock_immutability_policy(tenant: Tenant, request: SimRequest) -> SimResponse:
-    """``POST …/immutabilityPolicies/default/lock`` (If-Match required): the policy, now Locked."""
-    _, container = _container(tenant, request)
-    lock_policy(container, if_match=request.headers.get("If-Match"), when=tenant.now())
-    answer = container.policy_answer()
-    return SimResponse(200, answer, {"ETag": answer["etag"]})
-
-
 def put_immutability_policy(tenant: Tenant, request: SimRequest) -> SimResponse:
     """``PUT …/containers/{c}/immutabilityPolicies/default``: creates or updates the unlocked time-based
     retention policy; honours ``If-Match``; answers the policy with its ETag (body and header)."""
@@ -126,6 +118,21 @@ def put_immutability_policy(tenant: Tenant, request: SimRequest) -> SimResponse:
         raise errors.invalid_request_content("the request body must be a JSON object")
     container.put_immutability_policy(
         body,
+        if_match=request.headers.get("If-Match"),
+        when=tenant.now(),
+        principal=tenant.principal_id,
+        tenant_id=tenant.tenant_id,
+    )
+    answer = container.policy_answer()
+    return SimResponse(200, answer, {"ETag": answer["etag"]})
+
+
+def lock_immutability_policy(tenant: Tenant, request: SimRequest) -> SimResponse:
+    """``POST …/containers/{c}/immutabilityPolicies/default/lock`` with ``If-Match``: the policy becomes
+    Locked (irreversible); answers the policy with its new ETag
+    (x-ms-examples BlobContainersLockImmutabilityPolicy.json)."""
+    _, container = _container(tenant, request)
+    container.lock_immutability_policy(
         if_match=request.headers.get("If-Match"),
         when=tenant.now(),
         principal=tenant.principal_id,
