@@ -610,7 +610,7 @@ def playbooks_validate(paths: Annotated[list[Path] | None, typer.Argument()] = N
         except PlaybookError as exc:
             bad += 1
             for problem in exc.problems:
-                errors.print(problem, markup=False)
+                errors.print(problem, markup=False, soft_wrap=True)
     if bad:
         raise typer.Exit(EXIT_FAILED)
 
