@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 AzureCloud = Literal["public", "usgov", "china", "custom"]
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class Settings(BaseSettings):
@@ -68,6 +69,14 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite", "postgresql")):
             raise ValueError("IRFLOW_DATABASE_URL must be a sqlite:// or postgresql+psycopg:// URL")
         return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"unknown log level; use one of {', '.join(LOG_LEVELS)}")
+        return level
 
     @field_validator("azure_ca_bundle")
     @classmethod

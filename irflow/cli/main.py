@@ -24,6 +24,8 @@ from irflow.cli.common import (
     fail,
     is_tty,
     load_settings,
+    options,
+    run_cli,
 )
 
 app = typer.Typer(
@@ -61,9 +63,12 @@ _mount_subcommands()
 
 
 @app.callback()
-def _setup() -> None:
+def _setup(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of unexpected errors.")] = False,
+) -> None:
     from irflow.logs import configure_logging
 
+    options.debug = debug
     settings = load_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format)
 
@@ -707,8 +712,7 @@ def demo_command(
 
 def main() -> None:
     try:
-        app()
-        code = 0
+        code = run_cli(app)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     if _parked_workflow_threads():
