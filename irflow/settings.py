@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     subnet_id: str | None = None
 
     sentinel_secret: SecretStr | None = None
+    # HMAC key of recipient and secret fingerprints; unset: one generated on first use, kept in the database.
+    fingerprint_key: SecretStr | None = Field(default=None, min_length=16)
     playbooks_dir: Path = Path("playbooks")
     templates_dir: Path = Path("notifications")
 

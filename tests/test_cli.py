@@ -71,7 +71,7 @@ def test_demo_contains_the_breach_and_proves_it(tmp_path: Path) -> None:
     assert notices.returncode == 0, notices.stderr
     [escalation] = json.loads(notices.stdout)["items"]
     assert escalation["template"].startswith("internal-escalation") and escalation["status"] == "pending"
-    assert escalation["recipient"].startswith("sha256:") and "@" not in notices.stdout
+    assert escalation["recipient"].startswith("hmac-sha256:") and "@" not in notices.stdout
     shown = irflow("notices", "show", escalation["id"], cwd=tmp_path, env=env)
     assert shown.returncode == 0 and "ESCALATION" in shown.stdout
     deliver = irflow("notices", "deliver", cwd=tmp_path, env=env)
@@ -126,7 +126,9 @@ def test_invalid_configuration_is_reported(tmp_path: Path) -> None:
 def test_db_upgrade_and_verify_on_a_new_database(tmp_path: Path) -> None:
     env = {"IRFLOW_DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}"}
     upgraded = irflow("db", "upgrade", cwd=tmp_path, env=env)
-    assert upgraded.returncode == 0 and "empty -> 0005" in upgraded.stdout
+    from irflow.store.db import head_revision
+
+    assert upgraded.returncode == 0 and f"empty -> {head_revision()}" in upgraded.stdout
     verify = irflow("audit", "verify", "--json", cwd=tmp_path, env=env)
     assert verify.returncode == 0 and json.loads(verify.stdout)["ok"] is True
 

@@ -284,9 +284,28 @@ def test_redact_never_raises() -> None:
 
 def test_fingerprint_refers_to_a_secret_without_holding_it() -> None:
     fp = fingerprint(ACCOUNT_KEY)
-    assert fp == "sha256:" + hashlib.sha256(ACCOUNT_KEY.encode()).hexdigest()[:16]
+    # Keyed: an unsalted SHA-256 (what this test used to pin) lets anyone confirm a guessed value.
+    assert fp.startswith("hmac-sha256:") and len(fp) == len("hmac-sha256:") + 16
+    assert fp != "sha256:" + hashlib.sha256(ACCOUNT_KEY.encode()).hexdigest()[:16]
     assert fp == fingerprint(ACCOUNT_KEY) != fingerprint(ACCOUNT_KEY + "x")
     assert redact_text(f"rotated key1 (was {fp})") == f"rotated key1 (was {fp})"
+
+
+def test_fingerprints_depend_on_the_installation_key() -> None:
+    from irflow import redaction
+
+    previous = list(redaction._FINGERPRINT_KEY)
+    try:
+        redaction.use_fingerprint_key("installation-one-key-material")
+        one = fingerprint("pat@example.org")
+        redaction.use_fingerprint_key("installation-two-key-material")
+        assert fingerprint("pat@example.org") != one
+        redaction.use_fingerprint_key("installation-one-key-material")
+        assert fingerprint("pat@example.org") == one
+        with pytest.raises(ValueError, match="at least 16 bytes"):
+            redaction.use_fingerprint_key("short")
+    finally:
+        redaction._FINGERPRINT_KEY[:] = previous
 
 
 # --- properties ----------------------------------------------------------------------------------
