@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     sentinel_secret: SecretStr | None = None
     # HMAC key of recipient and secret fingerprints; unset: one generated on first use, kept in the database.
     fingerprint_key: SecretStr | None = Field(default=None, min_length=16)
+    # Fernet key that seals sensitive playbook inputs at rest (irflow/engine/sealing.py).
+    data_key: SecretStr | None = None
     playbooks_dir: Path = Path("playbooks")
     templates_dir: Path = Path("notifications")
 
@@ -79,6 +81,15 @@ class Settings(BaseSettings):
         if level not in LOG_LEVELS:
             raise ValueError(f"unknown log level; use one of {', '.join(LOG_LEVELS)}")
         return level
+
+    @field_validator("data_key")
+    @classmethod
+    def _fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from irflow.engine.sealing import check_data_key
+
+            check_data_key(value.get_secret_value())
+        return value
 
     @field_validator("azure_ca_bundle")
     @classmethod

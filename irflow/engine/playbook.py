@@ -51,6 +51,8 @@ class InputSpec(BaseModel):
     default: Any = None
     description: str = ""
     from_entities: str | None = None
+    # A secret or PHI: stored sealed (irflow/engine/sealing.py), audited as a fingerprint, never echoed.
+    sensitive: bool = False
 
 
 class TriggerRule(BaseModel):
@@ -363,6 +365,10 @@ def coerce_inputs(spec: Playbook, raw: dict[str, str | list[Any] | Any]) -> dict
         try:
             values[name] = _coerce(input_spec.type, raw[name])
         except ValueError as exc:
+            if input_spec.sensitive:
+                raise ValueError(
+                    f"parameter {name!r}: not a valid {input_spec.type} (the value is sensitive: not shown)"
+                ) from None
             raise ValueError(f"parameter {name!r}: {exc}") from None
     return values
 

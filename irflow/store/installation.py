@@ -37,8 +37,11 @@ def installation_secret(db: Database, name: str) -> str:
         return row.value
 
 
-def install_fingerprint_key(settings: Settings, db: Database) -> None:
-    """Make :func:`irflow.redaction.fingerprint` use this installation's key."""
+def install_keys(settings: Settings, db: Database) -> None:
+    """Make :func:`irflow.redaction.fingerprint` use this installation's key, and sealing the data key."""
+    from irflow.engine.sealing import use_data_key
+
+    use_data_key(settings.data_key.get_secret_value() if settings.data_key else None)
     if settings.fingerprint_key is not None:
         use_fingerprint_key(settings.fingerprint_key.get_secret_value())
     else:
