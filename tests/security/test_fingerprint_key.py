@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from pydantic import SecretStr
 
 from irflow import redaction
@@ -46,3 +47,19 @@ def test_configured_key_wins(tmp_path: Path) -> None:
         db.dispose()
     finally:
         redaction._FINGERPRINT_KEY[:] = previous
+
+
+@pytest.mark.postgres
+def test_one_key_per_postgresql_database_even_when_two_processes_race(postgres_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from irflow.store.db import Database, upgrade
+
+    db = Database(postgres_url)
+    upgrade(db.engine)
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            keys = set(pool.map(lambda _: installation_secret(db, FINGERPRINT_KEY), range(8)))
+        assert len(keys) == 1
+    finally:
+        db.dispose()

@@ -149,3 +149,14 @@ def test_database_still_runs_a_normal_playbook(env: dict[str, str]) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "dry run: nothing was changed" in result.stdout
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("case", ["nul-escape", "thirty-digit-version", "huge-string"])
+def test_dry_run_refuses_on_postgresql(case: str, postgres_url: str, tmp_path: Path) -> None:
+    """NUL characters and out-of-range integers used to reach PostgreSQL and come back as tracebacks."""
+    content, line, words = LOAD_TIME[case]
+    path = tmp_path / f"{case}.yaml"
+    path.write_bytes(content)
+    env = {"IRFLOW_DATABASE_URL": postgres_url, "IRFLOW_QUEUE_POLLING_INTERVAL": "0.05"}
+    _clean_failure(irflow("run", str(path), "--dry-run", env=env), f"{path}:{line}: ", words)
