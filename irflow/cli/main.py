@@ -78,7 +78,7 @@ def _parse_params(values: list[str]) -> dict[str, str]:
     for value in values:
         key, sep, raw = value.partition("=")
         if not sep or not key.strip():
-            fail(f"--param takes KEY=VALUE, got {value!r}")
+            fail("--param takes KEY=VALUE: an argument without '=' was given (not shown: it may be a secret)")
         if key.strip() in params:
             fail(f"--param {key.strip()} given twice (a list takes comma-separated values)")
         params[key.strip()] = raw

@@ -77,10 +77,11 @@ def test_facts_past_2_63_end_cleanly(env: dict[str, str], args: tuple[str, ...])
         ("incidents", "show", f"patient-{SSN}"),
         ("run", "storage-sas-exfiltration", "--param", f"ssn={SSN}"),
         ("run", "storage-sas-exfiltration", "--param", f"ssn:{SSN}"),
+        ("run", "storage-sas-exfiltration", "--param", "hunter2-Correct-Horse"),
         ("frobnicate", SSN),
     ],
 )
 def test_echoed_values_are_redacted(env: dict[str, str], args: tuple[str, ...]) -> None:
     command = [arg.format(incident=env["INCIDENT"]) for arg in args]
     message = _one_error_line(irflow(*command, env=env))
-    assert SSN not in message, message
+    assert SSN not in message and "hunter2" not in message, message
