@@ -16,6 +16,7 @@ from irflow import clock
 from irflow.audit import AuditChain
 from irflow.engine.machines import INCIDENT, RUN, STEP, IllegalTransition, StateMachine
 from irflow.engine.sealing import fingerprints_only, seal_derived, seal_inputs
+from irflow.redaction import fingerprint
 from irflow.store.db import Database
 from irflow.store.models import Incident, Run, Step
 
@@ -119,7 +120,9 @@ class StateStore:
             actor=actor,
             type="incident.opened",
             incident_id=incident.id,
-            payload={"title": title, "severity": severity, "source": source},
+            # The title is free text (a Sentinel alert name may carry a user's address): the trail keeps a
+            # keyed fingerprint proving the stored title without holding it; the incidents row has the text.
+            payload={"title_fingerprint": fingerprint(title), "severity": severity, "source": source},
         )
         return incident
 
