@@ -14,8 +14,10 @@ IP addresses, HTTP status codes and hex digests (a SHA-256 fingerprint is not a 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 import re
+import secrets
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -32,20 +34,50 @@ def mask(kind: str) -> str:
 
 
 def fingerprint(secret: str) -> str:
-    """A stable reference to a secret that does not reveal it: ``sha256:`` and 16 hex digits."""
-    return "sha256:" + hashlib.sha256(secret.encode("utf-8")).hexdigest()[:16]
+    """A stable reference to a secret or a recipient that does not reveal it: ``hmac-sha256:`` and 16 hex
+    digits of HMAC-SHA256 under the installation's fingerprint key. Keyed, so a guessed value (an e-mail
+    address, a phone number) cannot be confirmed without the key; an unsalted hash of a million guesses took
+    0.6 s. The key comes from :func:`use_fingerprint_key` (IRFLOW_FINGERPRINT_KEY, or one generated on first
+    use and kept in the database, see docs/data-retention.md); until then a per-process key is used."""
+    digest = hmac.new(_fingerprint_key(), secret.encode("utf-8"), hashlib.sha256).hexdigest()
+    return f"{FINGERPRINT_PREFIX}{digest[:16]}"
+
+
+FINGERPRINT_PREFIX = "hmac-sha256:"
+_FINGERPRINT_KEY: list[bytes] = []
+
+
+def use_fingerprint_key(key: str | bytes) -> None:
+    """Install the key every later :func:`fingerprint` uses (at least 16 bytes)."""
+    raw = key.encode("utf-8") if isinstance(key, str) else key
+    if len(raw) < 16:
+        raise ValueError("the fingerprint key must be at least 16 bytes")
+    _FINGERPRINT_KEY[:] = [raw]
+
+
+def _fingerprint_key() -> bytes:
+    if not _FINGERPRINT_KEY:
+        _FINGERPRINT_KEY.append(secrets.token_bytes(32))
+    return _FINGERPRINT_KEY[0]
 
 
 # ------------------------------------------------------------------------------------------------
 # Free text
 # ------------------------------------------------------------------------------------------------
 
+# Linear time: every pattern either does a bounded amount of work at each position (bounded repeats,
+# never two adjacent repeats that can share characters, e.g. ``[ \t]*[:=]?[ \t]*``, which made
+# "born" + 20 000 spaces take a minute) or is anchored by a look-behind so that a run is scanned from its
+# start only. bench/redaction.py measures it on adversarial inputs from 1 KB to 1 MB.
+
 # Between a label and its value: an optional closing quote (JSON, Python reprs), then `:` `=` `#` `-`.
-_SEP = r"""["']?[ \t]*[:=#-]?[ \t]*["']?"""
+_SEP = r"""["']?(?:[ \t]{0,16}[:=#-])?[ \t]{0,16}["']?"""
 # Before a free-form value the separator is stricter: `password: x`, `"password": "x"`, `password=x`.
-_PAIR_SEP = r"""["']?[ \t]*[:=][ \t]*"""
+_PAIR_SEP = r"""["']?[ \t]{0,16}[:=][ \t]{0,16}"""
+# A password may also be told in prose: `the password is hunter2`, `passphrase was: x`.
+_PROSE_SEP = r"""[ \t]{1,4}(?:is|was)(?:[ \t]{0,4}[:=])?[ \t]{1,4}"""
 # A labelled value: a quoted string, or a run up to the next delimiter.
-_VALUE = r"""(?:"[^"\n]*"|'[^'\n]*'|[^\s&;,"'<>(){}\[\]]+)"""
+_VALUE = r"""(?:"[^"\n]{0,1024}"|'[^'\n]{0,1024}'|[^\s&;,"'<>(){}\[\]]+)"""
 _NUMBER_WORD = r"(?:[ _-]?(?:number|num|no\.?|#))?"
 
 _CREDENTIAL_LABEL = (
@@ -60,7 +92,8 @@ _MONTH = (
 _DATE = (
     r"(?:\d{4}-\d{1,2}-\d{1,2}(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
     r"|\d{4}/\d{1,2}/\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|\d{8}"
-    rf"|(?:\d{{1,2}}[ \t]+)?{_MONTH}\.?[ \t]+(?:\d{{1,2}}(?:st|nd|rd|th)?,?[ \t]+)?\d{{4}})(?![\d:])"
+    rf"|(?:\d{{1,2}}[ \t]{{1,8}})?{_MONTH}\.?[ \t]{{1,8}}(?:\d{{1,2}}(?:st|nd|rd|th)?,?[ \t]{{1,8}})?\d{{4}})"
+    r"(?![\d:])"
 )
 
 _URL_PASSWORD = re.compile(r"(?i)(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*://[^\s:/?#@]*:)([^\s@/?#]+)(@)")
@@ -73,26 +106,28 @@ _COOKIE_HEADER = re.compile(
 )
 _AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic|sharedkey|sharedaccesssignature)([ \t]+)([^\s,;\"'<>]+)")
 _SAS_SIG = re.compile(r"(?i)(?<![\w-])(sig(?:=|%3D))([^\s&;,\"'<>]+)")
-_SECRET_PAIR = re.compile(rf"(?i)(?<![\w-])([\w-]*?{_CREDENTIAL_LABEL})({_PAIR_SEP})({_VALUE})")
+_SECRET_PAIR = re.compile(rf"(?i)(?<![\w-])([\w-]{{0,40}}?{_CREDENTIAL_LABEL})({_PAIR_SEP})({_VALUE})")
+_SECRET_PROSE = re.compile(rf"(?i)(?<![\w-])(password|passwd|passphrase|pwd)({_PROSE_SEP})({_VALUE})")
 _JWT = re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]*")
 _AAD_CLIENT_SECRET = re.compile(r"(?<![\w~.-])[\w~.-]{3,4}Q~[\w~.-]{30,}")
 _BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/_-])([A-Za-z0-9+/_-]{30,})(={0,2})(?![A-Za-z0-9+/_=-])")
 _DOB = re.compile(
     r"(?i)\b(d\.?o\.?b\.?|date[ _-]?of[ _-]?birth|birth[ _-]?date|birthday|born(?:[ _-]on)?|birth)"
-    rf"({_SEP}(?:(?:is|was|on)[ \t]+)?)({_DATE})"
+    rf"({_SEP}(?:(?:is|was|on)[ \t]{{1,8}})?)({_DATE})"
 )
 _SSN_LABELLED = re.compile(
     rf"(?i)\b(ssn|social[ _-]?security{_NUMBER_WORD})({_SEP})(\d{{3}}[ -]?\d{{2}}[ -]?\d{{4}})(?!\d)"
 )
-_SSN = re.compile(r"(?<!\w)(?<!\d-)\d{3}-\d{2}-\d{4}(?!\w)(?!-\d)")
+# Unlabelled, also glued to a word (`ID123-45-6789`) or spaced (`123 45 6789`).
+_SSN = re.compile(r"(?<![\d.])(?<!\d-)\d{3}([- ])\d{2}\1\d{4}(?![\d])(?!-\d)")
 _MRN = re.compile(
-    rf"(?i)\b(mrn|medical[ _-]?record{_NUMBER_WORD})({_SEP})"
+    rf"(?i)\b(mrn|mr[ \t]?\#|mr[ _-]?(?:number|num|no\.)|medical[ _-]?record{_NUMBER_WORD})({_SEP})"
     r"((?=[A-Za-z0-9-]*\d)[A-Za-z0-9][A-Za-z0-9-]{3,23})"
 )
 # Any run of address characters before the `@` (RFC 5322 allows `{`, `'`, `=` …); see _email().
 _EMAIL = re.compile(
     r"""(?<![^\s@<>()\[\]\\,;:"])[^\s@<>()\[\]\\,;:"]+"""
-    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:@|%40)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,16}[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 )
 _PHONE_LABELLED = re.compile(
     rf"(?i)\b(phone|telephone|tel|mobile|cell|fax){_NUMBER_WORD}({_SEP})"
@@ -106,12 +141,25 @@ _PHONE = re.compile(
     r"|\d{3}([.-])\d{3}\2\d{4})"  # 555-123-4567, 555.123.4567
     r"(?!\w)(?![.-]\d)"
 )
+# A person's name after a label: capitalised words (`Patient: Jane Q. Doe`); plain `name` needs two.
+_NAME_WORD = r"(?:[A-Z][a-z]{0,30}(?:['\u2019-][A-Z]?[a-z]{1,30})?|[A-Z]\.)"
+_PERSON_LABELLED = re.compile(
+    r"(?<![\w-])((?i:(?:patient|member|insured|subscriber|beneficiary|guarantor)(?:[ _-]?name)?"
+    r"|(?:first|last|full|given|family|middle|maiden)[ _-]?name|name))"
+    r"""(["']?(?:[ \t]{0,8}[:=])?[ \t]{0,8}["']?)"""
+    rf"({_NAME_WORD}(?:[ \t]{{1,4}}{_NAME_WORD}){{1,3}})(?![\w])"
+)
 _PERSON_PAIR = re.compile(
     r"(?i)(?<![\w-])((?:patient|first|last|full|given|family|middle|maiden)[ _-]?name)"
     rf"({_PAIR_SEP})({_VALUE})"
 )
 _ADDRESS_PAIR = re.compile(
     rf"(?i)(?<![\w-])((?:street|home|mailing|postal|billing|patient)[ _-]?address)({_PAIR_SEP})({_VALUE})"
+)
+# 64 or 128 hex digits: a key, unless a digest label comes just before it (`sha256=…`, `"hash": "…"`).
+_HEX_SECRET = re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{64}(?:[0-9a-fA-F]{64})?(?![0-9A-Za-z])")
+_DIGEST_LABEL = re.compile(
+    r"(?i)(?:sha-?(?:1|256|384|512)|md5|digest|hash|checksum|etag|fingerprint|thumbprint)[\"' \t:=]{0,6}$"
 )
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _HEXISH = re.compile(r"[0-9a-fA-F-]+")
@@ -148,14 +196,22 @@ def _auth_scheme(match: re.Match[str]) -> str:
     return match.group(0)
 
 
+_AT = re.compile(r"@|%40", re.IGNORECASE)
+
+
 def _email(match: re.Match[str]) -> str:
     address = match.group(0)
-    local = address[: address.index("@")]
+    local = address[: _AT.search(address).start()]  # type: ignore[union-attr]
     # Keep what reads as a label or a quote before the address: `to=`, `'`, `mailto:/`.
     cut = max(local.rfind(c) for c in "=/?'") + 1
     if local[:cut].endswith("//") or local[cut:] == MASK:
         return address  # user info of a URL (`postgresql://irflow@db`), or a password masked already
     return local[:cut] + mask("email") if cut < len(local) else mask("email")
+
+
+def _hex_secret(match: re.Match[str]) -> str:
+    before = match.string[max(0, match.start() - 24) : match.start()]
+    return match.group(0) if _DIGEST_LABEL.search(before) else mask("secret")
 
 
 def _entropy(text: str) -> float:
@@ -196,9 +252,11 @@ _RULES: tuple[tuple[re.Pattern[str], Replacement], ...] = (
     (_AUTH_SCHEME, _auth_scheme),
     (_SAS_SIG, rf"\g<1>{MASK}"),
     (_SECRET_PAIR, _labelled(MASK)),
+    (_SECRET_PROSE, _labelled(MASK)),
     (_JWT, mask("jwt")),
     (_AAD_CLIENT_SECRET, mask("secret")),
     (_BASE64_RUN, _base64_secret),
+    (_HEX_SECRET, _hex_secret),
     (_DOB, _labelled(mask("dob"))),
     (_SSN_LABELLED, _labelled(mask("ssn"))),
     (_SSN, mask("ssn")),
@@ -206,6 +264,7 @@ _RULES: tuple[tuple[re.Pattern[str], Replacement], ...] = (
     (_EMAIL, _email),
     (_PHONE_LABELLED, _labelled(mask("phone"))),
     (_PHONE, mask("phone")),
+    (_PERSON_LABELLED, _labelled(mask("name"))),
     (_PERSON_PAIR, _labelled(mask("name"))),
     (_ADDRESS_PAIR, _labelled(mask("address"))),
 )
@@ -255,6 +314,9 @@ _PHI_SUFFIXES: dict[tuple[str, ...], str] = {
 _PHI_EXACT = {("address",): "address"}
 # The `value` of an entry under these is key material: `{"keys": [{"keyName": "key1", "value": …}]}`.
 _KEYISH_WORDS = frozenset({"key", "keys", "secret", "secrets", "credential", "credentials"})
+_DIGEST_WORDS = frozenset(
+    {"sha1", "sha256", "sha384", "sha512", "md5", "digest", "hash", "checksum", "etag", "thumbprint"}
+)
 _WORD_BREAK = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
@@ -324,5 +386,8 @@ def _redact_field(
     replacement = field_mask(name, under_key=under_key)
     if replacement is not None:
         return value if value is None or isinstance(value, bool) else replacement
-    keyish = not _KEYISH_WORDS.isdisjoint(_words(name))
+    words = _words(name)
+    if isinstance(value, str) and not _DIGEST_WORDS.isdisjoint(words) and _HEX_SECRET.fullmatch(value):
+        return value  # a digest under its own name (`"sha256": "…"`) is evidence, not a key
+    keyish = not _KEYISH_WORDS.isdisjoint(words)
     return _redact(value, default, under_key=keyish, depth=depth)

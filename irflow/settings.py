@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # usgov-dod: Azure Government DoD (IL5) tenants: Azure Government ARM and Log Analytics, the DoD Graph.
 AzureCloud = Literal["public", "usgov", "usgov-dod", "china", "custom"]
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class Settings(BaseSettings):
@@ -41,6 +42,10 @@ class Settings(BaseSettings):
     timezone: str = "America/New_York"
 
     sentinel_secret: SecretStr | None = None
+    # HMAC key of recipient and secret fingerprints; unset: one generated on first use, kept in the database.
+    fingerprint_key: SecretStr | None = Field(default=None, min_length=16)
+    # Fernet key that seals sensitive playbook inputs at rest (irflow/engine/sealing.py).
+    data_key: SecretStr | None = None
     playbooks_dir: Path = Path("playbooks")
     templates_dir: Path = Path("notifications")
 
@@ -101,6 +106,23 @@ class Settings(BaseSettings):
             if rid.full_type.lower() != "microsoft.storage/storageaccounts":
                 raise ValueError("IRFLOW_ANCHOR_ACCOUNT_ID must be the ARM id of a storage account")
         return value or None
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"unknown log level; use one of {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("data_key")
+    @classmethod
+    def _fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from irflow.engine.sealing import check_data_key
+
+            check_data_key(value.get_secret_value())
+        return value
 
     @field_validator("azure_ca_bundle")
     @classmethod

@@ -71,7 +71,7 @@ def test_demo_contains_the_breach_and_proves_it(tmp_path: Path) -> None:
     assert notices.returncode == 0, notices.stderr
     [escalation] = json.loads(notices.stdout)["items"]
     assert escalation["template"].startswith("internal-escalation") and escalation["status"] == "pending"
-    assert escalation["recipient"].startswith("sha256:") and "@" not in notices.stdout
+    assert escalation["recipient"].startswith("hmac-sha256:") and "@" not in notices.stdout
     shown = irflow("notices", "show", escalation["id"], cwd=tmp_path, env=env)
     assert shown.returncode == 0 and "ESCALATION" in shown.stdout
     deliver = irflow("notices", "deliver", cwd=tmp_path, env=env)

@@ -24,9 +24,89 @@ EXIT_USAGE = 2
 EXIT_WAITING = 3
 
 
+EXIT_INTERRUPTED = 130
+
+
+class _Options:
+    """Global flags of this invocation (set by the root callback)."""
+
+    debug = False
+
+
+options = _Options()
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    errors.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
+    _say(message)
     raise typer.Exit(code)
+
+
+def _say(message: str) -> None:
+    from irflow.redaction import redact_text
+
+    errors.print(f"[bold red]error:[/] {escape(redact_text(message))}", markup=True, soft_wrap=True)
+
+
+def run_cli(app: typer.Typer) -> int:
+    """Run the command line and return its exit code. Every failure ends as one redacted ``error:`` line
+    and a non-zero code; ``--debug`` adds the traceback."""
+    try:
+        result = app(standalone_mode=False)
+    except typer.TyperException as exc:  # usage errors: their message may quote what was typed
+        if type(exc).__name__ == "NoArgsIsHelpError":  # the message is the help text
+            errors.print(exc.format_message(), markup=False, soft_wrap=True)
+        else:
+            _say(exc.format_message())
+            context = getattr(exc, "ctx", None)
+            if context is not None:
+                errors.print(f"see: {context.command_path} --help", markup=False)
+        return exc.exit_code
+    except typer.Abort:
+        _say("aborted")
+        return EXIT_FAILED
+    except typer.Exit as exc:
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 — the one place where any failure becomes a message
+        if options.debug:
+            errors.print_exception()
+        _say(describe_failure(exc))
+        return EXIT_FAILED
+    return result if isinstance(result, int) else 0
+
+
+def describe_failure(exc: BaseException) -> str:
+    """What went wrong, for a person: the kind of failure and its first line, without values."""
+    from sqlalchemy import exc as sa
+
+    detail = _first_line(exc)
+    if isinstance(exc, sa.OperationalError | sa.InterfaceError):
+        return f"cannot use the database {_database()}: {_first_line(exc.orig) if exc.orig else detail}"
+    if isinstance(exc, sa.DataError | sa.IntegrityError):
+        return f"the database refused a value: {_first_line(exc.orig) if exc.orig else detail}"
+    if isinstance(exc, OverflowError):
+        if "int" in detail:
+            return f"a number is out of range (at most {2**63 - 1}): {detail}"
+        return f"a date or number is out of range: {detail}"
+    hint = "" if options.debug else " (run with --debug for the traceback)"
+    return f"unexpected {type(exc).__name__}: {detail}{hint}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def _database() -> str:
+    """The configured database URL with its password hidden."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(get_settings().database_url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 — the URL may be what is broken
+        return "(the configured IRFLOW_DATABASE_URL)"
 
 
 def load_settings() -> Settings:

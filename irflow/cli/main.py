@@ -24,6 +24,8 @@ from irflow.cli.common import (
     fail,
     is_tty,
     load_settings,
+    options,
+    run_cli,
 )
 
 app = typer.Typer(
@@ -61,9 +63,12 @@ _mount_subcommands()
 
 
 @app.callback()
-def _setup() -> None:
+def _setup(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of unexpected errors.")] = False,
+) -> None:
     from irflow.logs import configure_logging
 
+    options.debug = debug
     settings = load_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format)
 
@@ -73,7 +78,7 @@ def _parse_params(values: list[str]) -> dict[str, str]:
     for value in values:
         key, sep, raw = value.partition("=")
         if not sep or not key.strip():
-            fail(f"--param takes KEY=VALUE, got {value!r}")
+            fail("--param takes KEY=VALUE: an argument without '=' was given (not shown: it may be a secret)")
         if key.strip() in params:
             fail(f"--param {key.strip()} given twice (a list takes comma-separated values)")
         params[key.strip()] = raw
@@ -888,7 +893,7 @@ def playbooks_validate(paths: Annotated[list[Path] | None, typer.Argument()] = N
         except PlaybookError as exc:
             bad += 1
             for problem in exc.problems:
-                errors.print(problem, markup=False)
+                errors.print(problem, markup=False, soft_wrap=True)
     if bad:
         raise typer.Exit(EXIT_FAILED)
 
@@ -1010,8 +1015,7 @@ def demo_command(
 
 def main() -> None:
     try:
-        app()
-        code = 0
+        code = run_cli(app)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     if _parked_workflow_threads():

@@ -19,6 +19,7 @@ from irflow.engine.evidence import EvidenceRecorder
 from irflow.engine.notifier import OutboxNotifier
 from irflow.engine.playbook import PlaybookError, StepSpec, parse_playbook
 from irflow.engine.runtime import FANOUT_QUEUE, services
+from irflow.engine.sealing import unseal
 from irflow.engine.templates import TemplateProblem, render
 from irflow.logs import bind_context, get_logger
 from irflow.redaction import redact_text
@@ -120,7 +121,7 @@ def apply_target(step_id: str) -> dict[str, Any]:
 
 def _context(row: dict[str, Any]) -> tuple[Any, StepContext]:
     action_cls = get_action(row["action"])
-    params = action_cls.Params.model_validate(row["params"])
+    params = action_cls.Params.model_validate(unseal(row["params"]))
     ctx = StepContext(
         params=params,
         target=row["target"],
@@ -209,7 +210,7 @@ def playbook_workflow(run_id: str) -> str:
     poll = services().settings.queue_polling_interval
     for position, step in enumerate(playbook.steps):
         context = {
-            "inputs": run["params"],
+            "inputs": unseal(run["params"]),  # in memory only; stored sealed
             "steps": outputs,
             "incident": {"id": run["incident_id"], "prior_state": run["prior_states"]},
         }

@@ -12,6 +12,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from irflow.domain.resource_id import ResourceId
+from irflow.engine import safe_yaml
+from irflow.engine.templates import TemplateProblem, has_template, is_constant, references, render
 
 STEP_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 PLAYBOOK_NAME = r"^[a-z0-9][a-z0-9-]{0,79}$"
@@ -49,6 +51,8 @@ class InputSpec(BaseModel):
     default: Any = None
     description: str = ""
     from_entities: str | None = None
+    # A secret or PHI: stored sealed (irflow/engine/sealing.py), audited as a fingerprint, never echoed.
+    sensitive: bool = False
 
 
 class TriggerRule(BaseModel):
@@ -83,7 +87,7 @@ class Playbook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=PLAYBOOK_NAME)
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=2**31 - 1)  # the runs.playbook_version column is an INTEGER
     description: str = ""
     triggers: Triggers = Field(default_factory=Triggers)
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
@@ -120,9 +124,13 @@ def content_hash(content: str) -> str:
 
 
 def parse_playbook(content: str, source: str = "<playbook>") -> LoadedPlaybook:
-    """Parse and validate YAML text; errors carry ``source:line``."""
+    """Parse and validate YAML text within the bounds of :mod:`irflow.engine.safe_yaml`; errors carry
+    ``source:line``."""
     try:
-        node = yaml.compose(content, Loader=yaml.SafeLoader)
+        node = safe_yaml.compose(content)
+        data = safe_yaml.construct(node) if node is not None else None
+    except safe_yaml.UnsafeYaml as exc:
+        raise PlaybookError([f"{source}:{exc.line}: {exc.message}"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"{mark.line + 1}" if mark is not None else "1"
@@ -132,7 +140,6 @@ def parse_playbook(content: str, source: str = "<playbook>") -> LoadedPlaybook:
         raise PlaybookError([f"{source}:1: empty playbook"])
     lines: dict[tuple[Any, ...], int] = {}
     _index_lines(node, (), lines)
-    data = yaml.safe_load(content)
     if not isinstance(data, dict):
         raise PlaybookError([f"{source}:1: a playbook is a mapping (name, version, steps, …)"])
     try:
@@ -141,7 +148,8 @@ def parse_playbook(content: str, source: str = "<playbook>") -> LoadedPlaybook:
         raise PlaybookError(
             [f"{source}:{_line_for(err['loc'], lines)}: {_describe(err)}" for err in exc.errors()]
         ) from None
-    problems = [f"{source}:{lines.get(loc, 1)}: {msg}" for loc, msg in _check_registry(spec)]
+    found = [*_check_registry(spec), *_check_templates(spec)]
+    problems = [f"{source}:{_line_for(loc, lines)}: {msg}" for loc, msg in sorted(found, key=_by_place)]
     if problems:
         raise PlaybookError(problems)
     return LoadedPlaybook(spec=spec, content=content, content_hash=content_hash(content), source=source)
@@ -149,9 +157,13 @@ def parse_playbook(content: str, source: str = "<playbook>") -> LoadedPlaybook:
 
 def load_playbook(path: Path) -> LoadedPlaybook:
     try:
-        content = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(safe_yaml.MAX_BYTES + 1)
+        content = safe_yaml.decode(raw)
     except OSError as exc:
         raise PlaybookError([f"{path}: cannot read: {exc.strerror}"]) from None
+    except safe_yaml.UnsafeYaml as exc:
+        raise PlaybookError([f"{path}:{exc.line}: {exc.message}"]) from None
     return parse_playbook(content, str(path))
 
 
@@ -242,6 +254,7 @@ def _check_registry(spec: Playbook) -> list[tuple[tuple[Any, ...], str]]:
                         f"(parameters: {', '.join(fields)})",
                     )
                 )
+        problems += _check_literal_params(action, step, loc)
         given = set(step.with_) | ({action.target_param} if step.for_each and action.target_param else set())
         for name, field in fields.items():
             if field.is_required() and name not in given:
@@ -249,6 +262,91 @@ def _check_registry(spec: Playbook) -> list[tuple[tuple[Any, ...], str]]:
                     ((*loc, "with"), f"steps.{index}.with: {step.action} needs parameter {name!r}")
                 )
     return problems
+
+
+def _by_place(problem: tuple[tuple[Any, ...], str]) -> tuple[str, ...]:
+    return tuple(f"{part:08d}" if isinstance(part, int) else str(part) for part in problem[0])
+
+
+# --- validation of templates and literal params (what `irflow playbooks validate` adds to the schema) -------
+def _check_templates(spec: Playbook) -> list[tuple[tuple[Any, ...], str]]:
+    """Every template compiles, reads only declared inputs and earlier steps, and a template that reads
+    nothing renders (so ``{{ 1/0 }}`` fails here, not in the middle of a containment)."""
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    earlier: list[str] = []
+    for index, step in enumerate(spec.steps):
+        loc = ("steps", index)
+        names = {"inputs", "steps", "incident"}
+        if step.for_each is not None:
+            for path, source in _template_strings(step.for_each, (*loc, "for_each")):
+                problems += _template_problems(spec, earlier, names, path, source)
+            names = names | {"item"}
+        for key, value in step.with_.items():
+            for path, source in _template_strings(value, (*loc, "with", key)):
+                problems += _template_problems(spec, earlier, names, path, source)
+        earlier.append(step.id)
+    return problems
+
+
+def _template_strings(value: Any, path: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], str]]:
+    if isinstance(value, str):
+        return [(path, value)] if has_template(value) else []
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in _template_strings(item, (*path, key))]
+    if isinstance(value, list):
+        return [found for i, item in enumerate(value) for found in _template_strings(item, (*path, i))]
+    return []
+
+
+def _template_problems(
+    spec: Playbook, earlier: list[str], names: set[str], path: tuple[Any, ...], source: str
+) -> list[tuple[tuple[Any, ...], str]]:
+    where = ".".join(map(str, path))
+    try:
+        used = list(references(source))
+        if is_constant(source):
+            render(source, {})
+    except TemplateProblem as exc:
+        return [(path, f"{where}: template {exc}")]
+    problems = []
+    for name, attribute in used:
+        if name not in names:
+            problems.append(
+                (path, f"{where}: unknown name {name!r} (templates read {', '.join(sorted(names))})")
+            )
+        elif name == "inputs" and attribute is not None and attribute not in spec.inputs:
+            declared = ", ".join(spec.inputs) or "none"
+            problems.append((path, f"{where}: undefined input {attribute!r} (inputs: {declared})"))
+        elif name == "steps" and attribute is not None and attribute not in earlier:
+            problems.append(
+                (
+                    path,
+                    f"{where}: no earlier step {attribute!r} (earlier steps: {', '.join(earlier) or 'none'})",
+                )
+            )
+    return problems
+
+
+def _check_literal_params(
+    action: Any, step: StepSpec, loc: tuple[Any, ...]
+) -> list[tuple[tuple[Any, ...], str]]:
+    """Params written as plain values are checked against the action's params model now; templated ones
+    can only be checked when the run renders them."""
+    literals = {key: value for key, value in step.with_.items() if not has_template(value)}
+    if not literals:
+        return []
+    try:
+        action.Params.model_validate(literals)
+    except ValidationError as exc:
+        return [
+            (
+                (*loc, "with", *err["loc"]),
+                f"steps.{loc[1]}.with.{'.'.join(map(str, err['loc']))}: {err['msg']}",
+            )
+            for err in exc.errors()
+            if err["loc"] and err["loc"][0] in literals and err["type"] != "missing"
+        ]
+    return []
 
 
 def coerce_inputs(spec: Playbook, raw: dict[str, str | list[Any] | Any]) -> dict[str, Any]:
@@ -267,6 +365,10 @@ def coerce_inputs(spec: Playbook, raw: dict[str, str | list[Any] | Any]) -> dict
         try:
             values[name] = _coerce(input_spec.type, raw[name])
         except ValueError as exc:
+            if input_spec.sensitive:
+                raise ValueError(
+                    f"parameter {name!r}: not a valid {input_spec.type} (the value is sensitive: not shown)"
+                ) from None
             raise ValueError(f"parameter {name!r}: {exc}") from None
     return values
 

@@ -19,6 +19,7 @@ from irflow import __version__
 from irflow.engine.state import StateStore
 from irflow.settings import Settings
 from irflow.store.db import Database, ensure_schema
+from irflow.store.installation import install_keys
 
 FANOUT_QUEUE = "irflow-targets"
 
@@ -67,6 +68,7 @@ def system_database_url(app_url: str) -> str:
 def open_database(settings: Settings) -> Database:
     db = Database(settings.database_url)
     ensure_schema(db.engine)
+    install_keys(settings, db)  # keyed fingerprints (one key per installation), sealing of sensitive inputs
     return db
 
 

@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 from irflow import clock
 from irflow.audit import AuditChain
 from irflow.engine.machines import INCIDENT, RUN, STEP, IllegalTransition, StateMachine
+from irflow.engine.sealing import fingerprints_only, seal_derived, seal_inputs
+from irflow.redaction import fingerprint
 from irflow.store.db import Database
 from irflow.store.models import Incident, Run, Step
 
@@ -59,6 +61,7 @@ class StateStore:
                 incident = session.get(Incident, incident_id)
                 if incident is None:
                     raise LookupError(f"no incident {incident_id}")
+            params = _sealed_run_params(playbook_content, params)
             run = Run(
                 incident_id=incident.id,
                 playbook_name=playbook_name,
@@ -84,7 +87,7 @@ class StateStore:
                     "playbook": playbook_name,
                     "version": playbook_version,
                     "playbook_sha256": playbook_hash,
-                    "params": params,
+                    "params": fingerprints_only(params),
                     "dry_run": dry_run,
                     "auto_approve": auto_approve,
                 },
@@ -117,7 +120,9 @@ class StateStore:
             actor=actor,
             type="incident.opened",
             incident_id=incident.id,
-            payload={"title": title, "severity": severity, "source": source},
+            # The title is free text (a Sentinel alert name may carry a user's address): the trail keeps a
+            # keyed fingerprint proving the stored title without holding it; the incidents row has the text.
+            payload={"title_fingerprint": fingerprint(title), "severity": severity, "source": source},
         )
         return incident
 
@@ -142,6 +147,8 @@ class StateStore:
             }
             now = clock.now()
             ids = []
+            run = session.get(Run, run_id)
+            run_params = run.params if run is not None else {}
             for item in items:
                 index = item["item_index"]
                 if index not in existing:
@@ -152,7 +159,7 @@ class StateStore:
                         item_index=index,
                         target=item["target"],
                         action=action,
-                        params=item["params"],
+                        params=seal_derived(item["params"], run_params),
                         requires_approval=requires_approval,
                         state="pending",
                         attempts=0,
@@ -390,6 +397,14 @@ class StateStore:
                     "status": incident.status,
                 },
             }
+
+
+# -- sensitive inputs: sealed at rest, fingerprints in the audit trail (irflow/engine/sealing.py) --------
+def _sealed_run_params(playbook_content: str, params: dict[str, Any]) -> dict[str, Any]:
+    from irflow.engine.playbook import parse_playbook
+
+    spec = parse_playbook(playbook_content).spec
+    return seal_inputs(params, {name for name, given in spec.inputs.items() if given.sensitive})
 
 
 def _next(machine: StateMachine, current: str, trigger: str) -> str | None:

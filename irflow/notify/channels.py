@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import smtplib
 import ssl
@@ -22,6 +23,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -74,7 +76,10 @@ class Channel(Protocol):
 
 class SmtpChannel:
     """E-mail through an SMTP relay (smtplib). ``starttls`` upgrades the connection before any login;
-    ``ssl_context`` defaults to the system trust store."""
+    ``implicit_tls`` speaks TLS from the first byte (submissions port 465, RFC 8314 section 3.3);
+    ``ssl_context`` defaults to the system trust store. Credentials travel only inside TLS: a channel with
+    a username and neither is refused when it is built (RFC 8314 section 3 asks clients to use TLS for
+    submission; AUTH PLAIN over cleartext hands the password to anyone on the path)."""
 
     def __init__(
         self,
@@ -83,6 +88,7 @@ class SmtpChannel:
         *,
         sender: str,
         starttls: bool = False,
+        implicit_tls: bool = False,
         username: str | None = None,
         password: str | None = None,
         timeout: float = 30.0,
@@ -91,14 +97,24 @@ class SmtpChannel:
     ) -> None:
         if (username is None) != (password is None):
             raise ValueError("SMTP username and password go together")
+        if starttls and implicit_tls:
+            raise ValueError("SMTP: choose STARTTLS or implicit TLS, not both")
+        if username is not None and not (starttls or implicit_tls):
+            raise ValueError(
+                "SMTP credentials are sent only over TLS: set IRFLOW_SMTP_STARTTLS=true, or use port 465 "
+                "(implicit TLS), or remove IRFLOW_SMTP_USERNAME and IRFLOW_SMTP_PASSWORD"
+            )
         self.host, self.port, self.sender = host, port, sender
-        self.starttls, self.timeout = starttls, timeout
+        self.starttls, self.implicit_tls, self.timeout = starttls, implicit_tls, timeout
         self._username, self._password = username, password
         self._ssl_context = ssl_context
         self._local_hostname = local_hostname
 
     def __repr__(self) -> str:  # never the password
-        return f"SmtpChannel(host={self.host!r}, port={self.port}, starttls={self.starttls})"
+        return (
+            f"SmtpChannel(host={self.host!r}, port={self.port}, starttls={self.starttls}, "
+            f"implicit_tls={self.implicit_tls})"
+        )
 
     def build(self, message: Message) -> EmailMessage:
         mail = EmailMessage()
@@ -119,14 +135,14 @@ class SmtpChannel:
     def send(self, message: Message) -> None:
         mail = self.build(message)
         try:
-            with smtplib.SMTP(
-                self.host, self.port, timeout=self.timeout, local_hostname=self._local_hostname
-            ) as smtp:
+            with self._connect() as smtp:
                 smtp.ehlo()
                 if self.starttls:
                     smtp.starttls(context=self._ssl_context or ssl.create_default_context())
                     smtp.ehlo()
                 if self._username is not None and self._password is not None:
+                    if not isinstance(smtp.sock, ssl.SSLSocket):  # the constructor's rule, checked again
+                        raise DeliveryError("SMTP: refusing to send credentials without TLS", retryable=False)
                     smtp.login(self._username, self._password)
                 refused = smtp.send_message(mail, from_addr=self.sender, to_addrs=[message.recipient])
                 if refused:  # only possible with several recipients; kept for safety
@@ -160,6 +176,17 @@ class SmtpChannel:
             raise DeliveryError(
                 f"SMTP connection to {self.host}:{self.port} failed: {type(exc).__name__}", retryable=True
             ) from None
+
+    def _connect(self) -> smtplib.SMTP:
+        if self.implicit_tls:
+            return smtplib.SMTP_SSL(
+                self.host,
+                self.port,
+                timeout=self.timeout,
+                local_hostname=self._local_hostname,
+                context=self._ssl_context or ssl.create_default_context(),
+            )
+        return smtplib.SMTP(self.host, self.port, timeout=self.timeout, local_hostname=self._local_hostname)
 
 
 def _smtp_4xx(code: int) -> bool:
@@ -199,6 +226,10 @@ class _HttpChannel:
 
     def _target(self, message: Message) -> str:
         if message.recipient.startswith(("https://", "http://")):
+            try:
+                _check_url(message.recipient)
+            except ValueError as exc:
+                raise DeliveryError(f"{self.kind}: {exc}", retryable=False) from None
             return message.recipient
         if self._url is None:
             raise DeliveryError(f"{self.kind}: no webhook URL configured", retryable=False)
@@ -228,8 +259,25 @@ class _HttpChannel:
 
 
 def _check_url(url: str) -> None:
-    if not url.startswith(("https://", "http://")):
-        raise ValueError("a webhook URL must be http:// or https://")
+    """HTTPS only: a webhook carries a bearer URL or a signed body. Plain http is allowed to a loopback
+    address alone (tests and a local relay), where nothing crosses a network."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and _is_loopback(parts.hostname):
+        return
+    raise ValueError("a webhook URL must be https:// (plain http:// only to a loopback address)")
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -391,7 +439,16 @@ def verify(
     """True when *header* signs *body* under *secret* with a timestamp within *tolerance* seconds of *now*
     (either side, against replay and skewed clocks). Several ``v1=`` values (secret rotation) are allowed;
     each is compared in constant time. Malformed headers are simply not valid."""
-    if not header or not secret or len(header) > 2048:
+    try:
+        return _verify(secret, header, body, now, tolerance)
+    except (ValueError, TypeError, OverflowError, UnicodeError):
+        return False  # a header or body that cannot even be read is not a valid signature
+
+
+def _verify(
+    secret: str | bytes, header: str | None, body: str | bytes, now: datetime | float | int, tolerance: int
+) -> bool:
+    if not header or not secret or not isinstance(header, str) or len(header) > 2048:
         return False
     t: int | None = None
     candidates: list[str] = []
@@ -400,7 +457,8 @@ def verify(
         if not sep:
             return False
         if key == "t":
-            if t is not None or not value.isdigit() or len(value) > 12:
+            # isdigit() alone admits "²" and other digits int() refuses: ASCII digits only
+            if t is not None or not (value.isascii() and value.isdigit()) or len(value) > 12:
                 return False
             t = int(value)
         elif key == "v1":

@@ -287,3 +287,14 @@ class NoticeSent(Base):
     evidence_id: Mapped[str | None] = mapped_column(ForeignKey("evidence.id"))
     author: Mapped[str] = mapped_column(String(200))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class InstallationSecret(Base):
+    """Secrets irflow generates for itself on first use, when none is configured (see docs/data-retention.md):
+    today the HMAC key of recipient and secret fingerprints. One row per name; never logged or exported."""
+
+    __tablename__ = "installation_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

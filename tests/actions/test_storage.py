@@ -132,7 +132,7 @@ class TestRotateAccountKeys:
         result = action.apply(ctx)
         assert result.changed
         assert set(result.outputs["new_keys"]) == {"key1", "key2"}
-        assert all(v.startswith("sha256:") for v in result.outputs["new_keys"].values())
+        assert all(v.startswith("hmac-sha256:") for v in result.outputs["new_keys"].values())
         assert all(account.key_value(k) != old[k] for k in old)
         writes = _writes(tenant)
         assert [w.route for w in writes] == ["storage.accounts.regenerate_key"] * 2

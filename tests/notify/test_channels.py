@@ -101,7 +101,7 @@ def test_smtp_credentials_go_together() -> None:
     with pytest.raises(ValueError):
         SmtpChannel("127.0.0.1", 25, sender="a@example.net", username="u")
     assert "hunter2" not in repr(
-        SmtpChannel("h", 25, sender="a@example.net", username="u", password="hunter2")
+        SmtpChannel("h", 25, sender="a@example.net", starttls=True, username="u", password="hunter2")
     )
 
 
@@ -267,3 +267,159 @@ def test_webhook_body_is_compact_json(http_server: HttpServer) -> None:
     WebhookChannel(http_server.url, SECRET, timeout=5).send(_message())
     raw = http_server.received[0].body
     assert raw == json.dumps(json.loads(raw), separators=(",", ":")).encode()
+
+
+# ------------------------------------------------------------------------------------------------
+# Transport: credentials only inside TLS, webhooks over HTTPS, signatures that never raise
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tls_files(tmp_path):  # type: ignore[no-untyped-def]
+    from irflow.sim.ca import generate
+
+    return generate(tmp_path)
+
+
+def _tls_smtp(tls_files, *, implicit: bool):  # type: ignore[no-untyped-def]
+    import ssl
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+    from conftest import SmtpSink
+
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(tls_files.cert_file, tls_files.key_file)
+    logins: list[tuple[str, bool]] = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
+        encrypted = session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None
+        logins.append((auth_data.login.decode(), encrypted))
+        return AuthResult(success=auth_data.password == b"app-password-1")
+
+    sink = SmtpSink()
+    tls = (
+        {"ssl_context": server_context}
+        if implicit
+        else {"tls_context": server_context, "require_starttls": True}
+    )
+    controller = Controller(
+        sink,
+        hostname="127.0.0.1",
+        port=free_port(),
+        authenticator=authenticator,
+        auth_require_tls=not implicit,
+        **tls,
+    )
+    controller.start()
+    return controller, sink, logins
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["starttls", "implicit-tls"])
+def test_smtp_credentials_travel_inside_tls(tls_files, implicit: bool) -> None:  # type: ignore[no-untyped-def]
+    import ssl
+
+    controller, sink, logins = _tls_smtp(tls_files, implicit=implicit)
+    try:
+        channel = SmtpChannel(
+            "127.0.0.1",
+            controller.port,
+            sender="irflow@example.net",
+            starttls=not implicit,
+            implicit_tls=implicit,
+            username="irflow",
+            password="app-password-1",
+            ssl_context=ssl.create_default_context(cafile=str(tls_files.ca_file)),
+            timeout=5,
+        )
+        channel.send(_message())
+    finally:
+        controller.stop()
+    assert logins == [("irflow", True)]
+    assert len(sink.messages) == 1
+
+
+def test_smtp_credentials_without_tls_are_refused_before_any_connection(smtp_server: SmtpServer) -> None:
+    with pytest.raises(ValueError, match="SMTP credentials are sent only over TLS"):
+        SmtpChannel(smtp_server.host, smtp_server.port, sender="a@example.net", username="u", password="p")
+    assert not smtp_server.sink.messages
+
+
+def test_smtp_settings_refuse_cleartext_credentials_and_use_implicit_tls_on_465() -> None:
+    from pydantic import SecretStr
+
+    from irflow.notify.config import channels_from_settings
+    from irflow.settings import Settings
+
+    base = {"smtp_host": "smtp.example.net", "smtp_from": "irflow@example.net", "smtp_username": "irflow"}
+    cleartext = Settings(**base, smtp_password=SecretStr("pw"), smtp_starttls=False, smtp_port=587)
+    with pytest.raises(ValueError, match="IRFLOW_SMTP_STARTTLS=true, or use port 465"):
+        channels_from_settings(cleartext)
+    implicit = channels_from_settings(Settings(**base, smtp_password=SecretStr("pw"), smtp_port=465))["email"]
+    assert implicit.implicit_tls and not implicit.starttls  # type: ignore[attr-defined]
+    starttls = channels_from_settings(Settings(**base, smtp_password=SecretStr("pw"), smtp_port=587))["email"]
+    assert starttls.starttls and not starttls.implicit_tls  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://hooks.example.com/x",
+        "http://10.0.0.5/hook",
+        "ftp://example.com/x",
+        "https:///no-host",
+        "hooks.example.com",
+    ],
+)
+def test_webhook_urls_must_be_https(url: str) -> None:
+    for build in (lambda: WebhookChannel(url, SECRET), lambda: SlackChannel(url), lambda: TeamsChannel(url)):
+        with pytest.raises(ValueError, match="must be https://"):
+            build()
+
+
+def test_plain_http_only_to_loopback(http_server: HttpServer) -> None:
+    for url in (
+        "http://127.0.0.1:9/x",
+        "http://localhost:9/x",
+        "http://[::1]:9/x",
+        "https://hooks.example.com/x",
+    ):
+        SlackChannel(url)
+    with pytest.raises(DeliveryError, match="must be https://") as caught:
+        SlackChannel(http_server.url).send(_message(recipient="http://hooks.example.com/elsewhere"))
+    assert not caught.value.retryable and not http_server.received
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "t=\u00b2,v1=00",
+        "t=\u0661\u0662\u0663,v1=00",
+        "t=,v1=00",
+        "t=1e9,v1=00",
+        "t=-5,v1=00",
+        "v1=00",
+        "t=1,t=2,v1=00",
+        "t=1",
+        ",,,",
+        "=",
+        "t=99999999999999999999,v1=00",
+        "t=1,v1=\u00e9\u00e9",
+    ],
+)
+def test_malformed_signatures_fail_verification_without_raising(
+    header: str, frozen: clock.FrozenClock
+) -> None:
+    assert verify(SECRET, header, b"{}", clock.now()) is False
+
+
+def test_verify_never_raises_on_any_header_or_body() -> None:
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    @given(header=st.text(max_size=80), body=st.text(max_size=40) | st.binary(max_size=40))
+    def check(header: str, body: str | bytes) -> None:
+        assert verify(SECRET, header, body, 1_700_000_000) in (True, False)
+
+    check()
+    assert verify(SECRET, "t=1,v1=00", "\ud800", 1) is False  # a lone surrogate cannot be signed

@@ -1,0 +1,48 @@
+"""Secrets irflow generates for itself on first use and keeps in its database (``installation_secrets``).
+
+Used when the operator configures none: the HMAC key of fingerprints (``IRFLOW_FINGERPRINT_KEY`` wins when
+set; in production take it from Key Vault). Every process sharing a database shares the key, so a
+fingerprint computed by one replica matches another's.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy.exc import IntegrityError
+
+from irflow import clock
+from irflow.redaction import use_fingerprint_key
+from irflow.settings import Settings
+from irflow.store.db import Database
+from irflow.store.models import InstallationSecret
+
+FINGERPRINT_KEY = "fingerprint-key"
+
+
+def installation_secret(db: Database, name: str) -> str:
+    """The secret named *name*, created (32 random bytes, hex) if this database has none yet."""
+    with db.transaction() as session:
+        row = session.get(InstallationSecret, name)
+        if row is not None:
+            return row.value
+    try:
+        with db.transaction() as session:
+            session.add(InstallationSecret(name=name, value=secrets.token_hex(32), created_at=clock.now()))
+    except IntegrityError:
+        pass  # another process created it first; theirs is the one
+    with db.transaction() as session:
+        row = session.get(InstallationSecret, name)
+        assert row is not None
+        return row.value
+
+
+def install_keys(settings: Settings, db: Database) -> None:
+    """Make :func:`irflow.redaction.fingerprint` use this installation's key, and sealing the data key."""
+    from irflow.engine.sealing import use_data_key
+
+    use_data_key(settings.data_key.get_secret_value() if settings.data_key else None)
+    if settings.fingerprint_key is not None:
+        use_fingerprint_key(settings.fingerprint_key.get_secret_value())
+    else:
+        use_fingerprint_key(bytes.fromhex(installation_secret(db, FINGERPRINT_KEY)))
