@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     subnet_id: str | None = None
 
     sentinel_secret: SecretStr | None = None
+    # Microsoft Entra ID bearer tokens (users' app roles, senders' managed identities): accepted when both
+    # the tenant and irflow's app id URI are set. The authority defaults to the cloud's sign-in host.
+    entra_tenant_id: str | None = None
+    entra_audience: str | None = None
+    entra_authority: str | None = None
     playbooks_dir: Path = Path("playbooks")
     templates_dir: Path = Path("notifications")
 

@@ -52,9 +52,11 @@ app.add_typer(notices_app, name="notices")
 def _mount_subcommands() -> None:
     from irflow.cli.deadlines import deadlines_app
     from irflow.cli.sim import sim_app
+    from irflow.cli.tokens import tokens_app
 
     app.add_typer(sim_app, name="sim", help="The simulated Azure tenant.")
     app.add_typer(deadlines_app, name="deadlines", help="HIPAA and state breach-notification deadlines.")
+    app.add_typer(tokens_app, name="tokens")
 
 
 _mount_subcommands()
