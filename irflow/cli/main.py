@@ -683,14 +683,15 @@ def serve_command(
     import uvicorn
 
     from irflow.api.app import create_app
+    from irflow.api.entra import EntraValidator
 
     settings = load_settings()
-    if workers:
-        with engine(settings) as svc:
-            uvicorn.run(create_app(svc.db), host=host, port=port, log_config=None)
-        return
-    with _reader() as svc:
-        uvicorn.run(create_app(svc.db), host=host, port=port, log_config=None)
+    try:
+        entra = EntraValidator.from_settings(settings)
+    except ValueError as exc:
+        fail(f"invalid Entra ID configuration: {exc}")
+    with engine(settings) if workers else _reader() as svc:
+        uvicorn.run(create_app(svc, entra=entra, worker=workers), host=host, port=port, log_config=None)
 
 
 @app.command("demo")

@@ -143,3 +143,39 @@ def entra_env(oidc: OidcTenant, monkeypatch: pytest.MonkeyPatch) -> OidcTenant:
     monkeypatch.setenv("IRFLOW_ENTRA_AUDIENCE", AUDIENCE)
     monkeypatch.setenv("IRFLOW_ENTRA_AUTHORITY", oidc.authority)
     return oidc
+
+
+@pytest.fixture(scope="module")
+def api_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The engine launched over a new SQLite database and the simulated tenant (one per test module)."""
+    from pathlib import Path
+
+    from pydantic import SecretStr
+
+    from irflow.engine import runtime
+    from irflow.settings import Settings
+    from irflow.sim.models import Tenant
+    from irflow.sim.server import SimServer
+
+    tmp = tmp_path_factory.mktemp("api")
+    with SimServer(Tenant.demo()) as sim:
+        settings = Settings(
+            database_url=f"sqlite:///{tmp / 'irflow.db'}",
+            azure_cloud="custom",
+            arm_endpoint=sim.endpoint,
+            azure_ca_bundle=Path(sim.ca_file),
+            azure_token=SecretStr(sim.token),
+            queue_polling_interval=0.05,
+            playbooks_dir=Path(__file__).resolve().parents[2] / "playbooks",
+        )
+        svc = runtime.launch(settings)
+        try:
+            yield svc, sim
+        finally:
+            runtime.shutdown()
+
+
+@pytest.fixture(scope="module")
+def oidc_module() -> Iterator[OidcTenant]:
+    with OidcTenant() as tenant:
+        yield tenant

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class ServiceError(Exception):
     code = "error"
@@ -25,3 +27,16 @@ class Invalid(ServiceError, ValueError):
     """The request itself is wrong (an unknown playbook, a parameter the playbook does not take)."""
 
     code = "invalid"
+
+
+class Unavailable(ServiceError):
+    """A part this needs is not running here (the engine in a process started without workers)."""
+
+    code = "unavailable"
+
+
+def problems(exc: ValidationError) -> str:
+    """Pydantic's errors as ``field: message`` pairs, without echoing the input (it may hold PHI)."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors()
+    )
