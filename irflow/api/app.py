@@ -11,8 +11,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.exceptions import HTTPException
 from starlette.types import Scope
@@ -20,10 +21,10 @@ from starlette.types import Scope
 from irflow import __version__
 from irflow.api.deps import ApiContext
 from irflow.api.entra import EntraValidator
-from irflow.api.errors import ApiError, payload
+from irflow.api.errors import ApiError, ErrorBody, payload
 from irflow.api.guard import RequestGuard
 from irflow.api.metrics import StoreCollector
-from irflow.api.routes import incidents, records, runs, tokens, webhooks
+from irflow.api.routes import incidents, records, runs, tokens
 from irflow.audit import AuditChain
 from irflow.engine.runtime import Services
 from irflow.engine.services.errors import ServiceError
@@ -34,6 +35,16 @@ log = get_logger(__name__)
 SERVICE_STATUS = {"not_found": 404, "conflict": 409, "invalid": 422, "unavailable": 503}
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
 AUDITED_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, str]
+
+
+class NotReady(BaseModel):
+    error: ErrorBody
+    checks: dict[str, str]
 
 
 def create_app(svc: Services, *, entra: EntraValidator | None = None, worker: bool = False) -> FastAPI:
@@ -101,7 +112,7 @@ def create_app(svc: Services, *, entra: EntraValidator | None = None, worker: bo
         log.exception("api.unexpected_error", path=request.url.path)
         return JSONResponse(status_code=500, content=payload("internal_error", "internal error; see the log"))
 
-    for module in (incidents, runs, records, tokens, webhooks):
+    for module in (incidents, runs, records, tokens):
         app.include_router(module.router, prefix="/api/v1")
 
     registry = CollectorRegistry()
@@ -112,7 +123,12 @@ def create_app(svc: Services, *, entra: EntraValidator | None = None, worker: bo
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"], responses={503: {"description": "Database or worker not ready"}})
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        response_model=Readiness,
+        responses={503: {"model": NotReady, "description": "Database or worker not ready"}},
+    )
     def readyz() -> Response:
         """The database answers and, when this process runs the engine, the engine is launched."""
         from irflow.engine import runtime
@@ -142,8 +158,14 @@ def create_app(svc: Services, *, entra: EntraValidator | None = None, worker: bo
             )
         return JSONResponse({"status": "ready", "checks": checks})
 
-    @app.get("/metrics", tags=["ops"])
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     def metrics() -> Response:
+        """Prometheus metrics (text exposition format)."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(RequestGuard, on_reject=audit_rejection)

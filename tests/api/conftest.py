@@ -166,6 +166,7 @@ def api_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             azure_ca_bundle=Path(sim.ca_file),
             azure_token=SecretStr(sim.token),
             queue_polling_interval=0.05,
+            oncall_recipients="soc-oncall@example.org",
             playbooks_dir=Path(__file__).resolve().parents[2] / "playbooks",
         )
         svc = runtime.launch(settings)
