@@ -24,7 +24,7 @@ from irflow.api.entra import EntraValidator
 from irflow.api.errors import ApiError, ErrorBody, payload
 from irflow.api.guard import RequestGuard
 from irflow.api.metrics import StoreCollector
-from irflow.api.routes import incidents, records, runs, tokens
+from irflow.api.routes import incidents, records, runs, tokens, webhooks
 from irflow.audit import AuditChain
 from irflow.engine.runtime import Services
 from irflow.engine.services.errors import ServiceError
@@ -112,7 +112,7 @@ def create_app(svc: Services, *, entra: EntraValidator | None = None, worker: bo
         log.exception("api.unexpected_error", path=request.url.path)
         return JSONResponse(status_code=500, content=payload("internal_error", "internal error; see the log"))
 
-    for module in (incidents, runs, records, tokens):
+    for module in (incidents, runs, records, tokens, webhooks):
         app.include_router(module.router, prefix="/api/v1")
 
     registry = CollectorRegistry()
