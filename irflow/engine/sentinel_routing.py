@@ -7,6 +7,7 @@ entities (``from_entities``). The first match wins; the others are named in the 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,11 +41,7 @@ class NoRoute:
 def route(delivery: Delivery, playbooks_dir: Path) -> Route | NoRoute:
     matches: list[Route] = []
     reasons: list[str] = []
-    for path in list_playbooks(playbooks_dir):
-        try:
-            loaded = load_playbook(path)
-        except PlaybookError:
-            continue  # `irflow playbooks validate` reports it; a broken file never routes
+    for loaded in _routable_playbooks(playbooks_dir):
         for rule in loaded.spec.triggers.sentinel:
             if not _matches(rule.match, delivery):
                 continue
@@ -59,6 +56,31 @@ def route(delivery: Delivery, playbooks_dir: Path) -> Route | NoRoute:
         return NoRoute(reasons or ["no playbook's triggers.sentinel rule matches this incident"])
     first = matches[0]
     return Route(first.playbook, first.auto_start, first.params, [m.playbook for m in matches[1:]])
+
+
+_cache_lock = threading.Lock()
+_cache: dict[Path, tuple[tuple[tuple[str, int], ...], list[LoadedPlaybook]]] = {}
+
+
+def _routable_playbooks(playbooks_dir: Path) -> list[LoadedPlaybook]:
+    """The valid playbooks with Sentinel rules, parsed once per change of the files (name, mtime)."""
+    paths = list_playbooks(playbooks_dir)
+    stamp = tuple((str(path), path.stat().st_mtime_ns) for path in paths)
+    with _cache_lock:
+        cached = _cache.get(playbooks_dir)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+    loaded = []
+    for path in paths:
+        try:
+            playbook = load_playbook(path)
+        except PlaybookError:
+            continue  # `irflow playbooks validate` reports it; a broken file never routes
+        if playbook.spec.triggers.sentinel:
+            loaded.append(playbook)
+    with _cache_lock:
+        _cache[playbooks_dir] = (stamp, loaded)
+    return loaded
 
 
 def _matches(match: SentinelMatch, delivery: Delivery) -> bool:

@@ -16,9 +16,11 @@ content) and nothing else.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from collections import OrderedDict
+from functools import lru_cache
 from typing import Any
 
 import structlog
@@ -196,7 +198,7 @@ def _status_for(code: str) -> int:
 
 def _authenticate(request: Request, body: bytes, settings: Any, entra: EntraValidator | None) -> str:
     """The audit actor of an authenticated sender; :class:`Refused` otherwise."""
-    callers = CallerSettings().object_ids()
+    callers = _callers(os.environ.get("IRFLOW_SENTINEL_CALLERS"))
     validator = entra if callers else None
     secret = settings.sentinel_secret.get_secret_value() if settings.sentinel_secret else ""
     if validator is None and not secret:
@@ -230,6 +232,12 @@ def _authenticate(request: Request, body: bytes, settings: Any, entra: EntraVali
     if not _replays.first_use(header):
         raise Refused(401, "replayed_signature", "this signature was already used: sign each delivery anew")
     return "sentinel:hmac"
+
+
+@lru_cache(maxsize=4)
+def _callers(_environment_value: str | None) -> frozenset[str]:
+    """Read once per value of the variable (the .env file is read with it)."""
+    return CallerSettings().object_ids()
 
 
 def _timestamp(header: str) -> int | None:
