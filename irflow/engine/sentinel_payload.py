@@ -126,7 +126,7 @@ class _CommonAlert(_Loose):
 def parse_delivery(body: bytes) -> Delivery:
     """The delivery in *body*; :class:`DeliveryRejected` naming the first problem otherwise."""
     if len(body) > MAX_BODY_BYTES:
-        raise DeliveryRejected("payload_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes", 413)
+        raise DeliveryRejected("body_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes", 413)
     document = _load_json(body)
     if not isinstance(document, dict):
         raise DeliveryRejected("invalid_payload", "the body must be a JSON object")
@@ -144,11 +144,11 @@ def _load_json(body: bytes) -> Any:
     try:
         document = json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
     except UnicodeDecodeError:
-        raise DeliveryRejected("invalid_json", "the body is not UTF-8") from None
+        raise DeliveryRejected("invalid_json", "the body is not UTF-8", 400) from None
     except RecursionError:
-        raise DeliveryRejected("payload_too_deep", f"JSON nesting deeper than {MAX_DEPTH}") from None
+        raise DeliveryRejected("too_deep", f"JSON nesting deeper than {MAX_DEPTH}", 400) from None
     except ValueError as exc:
-        raise DeliveryRejected("invalid_json", f"the body is not JSON: {str(exc)[:200]}") from None
+        raise DeliveryRejected("invalid_json", f"the body is not JSON: {str(exc)[:200]}", 400) from None
     _check_shape(document)
     return document
 
@@ -168,7 +168,7 @@ def _check_shape(document: Any) -> None:
     while stack:
         value, depth = stack.pop()
         if isinstance(value, dict | list) and depth > MAX_DEPTH:
-            raise DeliveryRejected("payload_too_deep", f"JSON nesting deeper than {MAX_DEPTH}")
+            raise DeliveryRejected("too_deep", f"JSON nesting deeper than {MAX_DEPTH}", 400)
         if isinstance(value, dict):
             for key, item in value.items():
                 if len(key) > MAX_KEY:

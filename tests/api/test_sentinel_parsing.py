@@ -193,3 +193,22 @@ def test_sentinel_incident_ids_are_one_key_whatever_their_case() -> None:
     upper = incident()
     upper["object"]["id"] = upper["object"]["id"].upper().replace("/SUBSCRIPTIONS/", "/subscriptions/")
     assert parse_delivery(body_of(upper)).external_ref == parse_delivery(body_of(incident())).external_ref
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b"{" + b" " * (1024 * 1024) + b"}", 413, "body_too_large"),
+        (b"\xff\xfe{}", 400, "invalid_json"),
+        (b'{"a": ' + b"[" * 33 + b"]" * 33 + b"}", 400, "too_deep"),
+        (b"[" * 100_000 + b"]" * 100_000, 400, "too_deep"),
+        (b'{"k": 1, "k": 2}', 400, "invalid_json"),
+        (b'{"' + b"k" * 300 + b'": 1}', 422, "field_too_long"),
+        (b'"just a string"', 422, "invalid_payload"),
+    ],
+)
+def test_hostile_bodies_are_refused_by_the_parser_itself(body: bytes, status: int, code: str) -> None:
+    """The API's request guard refuses most of these first; the parser does not rely on it."""
+    with pytest.raises(DeliveryRejected) as caught:
+        parse_delivery(body)
+    assert (caught.value.status, caught.value.code) == (status, code)

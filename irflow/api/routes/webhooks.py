@@ -149,12 +149,12 @@ async def sentinel_webhook(request: Request) -> JSONResponse:
 async def _read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-        raise Refused(413, "payload_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
+        raise Refused(413, "body_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise Refused(413, "payload_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
+            raise Refused(413, "body_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -173,9 +173,7 @@ def _handle(request: Request, body: bytes) -> JSONResponse:
     try:
         delivery = parse_delivery(body)
     except DeliveryRejected as exc:
-        raise Refused(
-            exc.status if exc.status != 422 else _status_for(exc.code), exc.code, str(exc)
-        ) from None
+        raise Refused(exc.status, exc.code, str(exc)) from None
     intake = receive(svc, delivery, actor=actor)
     log.info(
         "sentinel delivery accepted",
@@ -190,10 +188,6 @@ def _handle(request: Request, body: bytes) -> JSONResponse:
             incident_id=intake.incident_id, run_id=intake.run_id, deduplicated=intake.deduplicated
         ).model_dump(),
     )
-
-
-def _status_for(code: str) -> int:
-    return 400 if code == "invalid_json" else 422
 
 
 def _authenticate(request: Request, body: bytes, settings: Any, entra: EntraValidator | None) -> str:
@@ -262,17 +256,21 @@ def _managed_identity(validator: EntraValidator, token: str, callers: frozenset[
 
 def _audit_rejection(db: Database, refused: Refused, body: bytes) -> None:
     """One audit event per refusal, nothing else; never the body (it may carry anything)."""
-    with db.transaction() as session:
-        AuditChain().append(
-            session,
-            actor=REJECTION_ACTOR,
-            type="sentinel.delivery_rejected",
-            payload={
-                "status": refused.status,
-                "code": refused.code,
-                "reason": refused.message,
-                "size": len(body),
-                "sha256": hashlib.sha256(body).hexdigest(),
-            },
-        )
+    try:
+        with db.transaction() as session:
+            AuditChain().append(
+                session,
+                actor=REJECTION_ACTOR,
+                type="sentinel.delivery_rejected",
+                payload={
+                    "status": refused.status,
+                    "code": refused.code,
+                    "reason": refused.message,
+                    "size": len(body),
+                    "sha256": hashlib.sha256(body).hexdigest(),
+                },
+            )
+    except Exception:  # the refusal stands even when the database cannot record it; the log says so
+        log.exception("sentinel refusal not audited", code=refused.code, status=refused.status)
+        return
     log.info("sentinel delivery refused", code=refused.code, status=refused.status)
