@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     entra_tenant_id: str | None = None
     entra_audience: str | None = None
     entra_authority: str | None = None
+    # A remote irflow: the CLI reads through its API with this bearer token instead of the local database.
+    url: str | None = None
+    token: SecretStr | None = None
     playbooks_dir: Path = Path("playbooks")
     templates_dir: Path = Path("notifications")
 

@@ -57,15 +57,18 @@ def served(sim_process, oidc, tmp_path: Path) -> Iterator[dict[str, Any]]:  # ty
         "IRFLOW_ENTRA_AUDIENCE": oidc.audience,
         "IRFLOW_ENTRA_AUTHORITY": oidc.authority,
     }
-    created = subprocess.run(
-        [sys.executable, "-m", "irflow", "tokens", "create", "--role", "responder", "--name", "oncall"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert created.returncode == 0, created.stderr
+    tokens = {}
+    for role, name in (("responder", "oncall"), ("admin", "laptop")):
+        created = subprocess.run(
+            [sys.executable, "-m", "irflow", "tokens", "create", "--role", role, "--name", name],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert created.returncode == 0, created.stderr
+        tokens[role] = created.stdout.splitlines()[-1]
     port = _free_port()
     log = (tmp_path / "serve.log").open("wb")
     process = subprocess.Popen(
@@ -87,7 +90,15 @@ def served(sim_process, oidc, tmp_path: Path) -> Iterator[dict[str, Any]]:  # ty
         assert time.monotonic() < deadline, "irflow serve did not become ready"
         time.sleep(0.2)
     try:
-        yield {"base": base, "token": created.stdout.splitlines()[-1], "sim": sim_process, "oidc": oidc}
+        yield {
+            "base": base,
+            "token": tokens["responder"],
+            "admin_token": tokens["admin"],
+            "sim": sim_process,
+            "oidc": oidc,
+            "env": env,
+            "dir": tmp_path,
+        }
     finally:
         process.terminate()
         try:
@@ -142,6 +153,49 @@ def test_trigger_a_playbook_through_the_api_and_watch_it_finish(served) -> None:
     metrics = httpx.get(f"{base}/metrics", timeout=10).text
     assert 'irflow_runs{status="succeeded"} 1.0' in metrics
     assert "irflow_step_duration_seconds_count" in metrics
+
+    # The CLI reads the same views through the API (IRFLOW_URL, IRFLOW_TOKEN) as from the database.
+    local_env = served["env"]
+    remote_env = {
+        **{k: v for k, v in local_env.items() if not k.startswith("IRFLOW_")},
+        "IRFLOW_URL": base,
+        "IRFLOW_TOKEN": served["admin_token"],
+        "IRFLOW_DATABASE_URL": "sqlite:///./no-database-here/irflow.db",
+    }
+    laptop = served["dir"] / "laptop"
+    laptop.mkdir()
+    notices = _cli(["notices", "list", ids["id"], "--json"], local_env, served["dir"])
+    assert json.loads(notices)["items"], "the playbook's escalation should have queued a notification"
+    first_notice = json.loads(notices)["items"][0]["id"]
+    for command in (
+        ["incidents", "list", "--json"],
+        ["incidents", "list"],
+        ["incidents", "show", ids["id"], "--json"],
+        ["incidents", "show", ids["id"]],
+        ["runs", "show", ids["run_id"], "--json"],
+        ["runs", "show", ids["run_id"]],
+        ["notices", "list", ids["id"], "--json"],
+        ["notices", "show", first_notice],
+    ):
+        assert _cli(command, remote_env, laptop) == _cli(command, local_env, served["dir"]), command
+    assert not (laptop / "no-database-here").exists()
+    missing = subprocess.run(
+        [sys.executable, "-m", "irflow", "runs", "show", "no-such-run"],
+        env=remote_env,
+        cwd=laptop,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 2 and "no run no-such-run" in missing.stderr
+
+
+def _cli(args: list[str], env: dict[str, str], cwd: Path) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "irflow", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, (args, done.stderr)
+    return done.stdout
 
 
 def test_entra_id_tokens_are_validated_by_the_served_api(served) -> None:  # type: ignore[no-untyped-def]

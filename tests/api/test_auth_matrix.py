@@ -25,6 +25,7 @@ ROUTES: list[tuple[str, str, str, Any, int]] = [
     ("PATCH", f"/api/v1/incidents/{INC}/facts", "compliance", {"role": "covered_entity"}, 200),
     ("GET", f"/api/v1/incidents/{INC}/notices", "compliance", None, 200),
     ("GET", f"/api/v1/incidents/{INC}/notices/none", "compliance", None, 404),
+    ("GET", "/api/v1/notices/none", "compliance", None, 404),
     (
         "POST",
         f"/api/v1/incidents/{INC}/notices/none/sent",

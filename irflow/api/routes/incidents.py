@@ -76,7 +76,18 @@ def show_notice(
     caller: Compliance,
     ctx: Context,
 ) -> deadlines.NotificationDetail:
-    return deadlines.show_notification(ctx.services.db, incident_id, notification_id)
+    return deadlines.show_notification(ctx.services.db, notification_id, incident_id)
+
+
+@router.get(
+    "/notices/{notification_id}",
+    summary="One notification or drafted notice, by its id alone",
+    responses=responses(*AUTH, 404, 422),
+)
+def show_notice_by_id(
+    notification_id: Annotated[str, Path(min_length=1, max_length=36)], caller: Compliance, ctx: Context
+) -> deadlines.NotificationDetail:
+    return deadlines.show_notification(ctx.services.db, notification_id)
 
 
 @router.post(

@@ -123,11 +123,15 @@ def incident_notices(db: Database, incident_id: str) -> IncidentNotices:
         )
 
 
-def show_notification(db: Database, incident_id: str, notification_id: str) -> NotificationDetail:
+def show_notification(
+    db: Database, notification_id: str, incident_id: str | None = None
+) -> NotificationDetail:
+    """One notification; with *incident_id*, only if it belongs to that incident."""
     with db.transaction() as session:
         n = session.get(Notification, notification_id)
-        if n is None or n.incident_id != incident_id:
-            raise NotFound(f"no notification {notification_id} for incident {incident_id}")
+        if n is None or (incident_id is not None and n.incident_id != incident_id):
+            where = f" for incident {incident_id}" if incident_id else ""
+            raise NotFound(f"no notification {notification_id}{where}")
         return _notification_view(n, NotificationDetail)  # type: ignore[return-value]
 
 
