@@ -1,21 +1,13 @@
-"""Sentinel webhook test helpers: real-schema payloads, signatures, a local Entra ID tenant (OIDC + JWKS)."""
+"""Sentinel webhook test helpers: real-schema payloads (a recorded incident, common alerts), signatures."""
 
 from __future__ import annotations
 
 import copy
 import json
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-
-import jwt
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from irflow.notify.channels import sign
 
@@ -80,73 +72,3 @@ def signed_headers(body: bytes, *, secret: str = SECRET, at: float | None = None
 
 def variant(document: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(document)
-
-
-@dataclass
-class LocalTenant:
-    """A Microsoft Entra tenant on loopback: both metadata documents and a JWKS, and tokens it signs."""
-
-    authority: str
-    tenant_id: str
-    key: Any
-    kid: str
-
-    def token(self, *, oid: str, audience: str, expires_in: int = 3600, issuer: str | None = None,
-              key: Any = None) -> str:  # fmt: skip
-        now = int(time.time())
-        claims = {
-            "aud": audience,
-            "iss": issuer or f"https://sts.windows.net/{self.tenant_id}/",
-            "iat": now - 5,
-            "nbf": now - 5,
-            "exp": now + expires_in,
-            "oid": oid,
-            "tid": self.tenant_id,
-            "sub": oid,
-            "idtyp": "app",
-        }
-        return jwt.encode(claims, key or self.key, algorithm="RS256", headers={"kid": self.kid})
-
-
-@contextmanager
-def local_tenant() -> Iterator[LocalTenant]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    kid = "test-key-1"
-    tenant_id = str(uuid.uuid4())
-    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
-    jwk.update({"kid": kid, "use": "sig", "alg": "RS256"})
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            base = f"http://127.0.0.1:{self.server.server_address[1]}"
-            documents = {
-                f"/{tenant_id}/v2.0/.well-known/openid-configuration": {
-                    "issuer": f"{base}/{tenant_id}/v2.0",
-                    "jwks_uri": f"{base}/{tenant_id}/discovery/v2.0/keys",
-                },
-                f"/{tenant_id}/.well-known/openid-configuration": {
-                    "issuer": f"https://sts.windows.net/{tenant_id}/",
-                    "jwks_uri": f"{base}/{tenant_id}/discovery/keys",
-                },
-                f"/{tenant_id}/discovery/v2.0/keys": {"keys": [jwk]},
-                f"/{tenant_id}/discovery/keys": {"keys": [jwk]},
-            }
-            document = documents.get(self.path)
-            payload = json.dumps(document or {"error": "not found"}).encode()
-            self.send_response(200 if document else 404)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *_args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield LocalTenant(f"http://127.0.0.1:{server.server_address[1]}", tenant_id, key, kid)
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,7 +19,6 @@ from sentinel_helpers import (
     body_of,
     common_alert,
     incident,
-    local_tenant,
     signed_headers,
 )
 from sqlalchemy import func, select
@@ -319,58 +319,51 @@ def test_the_webhook_refuses_everything_when_no_authentication_is_configured(
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_managed_identity_token_is_the_other_way_in(
-    database_url: str, sim: SimServer, monkeypatch: pytest.MonkeyPatch
+    database_url: str, sim: SimServer, oidc: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     caller = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
-    audience = "api://irflow-test"
-    with local_tenant() as tenant:
-        monkeypatch.setenv(
-            "IRFLOW_SENTINEL_CALLERS", f"{caller.upper()}, 11111111-2222-4333-8444-555555555555"
-        )
-        settings = _settings(
-            database_url,
-            sim,
-            sentinel_secret=None,
-            entra_tenant_id=tenant.tenant_id,
-            entra_audience=audience,
-            entra_authority=tenant.authority,
-        )
-        services = runtime.launch(settings)
-        try:
-            entra = EntraValidator.from_settings(settings)
-            with TestClient(create_app(services, entra=entra, worker=True)) as test_client:
-                body = body_of(incident(_subscription(sim), title="Impossible travel to a printer"))
+    audience = oidc.audience
+    monkeypatch.setenv("IRFLOW_SENTINEL_CALLERS", f"{caller.upper()}, 11111111-2222-4333-8444-555555555555")
+    settings = _settings(
+        database_url,
+        sim,
+        sentinel_secret=None,
+        entra_tenant_id=oidc.tenant_id,
+        entra_audience=audience,
+        entra_authority=oidc.authority,
+    )
+    services = runtime.launch(settings)
+    try:
+        entra = EntraValidator.from_settings(settings)
+        with TestClient(create_app(services, entra=entra, worker=True)) as test_client:
+            body = body_of(incident(_subscription(sim), title="Impossible travel to a printer"))
 
-                def post(token: str) -> object:
-                    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
-                    return test_client.post(URL, content=body, headers=headers)
+            def post(token: str) -> object:
+                headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+                return test_client.post(URL, content=body, headers=headers)
 
-                refused = {
-                    "another identity": (post(tenant.token(oid=str(uuid.uuid4()), audience=audience)), 403),
-                    "wrong audience": (post(tenant.token(oid=caller, audience="api://other")), 401),
-                    "wrong issuer": (
-                        post(tenant.token(oid=caller, audience=audience, issuer="https://evil/")),
-                        401,
-                    ),
-                    "expired": (post(tenant.token(oid=caller, audience=audience, expires_in=-600)), 401),
-                    "foreign key": (
-                        post(tenant.token(oid=caller, audience=audience, key=_other_key())),
-                        401,
-                    ),
-                    "signature scheme": (post("x.y.z"), 401),
-                }
-                for name, (response, status) in refused.items():
-                    assert response.status_code == status, (name, response.text)  # type: ignore[attr-defined]
-                assert _counts(services)["incidents"] == 0
-                accepted = post(tenant.token(oid=caller, audience=audience))
-                assert accepted.status_code == 202, accepted.text  # type: ignore[attr-defined]
-                signed = test_client.post(URL, content=body, headers=signed_headers(body))
-                assert signed.status_code == 401  # no secret configured: signatures are not a way in
-            with services.db.transaction() as session:
-                actors = set(session.execute(select(AuditEvent.actor)).scalars())
-            assert f"sentinel:{caller}" in actors
-        finally:
-            runtime.shutdown()
+            refused = {
+                "another identity": (post(oidc.token(oid=str(uuid.uuid4()))), 403),
+                "wrong audience": (post(oidc.token(oid=caller, audience="api://other")), 401),
+                "wrong issuer": (post(oidc.token(oid=caller, issuer="https://evil/")), 401),
+                "expired": (post(oidc.token(oid=caller, expires_in=-600)), 401),
+                "foreign key": (post(oidc.token(oid=caller, key=_other_key())), 401),
+                "another tenant": (post(oidc.token(oid=caller, tenant_id=str(uuid.uuid4()))), 401),
+                "not a JWT": (post("x.y.z"), 401),
+            }
+            for name, (response, status) in refused.items():
+                assert response.status_code == status, (name, response.text)  # type: ignore[attr-defined]
+            assert _counts(services)["incidents"] == 0
+            # A managed identity's token is a v1.0 access token (issuer https://sts.windows.net/{tid}/).
+            accepted = post(oidc.token(oid=caller, issuer=oidc.issuer_v1))
+            assert accepted.status_code == 202, accepted.text  # type: ignore[attr-defined]
+            signed = test_client.post(URL, content=body, headers=signed_headers(body))
+            assert signed.status_code == 401  # no secret configured: signatures are not a way in
+        with services.db.transaction() as session:
+            actors = set(session.execute(select(AuditEvent.actor)).scalars())
+        assert f"sentinel:{caller}" in actors
+    finally:
+        runtime.shutdown()
 
 
 def _other_key() -> object:
