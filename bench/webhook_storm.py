@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -188,12 +189,17 @@ def storm(database_url: str, label: str, args: argparse.Namespace) -> None:
                 select(func.count()).select_from(Incident).where(Incident.source == "sentinel")
             )
         db.dispose()
+        log_lines = (Path(tmp) / "serve.log").read_text(errors="replace").splitlines()
+        server_errors = [line for line in log_lines if "Error" in line]
     sent_ids = {doc["object"]["id"].lower() for doc in plan}
     incident_of: dict[str, set[str]] = {}
-    lost = 0
+    lost: Counter[str] = Counter()
     for document, answer in answers:
-        if isinstance(answer, Exception) or answer.status_code != 202:
-            lost += 1
+        if isinstance(answer, Exception):
+            lost[type(answer).__name__] += 1
+            continue
+        if answer.status_code != 202:
+            lost[f"{answer.status_code} {answer.json().get('error', {}).get('code')}"] += 1
             continue
         incident_of.setdefault(document["object"]["id"].lower(), set()).add(answer.json()["incident_id"])
     split = sum(1 for ids in incident_of.values() if len(ids) > 1)
@@ -205,8 +211,11 @@ def storm(database_url: str, label: str, args: argparse.Namespace) -> None:
     print(f"  latency p50 {p50:.1f} ms, p99 {p99:.1f} ms")
     print(f"  incidents created {created} vs distinct incident ids {len(sent_ids)} (must be equal)")
     print(
-        f"  lost deliveries {lost} (must be 0); Sentinel incidents answered with 2+ irflow incidents: {split}"
+        f"  lost deliveries {sum(lost.values())} {dict(lost)} (must be 0); "
+        f"Sentinel incidents answered with 2+ irflow incidents: {split}"
     )
+    for line in sorted(set(server_errors))[:5]:
+        print(f"  server log: {line[:200]}")
 
 
 def _postgres_database(admin_url: str) -> tuple[str, Any]:

@@ -94,6 +94,22 @@ class ReplayGuard:
 
 _replays = ReplayGuard()
 
+# Concurrent intakes per process. SQLite takes one writer at a time and lets waiters poll for the lock (busy
+# timeout): a storm of 64 waiting writers starves some past the timeout. Waiting here instead keeps every
+# delivery (it only waits longer); PostgreSQL locks rows, not the database, and takes more at once.
+INTAKE_SLOTS = {"sqlite": 2, "postgresql": 16}
+_slots: dict[str, threading.BoundedSemaphore] = {}
+_slots_lock = threading.Lock()
+
+
+def _intake_slots(db: Database) -> threading.BoundedSemaphore:
+    backend = db.engine.url.get_backend_name()
+    with _slots_lock:
+        if backend not in _slots:
+            _slots[backend] = threading.BoundedSemaphore(INTAKE_SLOTS.get(backend, 8))
+        return _slots[backend]
+
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in (
@@ -174,7 +190,8 @@ def _handle(request: Request, body: bytes) -> JSONResponse:
         delivery = parse_delivery(body)
     except DeliveryRejected as exc:
         raise Refused(exc.status, exc.code, str(exc)) from None
-    intake = receive(svc, delivery, actor=actor)
+    with _intake_slots(svc.db):
+        intake = receive(svc, delivery, actor=actor)
     log.info(
         "sentinel delivery accepted",
         incident_id=intake.incident_id,
