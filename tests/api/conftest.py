@@ -10,6 +10,7 @@ the v1.0 issuer is ``https://sts.windows.net/{tid}/`` as in a real tenant's v1.0
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 import uuid
@@ -145,6 +146,21 @@ def entra_env(oidc: OidcTenant, monkeypatch: pytest.MonkeyPatch) -> OidcTenant:
     return oidc
 
 
+# A playbook whose only step waits for an approver (the repository's playbooks gate only late steps).
+GATED_PLAYBOOK = """\
+name: gated-capture
+version: 1
+description: Capture the accounts' state once an approver agrees.
+inputs:
+  storage_accounts: {type: "list[resource_id]"}
+steps:
+  - id: capture
+    action: forensics.capture_resource_state
+    requires_approval: true
+    with: {resources: "{{ inputs.storage_accounts }}", phase: before}
+"""
+
+
 @pytest.fixture(scope="module")
 def api_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The engine launched over a new SQLite database and the simulated tenant (one per test module)."""
@@ -158,6 +174,9 @@ def api_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from irflow.sim.server import SimServer
 
     tmp = tmp_path_factory.mktemp("api")
+    playbooks = tmp / "playbooks"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "playbooks", playbooks)
+    (playbooks / "gated-capture.yaml").write_text(GATED_PLAYBOOK)
     with SimServer(Tenant.demo()) as sim:
         settings = Settings(
             database_url=f"sqlite:///{tmp / 'irflow.db'}",
@@ -167,7 +186,7 @@ def api_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             azure_token=SecretStr(sim.token),
             queue_polling_interval=0.05,
             oncall_recipients="soc-oncall@example.org",
-            playbooks_dir=Path(__file__).resolve().parents[2] / "playbooks",
+            playbooks_dir=playbooks,
         )
         svc = runtime.launch(settings)
         try:

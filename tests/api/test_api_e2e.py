@@ -148,7 +148,7 @@ def test_trigger_a_playbook_through_the_api_and_watch_it_finish(served) -> None:
     assert cancel.status_code == 409 and "already ended" in cancel.json()["error"]["message"]
     events = api.get("/audit", params={"incident_id": ids["id"], "limit": 1000}).json()["items"]
     created_by = {e["actor"] for e in events if e["type"] in ("incident.opened", "run.created")}
-    assert len(created_by) == 1 and created_by.pop().startswith("token:oncall#")
+    assert len(created_by) == 1 and created_by.pop().startswith("token/oncall#")
     assert api.get("/audit/verify").json()["ok"] is True
     metrics = httpx.get(f"{base}/metrics", timeout=10).text
     assert 'irflow_runs{status="succeeded"} 1.0' in metrics

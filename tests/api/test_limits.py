@@ -22,7 +22,7 @@ def api(api_engine) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
     token = create_token(svc.db, TokenCreate(name="limits", role="admin"), actor="test")
     with TestClient(create_app(svc, worker=True)) as client:
         client.headers["Authorization"] = f"Bearer {token.token}"
-        yield {"client": client, "svc": svc, "sim": sim, "actor": f"token:limits#{token.id}"}
+        yield {"client": client, "svc": svc, "sim": sim, "actor": f"token/limits#{token.id}"}
 
 
 def _counts(svc) -> tuple[int, int]:  # type: ignore[no-untyped-def]
@@ -134,3 +134,37 @@ def test_open_an_incident_through_the_api_and_its_run_finishes(api) -> None:  # 
     listed = api["client"].get("/api/v1/incidents", params={"source": "api", "limit": 1}).json()
     assert listed["total"] >= 1 and len(listed["items"]) == 1
     assert svc.db is not None
+
+
+def test_a_gate_waits_for_an_approval_given_through_the_api(api) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from dbos import DBOS
+
+    client = api["client"]
+    account = api["sim"].tenant.storage_account("phiclaimsarchive").id
+    created = client.post(
+        "/api/v1/incidents",
+        json={
+            "title": "gate",
+            "severity": "low",
+            "playbook": "gated-capture",
+            "params": {"storage_accounts": [account]},
+        },
+    ).json()
+    run_id = created["run_id"]
+    for _ in range(600):
+        run = client.get(f"/api/v1/runs/{run_id}").json()
+        if run["status"] == "awaiting_approval":
+            break
+        time.sleep(0.1)
+    assert run["status"] == "awaiting_approval", run
+    wrong_step = client.post(f"/api/v1/runs/{run_id}/approve", json={"step_id": "no-such-step"})
+    assert wrong_step.status_code == 409 and "no step waiting" in wrong_step.json()["error"]["message"]
+    approved = client.post(f"/api/v1/runs/{run_id}/approve", json={"step_id": "capture", "comment": "go"})
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["decision"] == "approved" and len(approved.json()["steps"]) == 1
+    assert DBOS.retrieve_workflow(run_id).get_result() == "succeeded"
+    events = client.get("/api/v1/audit", params={"incident_id": created["id"], "limit": 1000}).json()["items"]
+    approvals = [e for e in events if e["payload"].get("by") == api["actor"]]
+    assert approvals and approvals[0]["payload"].get("comment") == "go"

@@ -47,7 +47,7 @@ def test_a_token_is_stored_only_as_its_digest_and_authenticates(database: Databa
     assert [e.type for e in events] == ["token.created"] and created.token not in events[0].payload
     principal = authenticate(database, created.token)
     assert principal.kind == "token" and principal.roles == {"responder"}
-    assert principal.actor == f"token:soc bot#{created.id}"
+    assert principal.actor == f"token/soc bot#{created.id}"
     with pytest.raises(TokenRefused, match="unknown"):
         authenticate(database, created.token + "x")
     with pytest.raises(TokenRefused, match="not an irflow API token"):

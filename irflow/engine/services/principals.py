@@ -34,7 +34,8 @@ class Principal(BaseModel):
     def actor(self) -> str:
         """How the audit trail names this caller (ids only: no e-mail address or display name)."""
         if self.kind == "token":
-            return f"token:{self.name}#{self.id}"[:200]
+            # Not "token:…": the audit redaction masks a value labelled "token:" as a credential.
+            return f"token/{self.name}#{self.id}"[:200]
         if self.kind == "entra":
             return f"entra:{self.id}"
         return self.name
