@@ -107,11 +107,6 @@ def create_app(svc: Services, *, entra: EntraValidator | None = None, worker: bo
         code = HTTP_CODES.get(exc.status_code, "http_error")
         return error(request, exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
-    @app.exception_handler(Exception)
-    def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("api.unexpected_error", path=request.url.path)
-        return JSONResponse(status_code=500, content=payload("internal_error", "internal error; see the log"))
-
     for module in (incidents, runs, records, tokens, webhooks):
         app.include_router(module.router, prefix="/api/v1")
 

@@ -25,6 +25,7 @@ _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 
 log = get_logger(__name__)
 
+
 def _too_deep(body: bytes) -> bool:
     """Counted on the raw text first: json.loads itself recurses and must not see a 100 000-deep document."""
     depth = deepest = 0
@@ -83,7 +84,22 @@ class RequestGuard:
                 await run_in_threadpool(self.on_reject, scope, status, code, message)
                 await _send_error(send_with_id, status, code, message)
                 return
-            await self.app(scope, _replay(body, receive) if body is not None else receive, send_with_id)
+            started = False
+
+            async def send_tracked(message: Message) -> None:
+                nonlocal started
+                started = started or message["type"] == "http.response.start"
+                await send_with_id(message)
+
+            try:
+                await self.app(scope, _replay(body, receive) if body is not None else receive, send_tracked)
+            except Exception:
+                # Our JSON error with the request id, not a plain-text 500; the log has the trace.
+                log.exception("api.unexpected_error", path=scope.get("path", ""))
+                if not started:
+                    await _send_error(
+                        send_with_id, 500, "internal_error", "internal error; see the server log"
+                    )
 
 
 def _declared_too_large(headers: dict[str, str]) -> tuple[int, str, str] | None:

@@ -168,3 +168,20 @@ def test_a_gate_waits_for_an_approval_given_through_the_api(api) -> None:  # typ
     events = client.get("/api/v1/audit", params={"incident_id": created["id"], "limit": 1000}).json()["items"]
     approvals = [e for e in events if e["payload"].get("by") == api["actor"]]
     assert approvals and approvals[0]["payload"].get("comment") == "go"
+
+
+def test_an_unexpected_failure_is_a_json_500_with_the_request_id(api, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from irflow.engine.services import audit
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("database exploded")
+
+    monkeypatch.setattr(audit, "verify_chain", broken)
+    client = TestClient(api["client"].app, raise_server_exceptions=False)
+    response = client.get(
+        "/api/v1/audit/verify", headers={**api["client"].headers, "X-Request-Id": "req-failure-1"}
+    )
+    assert response.status_code == 500 and response.headers["X-Request-Id"] == "req-failure-1"
+    assert response.json() == {
+        "error": {"code": "internal_error", "message": "internal error; see the server log"}
+    }
