@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     fingerprint_key: SecretStr | None = Field(default=None, min_length=16)
     # Fernet key that seals sensitive playbook inputs at rest (irflow/engine/sealing.py).
     data_key: SecretStr | None = None
+    # Microsoft Entra ID bearer tokens (users' app roles, senders' managed identities): accepted when both
+    # the tenant and irflow's app id URI are set. The authority defaults to the cloud's sign-in host.
+    entra_tenant_id: str | None = None
+    entra_audience: str | None = None
+    entra_authority: str | None = None
+    # A remote irflow: the CLI reads through its API with this bearer token instead of the local database.
+    url: str | None = None
+    token: SecretStr | None = None
     playbooks_dir: Path = Path("playbooks")
     templates_dir: Path = Path("notifications")
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from irflow.store.db import head_revision
+
 REPO = Path(__file__).resolve().parents[1]
 ACCOUNT_KEY = re.compile(r"[A-Za-z0-9+/]{86}==")
 
@@ -126,8 +128,6 @@ def test_invalid_configuration_is_reported(tmp_path: Path) -> None:
 def test_db_upgrade_and_verify_on_a_new_database(tmp_path: Path) -> None:
     env = {"IRFLOW_DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}"}
     upgraded = irflow("db", "upgrade", cwd=tmp_path, env=env)
-    from irflow.store.db import head_revision
-
     assert upgraded.returncode == 0 and f"empty -> {head_revision()}" in upgraded.stdout
     verify = irflow("audit", "verify", "--json", cwd=tmp_path, env=env)
     assert verify.returncode == 0 and json.loads(verify.stdout)["ok"] is True

@@ -54,9 +54,11 @@ app.add_typer(notices_app, name="notices")
 def _mount_subcommands() -> None:
     from irflow.cli.deadlines import deadlines_app
     from irflow.cli.sim import sim_app
+    from irflow.cli.tokens import tokens_app
 
     app.add_typer(sim_app, name="sim", help="The simulated Azure tenant.")
     app.add_typer(deadlines_app, name="deadlines", help="HIPAA and state breach-notification deadlines.")
+    app.add_typer(tokens_app, name="tokens")
 
 
 _mount_subcommands()
@@ -233,13 +235,16 @@ def runs_show(
 ) -> None:
     """One run with its steps, plans and results."""
     from irflow.cli.display import steps_table
+    from irflow.cli.remote import remote_read
     from irflow.engine.runs import run_view
 
-    with _reader() as svc:
-        try:
-            view = run_view(svc, run_id)
-        except LookupError as exc:
-            fail(str(exc))
+    view = remote_read(lambda api: api.run(run_id))
+    if view is None:
+        with _reader() as svc:
+            try:
+                view = run_view(svc, run_id)
+            except LookupError as exc:
+                fail(str(exc))
     if as_json:
         console.print_json(json.dumps(view, default=str))
     else:
@@ -269,10 +274,13 @@ def incidents_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
     """Incidents, newest first."""
     from rich.table import Table
 
+    from irflow.cli.remote import remote_read
     from irflow.engine.runs import incident_list
 
-    with _reader() as svc:
-        items = incident_list(svc)
+    items = remote_read(lambda api: api.incidents())
+    if items is None:
+        with _reader() as svc:
+            items = incident_list(svc)
     if as_json:
         console.print_json(json.dumps({"items": items, "total": len(items)}))
         return
@@ -296,13 +304,16 @@ def incidents_show(
     incident_id: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
 ) -> None:
     """One incident: its facts, runs and deadlines."""
+    from irflow.cli.remote import remote_read
     from irflow.engine.incidents import incident_view
 
-    with _reader() as svc:
-        try:
-            view = incident_view(svc.db, incident_id)
-        except LookupError as exc:
-            fail(str(exc))
+    view = remote_read(lambda api: api.incident(incident_id))
+    if view is None:
+        with _reader() as svc:
+            try:
+                view = incident_view(svc.db, incident_id)
+            except LookupError as exc:
+                fail(str(exc))
     if as_json:
         console.print_json(json.dumps(view, default=str))
         return
@@ -615,26 +626,29 @@ def notices_list(
     """An incident's notifications and drafts (recipients shown only as fingerprints)."""
     from sqlalchemy import select
 
+    from irflow.cli.remote import remote_read
     from irflow.store.models import Notification
 
-    with _reader() as svc, svc.db.transaction() as session:
-        rows = [
-            {
-                "id": n.id,
-                "status": n.status,
-                "channel": n.channel,
-                "template": n.template,
-                "recipient": n.recipient_fingerprint if n.channel != "draft" else n.recipient,
-                "subject": n.subject,
-                "attempts": n.attempts,
-                "created_at": n.created_at.isoformat(),
-            }
-            for n in session.execute(
-                select(Notification)
-                .where(Notification.incident_id == incident_id)
-                .order_by(Notification.created_at)
-            ).scalars()
-        ]
+    rows = remote_read(lambda api: api.notices(incident_id))
+    if rows is None:
+        with _reader() as svc, svc.db.transaction() as session:
+            rows = [
+                {
+                    "id": n.id,
+                    "status": n.status,
+                    "channel": n.channel,
+                    "template": n.template,
+                    "recipient": n.recipient_fingerprint if n.channel != "draft" else n.recipient,
+                    "subject": n.subject,
+                    "attempts": n.attempts,
+                    "created_at": n.created_at.isoformat(),
+                }
+                for n in session.execute(
+                    select(Notification)
+                    .where(Notification.incident_id == incident_id)
+                    .order_by(Notification.created_at)
+                ).scalars()
+            ]
     if as_json:
         console.print_json(json.dumps({"items": rows, "total": len(rows)}))
         return
@@ -650,8 +664,14 @@ def notices_list(
 @notices_app.command("show")
 def notices_show(notification_id: str) -> None:
     """The subject and body of one notification or draft, for review."""
+    from irflow.cli.remote import remote_read
     from irflow.store.models import Notification
 
+    remote = remote_read(lambda api: api.notification(notification_id))
+    if remote is not None:
+        console.print(f"Subject: {remote['subject']}\n", markup=False)
+        console.print(remote["body"], markup=False)
+        return
     with _reader() as svc, svc.db.transaction() as session:
         notification = session.get(Notification, notification_id)
         if notification is None:
@@ -989,14 +1009,15 @@ def serve_command(
     import uvicorn
 
     from irflow.api.app import create_app
+    from irflow.api.entra import EntraValidator
 
     settings = load_settings()
-    if workers:
-        with engine(settings) as svc:
-            uvicorn.run(create_app(svc.db), host=host, port=port, log_config=None)
-        return
-    with _reader() as svc:
-        uvicorn.run(create_app(svc.db), host=host, port=port, log_config=None)
+    try:
+        entra = EntraValidator.from_settings(settings)
+    except ValueError as exc:
+        fail(f"invalid Entra ID configuration: {exc}")
+    with engine(settings) if workers else _reader() as svc:
+        uvicorn.run(create_app(svc, entra=entra, worker=workers), host=host, port=port, log_config=None)
 
 
 @app.command("demo")

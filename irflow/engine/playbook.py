@@ -50,15 +50,55 @@ class InputSpec(BaseModel):
     required: bool = True
     default: Any = None
     description: str = ""
+    # A Sentinel entity kind, optionally narrowed to ARM resource types: "AzureResource:Microsoft.Storage/
+    # storageAccounts" (see irflow/engine/sentinel_entities.py).
     from_entities: str | None = None
     # A secret or PHI: stored sealed (irflow/engine/sealing.py), audited as a fingerprint, never echoed.
     sensitive: bool = False
+
+    @field_validator("from_entities")
+    @classmethod
+    def _known_entity_kind(cls, value: str | None) -> str | None:
+        if value is not None:
+            from irflow.engine.sentinel_entities import parse_entity_selector
+
+            parse_entity_selector(value)
+        return value
+
+
+class SentinelMatch(BaseModel):
+    """Which Sentinel incidents a rule takes; every condition given must hold."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title_contains: str | None = Field(default=None, min_length=1, max_length=200)
+    entity_types: list[str] = Field(default_factory=list)
+    resource_types: list[str] = Field(default_factory=list)
+    severities: list[Literal["informational", "low", "medium", "high"]] = Field(default_factory=list)
+
+    @field_validator("entity_types")
+    @classmethod
+    def _known_kinds(cls, value: list[str]) -> list[str]:
+        from irflow.engine.sentinel_entities import parse_entity_selector
+
+        for kind in value:
+            parse_entity_selector(kind)
+        return value
+
+    @field_validator("resource_types")
+    @classmethod
+    def _arm_types(cls, value: list[str]) -> list[str]:
+        from irflow.engine.sentinel_entities import parse_entity_selector
+
+        for resource_type in value:
+            parse_entity_selector(f"AzureResource:{resource_type}")
+        return value
 
 
 class TriggerRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    match: dict[str, Any] = Field(default_factory=dict)
+    match: SentinelMatch = Field(default_factory=SentinelMatch)
     auto_start: bool = False
 
 

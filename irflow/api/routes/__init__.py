@@ -1,0 +1,1 @@
+"""The routers of ``/api/v1``: each route checks the caller's role, calls one service, returns its view."""

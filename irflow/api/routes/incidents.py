@@ -1,0 +1,106 @@
+"""Incidents, their facts and their notices."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from irflow.api.deps import Compliance, Context, Responder, Viewer
+from irflow.api.errors import AUTH, responses
+from irflow.engine.incidents import FactsUpdate
+from irflow.engine.services import deadlines, incidents
+from irflow.engine.services.views import IncidentDetail, IncidentSummary, Page
+
+router = APIRouter(tags=["incidents"])
+IncidentId = Annotated[str, Path(min_length=1, max_length=36)]
+BODY = (400, 413, 415, 422)
+
+
+@router.post(
+    "/incidents",
+    status_code=201,
+    summary="Open an incident and start a playbook run for it (not waiting for the run)",
+    responses=responses(*AUTH, *BODY),
+)
+def create_incident(
+    body: incidents.IncidentCreate, caller: Responder, ctx: Context
+) -> incidents.IncidentCreated:
+    return incidents.create_incident(ctx.services, body, by=caller)
+
+
+@router.get("/incidents", summary="Incidents, newest first", responses=responses(*AUTH, 422))
+def list_incidents(
+    caller: Viewer, ctx: Context, query: Annotated[incidents.IncidentFilter, Query()]
+) -> Page[IncidentSummary]:
+    return incidents.list_incidents(ctx.services.db, query)
+
+
+@router.get(
+    "/incidents/{incident_id}",
+    summary="One incident with its facts, runs and deadlines",
+    responses=responses(*AUTH, 404, 422),
+)
+def show_incident(incident_id: IncidentId, caller: Viewer, ctx: Context) -> IncidentDetail:
+    return incidents.show_incident(ctx.services.db, incident_id)
+
+
+@router.patch(
+    "/incidents/{incident_id}/facts",
+    summary="Change facts (discovery, counts by state, role, law-enforcement delay); deadlines recomputed",
+    responses=responses(*AUTH, *BODY, 404),
+)
+def change_facts(
+    incident_id: IncidentId, body: FactsUpdate, caller: Compliance, ctx: Context
+) -> incidents.FactsResult:
+    return incidents.change_facts(ctx.services.db, incident_id, body, by=caller)
+
+
+@router.get(
+    "/incidents/{incident_id}/notices",
+    summary="The incident's notification obligations and its notifications",
+    responses=responses(*AUTH, 404, 422),
+)
+def list_notices(incident_id: IncidentId, caller: Compliance, ctx: Context) -> deadlines.IncidentNotices:
+    return deadlines.incident_notices(ctx.services.db, incident_id)
+
+
+@router.get(
+    "/incidents/{incident_id}/notices/{notification_id}",
+    summary="One notification or drafted notice, with its body",
+    responses=responses(*AUTH, 404, 422),
+)
+def show_notice(
+    incident_id: IncidentId,
+    notification_id: Annotated[str, Path(min_length=1, max_length=36)],
+    caller: Compliance,
+    ctx: Context,
+) -> deadlines.NotificationDetail:
+    return deadlines.show_notification(ctx.services.db, notification_id, incident_id)
+
+
+@router.get(
+    "/notices/{notification_id}",
+    summary="One notification or drafted notice, by its id alone",
+    responses=responses(*AUTH, 404, 422),
+)
+def show_notice_by_id(
+    notification_id: Annotated[str, Path(min_length=1, max_length=36)], caller: Compliance, ctx: Context
+) -> deadlines.NotificationDetail:
+    return deadlines.show_notification(ctx.services.db, notification_id)
+
+
+@router.post(
+    "/incidents/{incident_id}/notices/{obligation_id}/sent",
+    status_code=204,
+    summary="Record the notice of one obligation as sent",
+    responses=responses(*AUTH, *BODY, 404, 409),
+)
+def notice_sent(
+    incident_id: IncidentId,
+    obligation_id: Annotated[str, Path(min_length=1, max_length=36)],
+    body: deadlines.NoticeSent,
+    caller: Compliance,
+    ctx: Context,
+) -> None:
+    deadlines.record_notice_sent(ctx.services.db, incident_id, obligation_id, body)

@@ -1,0 +1,46 @@
+"""Runs and the decisions taken on them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path
+
+from irflow.api.deps import Approver, Context, Responder, Viewer
+from irflow.api.errors import AUTH, responses
+from irflow.engine.services import runs
+from irflow.engine.services.views import RunView
+
+router = APIRouter(tags=["runs"])
+RunId = Annotated[str, Path(min_length=1, max_length=36)]
+Decision = Annotated[runs.RunDecision, Body(default_factory=runs.RunDecision)]
+ACTION = responses(*AUTH, 400, 404, 409, 413, 415, 422)
+
+
+@router.get(
+    "/runs/{run_id}",
+    summary="One run with its steps, plans and results",
+    responses=responses(*AUTH, 404, 422),
+)
+def show_run(run_id: RunId, caller: Viewer, ctx: Context) -> RunView:
+    return runs.show_run(ctx.services, run_id)
+
+
+@router.post("/runs/{run_id}/approve", summary="Approve gated steps", responses=ACTION)
+def approve(run_id: RunId, caller: Approver, ctx: Context, body: Decision) -> runs.Decided:
+    return runs.decide(ctx.services, run_id, body, approved=True, by=caller)
+
+
+@router.post("/runs/{run_id}/reject", summary="Reject gated steps (they are skipped)", responses=ACTION)
+def reject(run_id: RunId, caller: Approver, ctx: Context, body: Decision) -> runs.Decided:
+    return runs.decide(ctx.services, run_id, body, approved=False, by=caller)
+
+
+@router.post("/runs/{run_id}/cancel", summary="Stop a run", responses=ACTION)
+def cancel(run_id: RunId, caller: Responder, ctx: Context, body: Decision) -> runs.Decided:
+    return runs.cancel(ctx.services, run_id, by=caller)
+
+
+@router.post("/runs/{run_id}/retry", summary="Re-run a failed run's failed steps", responses=ACTION)
+def retry(run_id: RunId, caller: Responder, ctx: Context, body: Decision) -> runs.Decided:
+    return runs.retry(ctx.services, run_id, by=caller)

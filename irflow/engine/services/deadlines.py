@@ -1,0 +1,146 @@
+"""Notification obligations across incidents, and the notices of one incident."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+
+from irflow.engine.services.errors import Conflict, NotFound
+from irflow.engine.services.views import DeadlineView, Page
+from irflow.store.db import Database
+from irflow.store.models import Deadline, Incident, Notification
+
+DeadlineStatus = Literal["open", "met", "overdue", "tolled", "late", "not_required"]
+
+
+class DeadlineFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    due_before: date | None = Field(default=None, description="Only obligations due before this date.")
+    status: DeadlineStatus | None = None
+    incident_id: str | None = Field(default=None, max_length=36)
+    limit: int = Field(default=100, ge=1, le=500)
+    offset: int = Field(default=0, ge=0, le=1_000_000)
+
+
+def _view(d: Deadline) -> DeadlineView:
+    return DeadlineView(
+        id=d.id,
+        incident_id=d.incident_id,
+        kind=d.kind,
+        jurisdiction=d.jurisdiction,
+        due=d.due,
+        basis=d.basis,
+        notes=d.notes,
+        status=d.status,
+    )
+
+
+def list_deadlines(db: Database, query: DeadlineFilter) -> Page[DeadlineView]:
+    conditions = []
+    if query.due_before:
+        conditions.append(Deadline.due < query.due_before)
+    if query.status:
+        conditions.append(Deadline.status == query.status)
+    if query.incident_id:
+        conditions.append(Deadline.incident_id == query.incident_id)
+    with db.transaction() as session:
+        total = session.execute(select(func.count()).select_from(Deadline).where(*conditions)).scalar_one()
+        rows = session.execute(
+            select(Deadline)
+            .where(*conditions)
+            .order_by(Deadline.due, Deadline.kind, Deadline.jurisdiction, Deadline.id)
+            .limit(query.limit)
+            .offset(query.offset)
+        ).scalars()
+        items = [_view(d) for d in rows]
+    return Page[DeadlineView](items=items, total=total, limit=query.limit, offset=query.offset)
+
+
+class NotificationView(BaseModel):
+    id: str
+    status: str
+    channel: str
+    template: str
+    recipient: str = Field(description="A fingerprint of the address; drafts name their audience.")
+    subject: str
+    attempts: int
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class NotificationDetail(NotificationView):
+    body: str
+
+
+class IncidentNotices(BaseModel):
+    obligations: list[DeadlineView]
+    notifications: list[NotificationView]
+
+
+class NoticeSent(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    on: date = Field(description="The date the notice went out.")
+    method: Literal["mail", "email", "substitute_web", "substitute_media", "media", "hhs_portal", "other"]
+    count: int = Field(ge=0, le=1_000_000_000, description="How many notices were sent.")
+
+
+def _notification_view(n: Notification, cls: type[NotificationView] = NotificationView) -> NotificationView:
+    extra = {"body": n.body} if cls is NotificationDetail else {}
+    return cls(
+        id=n.id,
+        status=n.status,
+        channel=n.channel,
+        template=n.template,
+        recipient=n.recipient if n.channel == "draft" else n.recipient_fingerprint,
+        subject=n.subject,
+        attempts=n.attempts,
+        created_at=n.created_at,
+        sent_at=n.sent_at,
+        **extra,
+    )
+
+
+def incident_notices(db: Database, incident_id: str) -> IncidentNotices:
+    with db.transaction() as session:
+        if session.get(Incident, incident_id) is None:
+            raise NotFound(f"no incident {incident_id}")
+        deadlines = session.execute(
+            select(Deadline).where(Deadline.incident_id == incident_id).order_by(Deadline.due, Deadline.kind)
+        ).scalars()
+        notifications = session.execute(
+            select(Notification)
+            .where(Notification.incident_id == incident_id)
+            .order_by(Notification.created_at, Notification.id)
+        ).scalars()
+        return IncidentNotices(
+            obligations=[_view(d) for d in deadlines],
+            notifications=[_notification_view(n) for n in notifications],
+        )
+
+
+def show_notification(
+    db: Database, notification_id: str, incident_id: str | None = None
+) -> NotificationDetail:
+    """One notification; with *incident_id*, only if it belongs to that incident."""
+    with db.transaction() as session:
+        n = session.get(Notification, notification_id)
+        if n is None or (incident_id is not None and n.incident_id != incident_id):
+            where = f" for incident {incident_id}" if incident_id else ""
+            raise NotFound(f"no notification {notification_id}{where}")
+        return _notification_view(n, NotificationDetail)  # type: ignore[return-value]
+
+
+def record_notice_sent(db: Database, incident_id: str, obligation_id: str, command: NoticeSent) -> None:
+    with db.transaction() as session:
+        deadline = session.get(Deadline, obligation_id)
+        if deadline is None or deadline.incident_id != incident_id:
+            raise NotFound(f"no obligation {obligation_id} for incident {incident_id}")
+    raise Conflict(
+        "recording a notice as sent (and moving the deadlines that run from it) is not supported by this "
+        "engine yet; nothing was recorded"
+    )
