@@ -336,10 +336,11 @@ def incident_view(db: Database, incident_id: str) -> dict[str, Any]:
         if incident is None:
             raise LookupError(f"no incident {incident_id}")
         facts = _facts_of(incident)
-        if incident.discovered_at is not None:
-            facts["discovered_on"] = discovery_date(
-                incident.discovered_at, incident_timezone(incident)
-            ).isoformat()
+        facts["discovered_on"] = (
+            discovery_date(incident.discovered_at, incident_timezone(incident)).isoformat()
+            if incident.discovered_at is not None
+            else None
+        )
         return {
             "id": incident.id,
             "title": incident.title,

@@ -177,8 +177,11 @@ def api_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     playbooks = tmp / "playbooks"
     shutil.copytree(Path(__file__).resolve().parents[2] / "playbooks", playbooks)
     (playbooks / "gated-capture.yaml").write_text(GATED_PLAYBOOK)
-    with SimServer(Tenant.demo()) as sim:
+    tenant = Tenant.demo()
+    tenant.set_caller_origin(ip="192.0.2.10")  # irflow's egress IP, as a deployment configures it
+    with SimServer(tenant) as sim:
         settings = Settings(
+            egress_ips="192.0.2.10",
             database_url=f"sqlite:///{tmp / 'irflow.db'}",
             azure_cloud="custom",
             arm_endpoint=sim.endpoint,

@@ -26,7 +26,9 @@ ACCOUNTS = ("phipatientexports", "phiimaging")
 @pytest.fixture
 def sim_process() -> Iterator[dict[str, Any]]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "irflow", "sim", "serve", "--port", "0", "--latency-ms", "20"],
+        [sys.executable, "-m", "irflow", "sim", "serve", "--port", "0", "--latency-ms", "20"]
+        # irflow's egress IP: the strict firewalls see irflow come from it (IRFLOW_EGRESS_IPS)
+        + ["--caller-ip", "192.0.2.10"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -64,7 +64,10 @@ def matrix(api_engine, oidc_module) -> Iterator[dict[str, Any]]:  # type: ignore
         playbook_name="p",
         playbook_version=1,
         playbook_hash="0" * 64,
-        playbook_content="name: p",
+        playbook_content=(
+            "name: p\nversion: 1\nsteps:\n  - id: escalate\n    action: notify.escalate\n"
+            "    with: {reason: matrix}\n"
+        ),
         params={},
         dry_run=True,
         auto_approve=False,

@@ -37,11 +37,15 @@ from irflow.store.models import AuditEvent, Incident, Notification, Run
 URL = "/api/v1/webhooks/sentinel"
 PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 ONCALL = "soc-oncall@example.org"
+# irflow's egress IP, configured as a deployment would: the strict tenant's firewalls see irflow come from it.
+IRFLOW_EGRESS_IP = "192.0.2.10"
 
 
 @pytest.fixture
 def sim() -> Iterator[SimServer]:
-    with SimServer(Tenant.demo()) as server:
+    tenant = Tenant.demo()
+    tenant.set_caller_origin(ip=IRFLOW_EGRESS_IP)
+    with SimServer(tenant) as server:
         yield server
 
 
@@ -56,6 +60,7 @@ def _settings(database_url: str, sim: SimServer, **overrides: object) -> Setting
         "oncall_recipients": ONCALL,
         "playbooks_dir": PLAYBOOKS,
         "sentinel_secret": SecretStr(SECRET),
+        "egress_ips": IRFLOW_EGRESS_IP,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -189,4 +189,4 @@ def test_anchors_and_aliases_within_bounds_still_load() -> None:
     text = VALID.replace(
         "inputs:", "description: &d shared\ntriggers: {sentinel: [{match: {title_contains: *d}}]}\ninputs:"
     )
-    assert parse_playbook(text).spec.triggers.sentinel[0].match == {"title_contains": "shared"}
+    assert parse_playbook(text).spec.triggers.sentinel[0].match.title_contains == "shared"

@@ -36,6 +36,11 @@ def _view(d: Deadline) -> DeadlineView:
         basis=d.basis,
         notes=d.notes,
         status=d.status,
+        recipient=d.recipient,
+        sent_on=d.sent_on,
+        outer_bound=d.outer_bound,
+        outer_basis=d.outer_basis,
+        hipaa_treatment=d.hipaa_treatment,
     )
 
 

@@ -51,21 +51,53 @@ class DeadlineView(BaseModel):
     incident_id: str | None = None
     kind: str
     jurisdiction: str
+    recipient: str = Field(default="", description="The regulator, when a jurisdiction has several.")
     due: date
     basis: str
     notes: str
     status: str
+    sent_on: date | None = None
+    outer_bound: date | None = Field(
+        default=None, description="The later reading's date (e.g. a law-enforcement delay added back)."
+    )
+    outer_basis: str = ""
+    hipaa_treatment: str | None = None
 
 
 class Facts(BaseModel):
     role: str
     discovered_at: datetime | None
+    discovery_reason: str | None = None
+    timezone: str | None = None
     affected_total: int | None
     affected_by_state: dict[str, int]
     breach_start: date | None
     breach_end: date | None
     law_enforcement_delay: dict[str, Any] | None
     ba_contract_days: int | None
+    hipaa: bool | None = None
+    ca_facility: bool | None = None
+    ba_agent_discovered_on: date | None = None
+    out_of_date_addresses: int | None = None
+    urgent: bool | None = None
+    deceased_with_next_of_kin: int | None = None
+    discovered_on: date | None = Field(
+        default=None, description="The discovery date in the incident's time zone (day 0 of every clock)."
+    )
+
+
+class NoticeSentView(BaseModel):
+    id: str
+    kind: str
+    jurisdiction: str
+    recipient: str
+    sent_on: date
+    method: str
+    count: int
+    evidence_id: str | None
+    copy_sha256: str | None
+    author: str
+    recorded_at: datetime
 
 
 class IncidentSummary(BaseModel):
@@ -89,6 +121,7 @@ class IncidentDetail(BaseModel):
     risk_outcome: str | None
     runs: list[RunSummary]
     deadlines: list[DeadlineView]
+    notices_sent: list[NoticeSentView] = Field(default_factory=list)
 
 
 class Page(BaseModel, Generic[T]):
