@@ -9,7 +9,9 @@ actions are idempotent and state changes recognise a replay.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from dbos import DBOS, SetWorkflowID
 from pydantic import ValidationError
@@ -28,24 +30,58 @@ APPROVAL_TIMEOUT_S = 7 * 24 * 3600
 
 log = get_logger("irflow.engine")
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class StepCrashed(RuntimeError):
+    """An unexpected error inside a DBOS step, reduced to its redacted text.
+
+    DBOS records a step's exception in its system database (pickled): the original may hold PHI in its
+    message and may not pickle at all (Azure SDK errors keep their traceback), which crashed resumes with
+    ``cannot pickle 'traceback' object``. Only this plain, redacted copy leaves a step.
+    """
+
+
+def _portable(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except StepCrashed:
+            raise
+        except Exception as exc:
+            raise StepCrashed(_safe_error(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
 
 # --- steps: each one a DBOS step (recorded once completed) ---------------------------------------------
 @DBOS.step()
+@_portable
 def load_run(run_id: str) -> dict[str, Any]:
     return services().state.run_snapshot(run_id)
 
 
 @DBOS.step()
+@_portable
 def change_run(run_id: str, trigger: str, error: str | None = None) -> str:
     return services().state.transition_run(run_id, trigger, error=error)
 
 
 @DBOS.step()
+@_portable
 def note_step_without_targets(run_id: str, step_key: str) -> None:
     services().state.note_run_event(run_id, "run.step_without_targets", {"step": step_key})
 
 
 @DBOS.step()
+@_portable
+def note_step(step_id: str, type: str, payload: dict[str, Any]) -> None:
+    services().state.note_step_event(step_id, type, payload)
+
+
+@DBOS.step()
+@_portable
 def create_steps(run_id: str, position: int, spec: dict[str, Any], items: list[dict[str, Any]]) -> list[str]:
     return services().state.ensure_steps(
         run_id,
@@ -59,6 +95,7 @@ def create_steps(run_id: str, position: int, spec: dict[str, Any], items: list[d
 
 
 @DBOS.step()
+@_portable
 def change_step(
     step_id: str, trigger: str, fields: dict[str, Any] | None = None, payload: dict[str, Any] | None = None
 ) -> str:
@@ -66,6 +103,7 @@ def change_step(
 
 
 @DBOS.step()
+@_portable
 def deliver_outbox() -> dict[str, int]:
     """One delivery pass of the outbox (what notify.* steps queued); failures are retried by later passes."""
     try:
@@ -77,6 +115,7 @@ def deliver_outbox() -> dict[str, int]:
 
 
 @DBOS.step()
+@_portable
 def plan_target(step_id: str) -> dict[str, Any]:
     """Compute the step's plan (reads only) and record it."""
     row = services().state.step_row(step_id)
@@ -84,8 +123,13 @@ def plan_target(step_id: str) -> dict[str, Any]:
         try:
             action, ctx = _context(row)
             plan = action.plan(ctx).model_dump(mode="json")
-        except (ActionError, ValidationError, KeyError) as exc:
-            return {"ok": False, "error": _safe_error(exc)}
+        except ActionError as exc:
+            return {"ok": False, "error": _safe_error(exc), "retryable": exc.retryable}
+        except (ValidationError, KeyError) as exc:  # params that can never be valid: no retry
+            return {"ok": False, "error": _safe_error(exc), "retryable": False}
+        except Exception as exc:  # an SDK or transport failure (a connection error): the retry policy decides
+            log.warning("plan raised", action=row["action"], error_type=type(exc).__name__)
+            return {"ok": False, "error": _safe_error(exc), "retryable": True}
     if row["state"] == "pending":
         services().state.transition_step(
             step_id, "plan", plan=plan, payload={"changes": plan["changes"], "notes": plan["notes"]}
@@ -94,6 +138,7 @@ def plan_target(step_id: str) -> dict[str, Any]:
 
 
 @DBOS.step()
+@_portable
 def apply_target(step_id: str) -> dict[str, Any]:
     """Make Azure match the target state, then re-read it. Returns, never raises, for action errors."""
     row = services().state.step_row(step_id)
@@ -139,16 +184,30 @@ def _safe_error(exc: BaseException) -> str:
     if isinstance(exc, ValidationError):
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         return redact_text(f"invalid params: {problems}")[:1000]
-    text = str(exc) if isinstance(exc, ActionError | KeyError) else f"{type(exc).__name__}: {exc}"
+    text = (
+        str(exc) if isinstance(exc, ActionError | KeyError | StepCrashed) else f"{type(exc).__name__}: {exc}"
+    )
     return redact_text(text)[:1000]
 
 
 # --- workflows -------------------------------------------------------------------------------------------
 @DBOS.workflow()
 def target_workflow(step_id: str, spec: dict[str, Any], dry_run: bool, auto_approve: bool) -> dict[str, Any]:
-    """One step on one target: plan, (approval), then attempts of apply+verify with backoff."""
-    step = StepSpec.model_validate(spec)
-    planned = plan_target(step_id)
+    """One step on one target: plan, (approval), then attempts of apply+verify with backoff.
+
+    Never raises for a failure of the step itself: whatever goes wrong ends as the step's failure with its
+    reason. Only a cancellation (DBOS's own, a BaseException) passes through.
+    """
+    try:
+        return _run_target(step_id, StepSpec.model_validate(spec), dry_run, auto_approve)
+    except Exception as exc:
+        error = _safe_error(exc)
+        change_step(step_id, "fail", {"error": error}, {"error": error})
+        return {"state": "failed", "error": error}
+
+
+def _run_target(step_id: str, step: StepSpec, dry_run: bool, auto_approve: bool) -> dict[str, Any]:
+    planned = _plan_with_retries(step_id, step)
     if not planned["ok"]:
         change_step(step_id, "fail", {"error": planned["error"]}, {"error": planned["error"]})
         return {"state": "failed", "error": planned["error"]}
@@ -193,11 +252,34 @@ def target_workflow(step_id: str, spec: dict[str, Any], dry_run: bool, auto_appr
     return {"state": "failed", "error": last_error}
 
 
+def _plan_with_retries(step_id: str, step: StepSpec) -> dict[str, Any]:
+    """Plan under the step's retry policy: a read that fails for a transient reason is tried again."""
+    planned: dict[str, Any] = {}
+    for attempt in range(1, step.retry.max_attempts + 1):
+        if attempt > 1:
+            delay = step.retry.delay_before(attempt)
+            note_step(step_id, "step.plan_retrying", {"error": planned["error"], "delay_s": delay})
+            DBOS.sleep(delay)
+        planned = plan_target(step_id)
+        if planned["ok"] or not planned.get("retryable"):
+            return planned
+    return planned
+
+
 @DBOS.workflow()
 def playbook_workflow(run_id: str) -> str:
+    """The run, step by step; a failure of the workflow itself still ends the run ``failed``, with why."""
     run = load_run(run_id)
     if run["status"] in ("succeeded", "failed", "cancelled"):
         return run["status"]
+    try:
+        return _run_playbook(run_id, run)
+    except Exception as exc:
+        log.error("run failed unexpectedly", run_id=run_id, error_type=type(exc).__name__)
+        return change_run(run_id, "fail", error=f"the run stopped on an internal error: {_safe_error(exc)}")
+
+
+def _run_playbook(run_id: str, run: dict[str, Any]) -> str:
     try:
         playbook = parse_playbook(run["content"], f"run {run_id}").spec
     except PlaybookError as exc:
@@ -213,58 +295,98 @@ def playbook_workflow(run_id: str) -> str:
             "steps": outputs,
             "incident": {"id": run["incident_id"], "prior_state": run["prior_states"]},
         }
-        try:
-            items = _expand(step, context)
-        except (TemplateProblem, ValueError) as exc:
-            return change_run(run_id, "fail", error=f"step {step.id}: {exc}")
+        items = _expand(step, context)
         if not items:  # an optional list input left empty: nothing to do, and the trail says so
             note_step_without_targets(run_id, step.id)
             outputs[step.id] = {"states": [], "outputs": []}
             continue
         spec = step.model_dump(mode="json", by_alias=True)
-        step_ids = create_steps(run_id, position, spec, items)
-        outcomes: list[dict[str, Any]] = []
-        window: list[Any] = []
-        for step_id in step_ids:
+        step_ids = create_steps(run_id, position, spec, [_row_of(item) for item in items])
+        outcomes: list[dict[str, Any] | None] = [None] * len(step_ids)
+        window: list[tuple[int, Any]] = []
+        for index, (step_id, item) in enumerate(zip(step_ids, items, strict=True)):
+            if "error" in item:  # its params could not be rendered: a failure of this target alone
+                change_step(step_id, "fail", {"error": item["error"]}, {"error": item["error"]})
+                outcomes[index] = {"state": "failed", "error": item["error"]}
+                continue
             if len(window) >= step.concurrency:
-                outcomes.append(window.pop(0).get_result(polling_interval_sec=poll))
-            window.append(queue.enqueue(target_workflow, step_id, spec, run["dry_run"], run["auto_approve"]))
-        outcomes.extend(handle.get_result(polling_interval_sec=poll) for handle in window)
+                waited, handle = window.pop(0)
+                outcomes[waited] = _outcome(handle, poll)
+            window.append(
+                (index, queue.enqueue(target_workflow, step_id, spec, run["dry_run"], run["auto_approve"]))
+            )
+        for waited, handle in window:
+            outcomes[waited] = _outcome(handle, poll)
+        done = [o for o in outcomes if o is not None]
         if step.action.startswith("notify.") and not run["dry_run"]:
             deliver_outbox()
         outputs[step.id] = {
-            "states": [o["state"] for o in outcomes],
-            "outputs": [o.get("result", {}).get("outputs", {}) for o in outcomes],
+            "states": [o["state"] for o in done],
+            "outputs": [o.get("result", {}).get("outputs", {}) for o in done],
         }
-        failed = [o for o in outcomes if o["state"] == "failed"]
+        failed = [o for o in done if o["state"] == "failed"]
         if failed and step.on_failure != "continue":
             return change_run(
                 run_id,
                 "fail",
-                error=f"step {step.id}: {len(failed)} of {len(outcomes)} "
+                error=f"step {step.id}: {len(failed)} of {len(done)} "
                 f"targets failed; first error: {failed[0].get('error', '')}",
             )
     return change_run(run_id, "succeed")
 
 
+def _outcome(handle: Any, poll: float) -> dict[str, Any]:
+    """A target's outcome; a target workflow that ended in an error (or was cancelled) counts as failed."""
+    try:
+        return handle.get_result(polling_interval_sec=poll)
+    except Exception as exc:
+        return {"state": "failed", "error": _safe_error(exc)}
+
+
+def _row_of(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: item[key] for key in ("item_index", "target", "params")}
+
+
 def _expand(step: StepSpec, context: dict[str, Any]) -> list[dict[str, Any]]:
-    """The step's targets with their rendered params (``item`` bound for ``for_each``)."""
+    """The step's targets with their rendered params (``item`` bound for ``for_each``).
+
+    Rendering is untrusted code: any exception it raises becomes the failure of the target it was for (of
+    the whole step when ``for_each`` itself cannot be rendered), never an error of the workflow.
+    """
     action = get_action(step.action)
     if step.for_each is None:
-        params = render(step.with_, context)
+        try:
+            params = render(step.with_, context)
+        except Exception as exc:
+            return [{"item_index": -1, "target": None, "params": {}, "error": _render_error(exc)}]
         target = params.get(action.target_param) if action.target_param else None
         return [{"item_index": -1, "target": _as_target(target), "params": params}]
-    items = render(step.for_each, context)
-    if not isinstance(items, list):
-        raise ValueError(f"for_each must give a list, not {type(items).__name__}")
-    expanded = []
+    try:
+        items = render(step.for_each, context)
+        if not isinstance(items, list):
+            raise TemplateProblem(f"for_each must give a list, not {type(items).__name__}")
+    except Exception as exc:
+        return [{"item_index": -1, "target": None, "params": {}, "error": _render_error(exc)}]
+    expanded: list[dict[str, Any]] = []
     for index, item in enumerate(items):
-        params = render(step.with_, {**context, "item": item})
+        try:
+            params = render(step.with_, {**context, "item": item})
+        except Exception as exc:
+            expanded.append(
+                {"item_index": index, "target": _as_target(item), "params": {}, "error": _render_error(exc)}
+            )
+            continue
         if action.target_param and action.target_param not in params:
             params[action.target_param] = item
         target = params.get(action.target_param) if action.target_param else item
         expanded.append({"item_index": index, "target": _as_target(target), "params": params})
     return expanded
+
+
+def _render_error(exc: Exception) -> str:
+    if isinstance(exc, TemplateProblem):
+        return redact_text(str(exc))[:1000]
+    return redact_text(f"cannot render the step's params: {type(exc).__name__}: {exc}")[:1000]
 
 
 def _as_target(value: Any) -> str | None:

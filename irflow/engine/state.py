@@ -222,6 +222,29 @@ class StateStore:
                 payload={"run_id": run_id, **payload},
             )
 
+    def note_step_event(self, step_id: str, type: str, payload: dict[str, Any]) -> None:
+        """An audit event about one step that changes no state (e.g. a plan retried after an error)."""
+        with self.db.transaction() as session:
+            step = session.get(Step, step_id)
+            if step is None:
+                raise LookupError(f"no step {step_id}")
+            run = session.get(Run, step.run_id)
+            assert run is not None
+            self.chain.append(
+                session,
+                actor=ENGINE_ACTOR,
+                type=type,
+                incident_id=run.incident_id,
+                payload={
+                    "run_id": step.run_id,
+                    "step": step.step_key,
+                    "item": step.item_index,
+                    "target": step.target,
+                    "action": step.action,
+                    **payload,
+                },
+            )
+
     def _follow_incident(self, session: Session, run: Run, run_state: str, actor: str) -> None:
         trigger = {"running": "begin_containment", "succeeded": "contain"}.get(run_state)
         if trigger is None:
