@@ -37,7 +37,7 @@ db_app = typer.Typer(help="Application database.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 playbooks_app = typer.Typer(help="Playbooks.", no_args_is_help=True)
 actions_app = typer.Typer(help="The action registry.", no_args_is_help=True)
-runs_app = typer.Typer(help="Playbook runs.", no_args_is_help=True)
+runs_app = typer.Typer(help="Playbook runs (alone: the runs not yet ended).", invoke_without_command=True)
 incidents_app = typer.Typer(help="Incidents.", no_args_is_help=True)
 notices_app = typer.Typer(help="The outbox: notifications and drafted notices.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -209,17 +209,86 @@ def runs_reject(
 
 @runs_app.command("resume")
 def runs_resume() -> None:
-    """Resume every run left unfinished by a stopped process, and wait for them."""
-    from irflow.engine.runs import run_view, wait_for_unfinished_runs
+    """Resume every run left unfinished by a stopped process, wait for them; exit 1 unless all succeeded."""
+    from irflow.engine.runs import wait_for_unfinished_runs
 
     settings = load_settings()
     with engine(settings) as svc:
         finished = wait_for_unfinished_runs(svc)
-        for run_id in finished:
-            view = run_view(svc, run_id)
-            console.print(f"run {run_id}: {view['status']}", markup=False)
+        for run_id, status in finished:
+            console.print(f"run {run_id}: {status}", markup=False)
         if not finished:
             console.print("no unfinished runs")
+    if any(status != "succeeded" for _, status in finished):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@runs_app.callback()
+def runs_default(ctx: typer.Context) -> None:
+    """Without a subcommand: the runs not yet ended."""
+    if ctx.invoked_subcommand is None:
+        runs_list(all_runs=False, as_json=False)
+
+
+@runs_app.command("list")
+def runs_list(
+    all_runs: Annotated[bool, typer.Option("--all", help="Every run, not only the unfinished.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Runs not yet ended (pending, running, awaiting approval), newest first, with their workflow."""
+    from rich.table import Table
+
+    from irflow.engine.runs import unfinished_runs
+
+    with _reader() as svc:
+        items = unfinished_runs(svc, include_finished=all_runs)
+    if as_json:
+        console.print_json(json.dumps({"items": items, "total": len(items)}))
+        return
+    if not items:
+        console.print("no runs" if all_runs else "no unfinished runs")
+        return
+    table = Table(title=f"{len(items)} {'runs' if all_runs else 'unfinished runs'}")
+    for column in ("run", "status", "playbook", "incident", "created (UTC)", "by", "workflow"):
+        table.add_column(column, overflow="fold")
+    for item in items:
+        workflow = item["workflow"]
+        table.add_row(
+            item["id"],
+            item["status"] + (" (dry run)" if item["dry_run"] else ""),
+            item["playbook"],
+            item["incident_id"],
+            item["created_at"][:19],
+            item["actor"],
+            "none" if workflow is None else f"{workflow['status']} on {workflow['executor_id']}",
+        )
+    console.print(table)
+    if not all_runs:
+        console.print("cancel one with: irflow runs cancel RUN_ID", markup=False)
+
+
+@runs_app.command("cancel")
+def runs_cancel(
+    run_id: str,
+    reason: Annotated[str, typer.Option(help="Why (recorded in the audit trail).")] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Cancel a run that has not ended: no further step starts; open steps become cancelled (audited)."""
+    from irflow.engine.runs import cancel_run
+
+    with _reader() as svc:
+        try:
+            outcome = cancel_run(svc, run_id, actor=cli_actor(), reason=reason)
+        except (LookupError, ValueError) as exc:
+            fail(str(exc))
+    if as_json:
+        console.print_json(json.dumps(outcome))
+        return
+    console.print(
+        f"run {run_id} cancelled (was {outcome['from']}; "
+        f"{outcome['steps_cancelled']} open step(s) cancelled)",
+        markup=False,
+    )
 
 
 @runs_app.command("show")

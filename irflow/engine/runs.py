@@ -8,9 +8,14 @@ from typing import Any
 
 from sqlalchemy import select
 
+from irflow.engine.machines import RUN_TERMINAL
 from irflow.engine.playbook import coerce_inputs, find_playbook, load_playbook
 from irflow.engine.runtime import Services
+from irflow.logs import get_logger
+from irflow.redaction import redact_text
 from irflow.store.models import Incident, Run, Step
+
+log = get_logger("irflow.engine")
 
 
 @dataclass(frozen=True)
@@ -128,8 +133,132 @@ def decide_approvals(
     return waiting
 
 
-def wait_for_unfinished_runs(svc: Services, *, exclude: str | None = None) -> list[str]:
-    """Wait for the runs this process resumed at launch (pending or running), rather than interrupt them."""
+UNFINISHED = ("pending", "running", "awaiting_approval")
+# DBOS workflow states after which the workflow will not act on its run again.
+WORKFLOW_ENDED = {"SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"}
+
+
+@dataclass(frozen=True)
+class WorkflowState:
+    status: str
+    error: str | None
+    executor_id: str | None
+
+
+def workflow_states(settings: Any, run_ids: list[str]) -> dict[str, WorkflowState]:
+    """The DBOS state of each run's workflow (the workflow id is the run id), read without an executor."""
+    from dbos import DBOSClient
+
+    from irflow.engine.runtime import system_database_url
+
+    if not run_ids:
+        return {}
+    client = DBOSClient(system_database_url=system_database_url(settings.database_url))
+    try:
+        found = client.list_workflows(workflow_ids=run_ids, load_input=False)
+    finally:
+        client.destroy()
+    return {status.workflow_id: _state_of(status) for status in found}
+
+
+def _state_of(status: Any) -> WorkflowState:
+    error = None if status.error is None else redact_text(f"{type(status.error).__name__}: {status.error}")
+    return WorkflowState(status=str(status.status), error=error, executor_id=status.executor_id)
+
+
+def settle_run(svc: Services, run_id: str, workflow: WorkflowState | None) -> str:
+    """The run's status, after ending it when its workflow ended without doing so.
+
+    The workflow ends its run itself, even on an internal error; this covers what it cannot: a workflow that
+    errored before it could write (its database unreachable at that moment), one DBOS gave up recovering,
+    one cancelled outside irflow. Such a run would otherwise show ``running`` forever.
+    """
+    status = svc.state.run_snapshot(run_id)["status"]
+    if status in RUN_TERMINAL or workflow is None or workflow.status not in WORKFLOW_ENDED:
+        return status
+    if workflow.status == "CANCELLED":
+        return svc.state.transition_run(run_id, "cancel", payload={"reason": "its workflow was cancelled"})
+    reason = f"the run's workflow ended ({workflow.status}) without finishing the run"
+    if workflow.error:
+        reason += f": {workflow.error}"
+    if status == "pending":
+        svc.state.transition_run(run_id, "start")
+    return svc.state.transition_run(run_id, "fail", error=reason[:1000])
+
+
+def settle_if_workflow_ended(svc: Services, run_id: str) -> str:
+    """:func:`settle_run` for a process that runs the engine (it reads DBOS directly)."""
+    from dbos import DBOS
+
+    status = DBOS.get_workflow_status(run_id)
+    return settle_run(svc, run_id, None if status is None else _state_of(status))
+
+
+def unfinished_runs(
+    svc: Services, *, include_finished: bool = False, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Runs not yet ended (or every run, newest first), with what their workflow is doing."""
+    with svc.db.transaction() as session:
+        query = select(Run).order_by(Run.created_at.desc()).limit(limit)
+        if not include_finished:
+            query = query.where(Run.status.in_(UNFINISHED))
+        rows = [
+            {
+                "id": run.id,
+                "incident_id": run.incident_id,
+                "playbook": run.playbook_name,
+                "status": run.status,
+                "dry_run": run.dry_run,
+                "actor": run.actor,
+                "created_at": run.created_at.isoformat(),
+                "error": run.error,
+            }
+            for run in session.execute(query).scalars()
+        ]
+    states = workflow_states(svc.settings, [row["id"] for row in rows])
+    for row in rows:
+        state = states.get(row["id"])
+        row["workflow"] = (
+            None if state is None else {"status": state.status, "executor_id": state.executor_id}
+        )
+    return rows
+
+
+def cancel_run(svc: Services, run_id: str, *, actor: str, reason: str = "") -> dict[str, Any]:
+    """Stop a run: its workflows first (no new step starts), then the run and its open steps, audited.
+
+    A step whose Azure call was already in flight finishes that call; its outcome is recorded beside the
+    cancellation (``step.outcome_after_cancel``) and the step stays cancelled.
+    """
+    from dbos import DBOSClient
+
+    from irflow.engine.runtime import system_database_url
+
+    status = svc.state.run_snapshot(run_id)["status"]
+    if status in RUN_TERMINAL:
+        raise ValueError(f"run {run_id} already ended ({status}): nothing to cancel")
+    from irflow.engine.interpreter import APPROVAL_TOPIC
+
+    gates = svc.state.steps_awaiting_approval(run_id)
+    client = DBOSClient(system_database_url=system_database_url(svc.settings.database_url))
+    try:
+        if client.list_workflows(workflow_ids=[run_id], load_input=False, load_output=False):
+            client.cancel_workflow(run_id, cancel_children=True)
+        for gate in gates:  # wake each gate, so its worker thread sees the cancellation now, not in days
+            if gate["workflow_id"]:
+                client.send(gate["workflow_id"], {"cancelled": True, "actor": actor}, APPROVAL_TOPIC)
+    finally:
+        client.destroy()
+    return svc.state.cancel_run(run_id, actor=actor, reason=reason)
+
+
+def wait_for_unfinished_runs(svc: Services, *, exclude: str | None = None) -> list[tuple[str, str]]:
+    """Wait for the runs this process executes (resumed at launch), rather than interrupt them.
+
+    Returns each run with the status it ended in. A run whose workflow errored is settled as failed with
+    the reason; it never makes this wait raise, and never blocks the others. Runs waiting for a human
+    (``awaiting_approval``) are not waited for: their decision resumes them whenever it comes.
+    """
     from dbos import DBOS
 
     with svc.db.transaction() as session:
@@ -140,6 +269,17 @@ def wait_for_unfinished_runs(svc: Services, *, exclude: str | None = None) -> li
     for run_id in open_runs:
         if run_id == exclude:
             continue
-        DBOS.retrieve_workflow(run_id).get_result(polling_interval_sec=svc.settings.queue_polling_interval)
-        finished.append(run_id)
+        status = DBOS.get_workflow_status(run_id)
+        if status is not None and status.executor_id not in (None, svc.settings.executor_id):
+            continue  # another replica's run: it is that replica's to finish
+        if status is not None and status.status not in WORKFLOW_ENDED:
+            try:
+                DBOS.retrieve_workflow(run_id).get_result(
+                    polling_interval_sec=svc.settings.queue_polling_interval
+                )
+            except Exception as exc:  # an errored workflow: settled below, the others still waited for
+                log.warning("resumed run ended in an error", run_id=run_id, error_type=type(exc).__name__)
+            status = DBOS.get_workflow_status(run_id)
+        state = None if status is None else _state_of(status)
+        finished.append((run_id, settle_run(svc, run_id, state)))
     return finished

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from irflow import clock
 from irflow.audit import AuditChain
-from irflow.engine.machines import INCIDENT, RUN, STEP, IllegalTransition, StateMachine
+from irflow.engine.machines import INCIDENT, RUN, STEP, STEP_TERMINAL, IllegalTransition, StateMachine
+from irflow.redaction import redact_text
 from irflow.store.db import Database
 from irflow.store.models import Incident, Run, Step
 
@@ -180,6 +181,8 @@ class StateStore:
             run = session.get(Run, run_id, with_for_update=True)
             if run is None:
                 raise LookupError(f"no run {run_id}")
+            if run.status == "cancelled":  # an operator's cancel wins over what the workflow did meanwhile
+                return run.status
             new = _next(RUN, run.status, trigger)
             if new is None:
                 return run.status
@@ -279,6 +282,9 @@ class StateStore:
             step = session.get(Step, step_id, with_for_update=True)
             if step is None:
                 raise LookupError(f"no step {step_id}")
+            if step.state == "cancelled":
+                self._note_outcome_after_cancel(session, step, trigger, actor, payload)
+                return step.state
             new = _next(STEP, step.state, trigger)
             if new is None:
                 return step.state
@@ -314,6 +320,86 @@ class StateStore:
                 session.flush()
                 self._follow_approvals(session, run, actor)
             return new
+
+    def _note_outcome_after_cancel(
+        self, session: Session, step: Step, trigger: str, actor: str, payload: dict[str, Any] | None
+    ) -> None:
+        """A step cancelled while its Azure call was in flight: the outcome is recorded, not applied."""
+        if trigger not in ("succeed", "fail"):
+            return
+        run = session.get(Run, step.run_id)
+        assert run is not None
+        self.chain.append(
+            session,
+            actor=actor,
+            type="step.outcome_after_cancel",
+            incident_id=run.incident_id,
+            payload={
+                "run_id": step.run_id,
+                "step": step.step_key,
+                "item": step.item_index,
+                "target": step.target,
+                "action": step.action,
+                "outcome": "succeeded" if trigger == "succeed" else "failed",
+                **(payload or {}),
+            },
+        )
+
+    def cancel_run(self, run_id: str, *, actor: str, reason: str = "") -> dict[str, Any]:
+        """The run and every step not yet ended become ``cancelled`` in one transaction, audited."""
+        reason = redact_text(reason)[:500]
+        with self.db.transaction() as session:
+            # Lock order as in transition_step: steps, then their run, then the audit head.
+            open_steps = list(
+                session.execute(
+                    select(Step)
+                    .where(Step.run_id == run_id, Step.state.not_in(tuple(STEP_TERMINAL)))
+                    .order_by(Step.position, Step.item_index)
+                    .with_for_update()
+                ).scalars()
+            )
+            run = session.get(Run, run_id, with_for_update=True)
+            if run is None:
+                raise LookupError(f"no run {run_id}")
+            old = run.status
+            try:
+                new = RUN.next_state(old, "cancel")
+            except IllegalTransition:
+                raise ValueError(f"run {run_id} already ended ({old}): nothing to cancel") from None
+            now = clock.now()
+            run.status, run.finished_at = new, now
+            run.error = f"cancelled by {actor}" + (f": {reason}" if reason else "")
+            for step in open_steps:
+                step_old, step.state, step.updated_at = step.state, "cancelled", now
+                self.chain.append(
+                    session,
+                    actor=actor,
+                    type="step.cancelled",
+                    incident_id=run.incident_id,
+                    payload={
+                        "run_id": run_id,
+                        "step": step.step_key,
+                        "item": step.item_index,
+                        "target": step.target,
+                        "action": step.action,
+                        "from": step_old,
+                        "attempt": step.attempts,
+                    },
+                )
+            self.chain.append(
+                session,
+                actor=actor,
+                type="run.cancelled",
+                incident_id=run.incident_id,
+                payload={
+                    "run_id": run_id,
+                    "from": old,
+                    "to": new,
+                    "reason": reason,
+                    "steps": len(open_steps),
+                },
+            )
+            return {"run_id": run_id, "from": old, "status": new, "steps_cancelled": len(open_steps)}
 
     def _follow_approvals(self, session: Session, run: Run, actor: str) -> None:
         """The run waits for approval exactly while one of its steps does."""
