@@ -130,7 +130,21 @@ def run_command(
                 markup=False,
             )
         wait_for_unfinished_runs(svc, exclude=submitted.run_id)
+        _finish_own_workflows(svc)
     raise typer.Exit(code)
+
+
+def _finish_own_workflows(svc) -> None:  # type: ignore[no-untyped-def]
+    """Let the workflows this process executes (other runs' steps included) finish before it exits."""
+    from irflow.engine.runs import wait_for_own_workflows
+
+    left = wait_for_own_workflows(svc)
+    if left:
+        errors.print(
+            f"{len(left)} workflow(s) executed here are still in flight; they resume when an engine with "
+            f"executor id {svc.settings.executor_id!r} starts again (irflow runs resume)",
+            markup=False,
+        )
 
 
 def _ask_for_approvals(svc, run_id: str) -> None:  # type: ignore[no-untyped-def]
@@ -164,6 +178,7 @@ def _decide(run_id: str, step: str | None, comment: str, *, approved: bool, as_j
             console.print(f"{verb} {len(decided)} waiting step(s) of run {run_id}", markup=False)
         _wait_until_taken(svc, run_id, {step["id"] for step in decided})
         code = report(follow(svc, run_id, quiet=as_json), as_json=as_json)
+        _finish_own_workflows(svc)
     raise typer.Exit(code)
 
 
@@ -215,6 +230,7 @@ def runs_resume() -> None:
     settings = load_settings()
     with engine(settings) as svc:
         finished = wait_for_unfinished_runs(svc)
+        _finish_own_workflows(svc)
         for run_id, status in finished:
             console.print(f"run {run_id}: {status}", markup=False)
         if not finished:

@@ -145,8 +145,9 @@ def apply_target(step_id: str) -> dict[str, Any]:
     with bind_context(incident_id=row["incident_id"], run_id=row["run_id"], step_id=row["step_key"]):
         try:
             action, ctx = _context(row)
-            result = action.apply(ctx)
-            verified = action.verify(ctx)
+            with services().target_locks.hold(row["action"], row["target"]):
+                result = action.apply(ctx)
+                verified = action.verify(ctx)
         except ActionError as exc:
             return {"ok": False, "error": _safe_error(exc), "retryable": exc.retryable}
         except Exception as exc:  # an SDK or transport failure we did not classify: retry it

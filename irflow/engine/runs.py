@@ -283,3 +283,47 @@ def wait_for_unfinished_runs(svc: Services, *, exclude: str | None = None) -> li
         state = None if status is None else _state_of(status)
         finished.append((run_id, settle_run(svc, run_id, state)))
     return finished
+
+
+def wait_for_own_workflows(svc: Services, *, limit_s: float = 600.0) -> list[str]:
+    """Before a process that executes workflows exits: wait until none it executes is mid-way.
+
+    On PostgreSQL, processes share the fan-out queue: this process may be executing another run's target
+    workflows. Leaving mid-way would park them under this executor id until it launches again. Workflows
+    that wait for a human (a gate, or a run held at one) are durable and are not waited for. Bounded by
+    ``limit_s``; returns the workflow ids still in flight when it gave up (empty when all finished).
+    """
+    import time
+
+    from dbos import DBOS
+
+    deadline = time.monotonic() + limit_s
+    while True:
+        busy = [
+            status.workflow_id
+            for status in DBOS.list_workflows(
+                status=["PENDING"],
+                executor_id=svc.settings.executor_id,
+                load_input=False,
+                load_output=False,
+            )
+        ]
+        busy = sorted(set(busy) - _waiting_for_humans(svc, busy))
+        if not busy or time.monotonic() > deadline:
+            return busy
+        time.sleep(svc.settings.queue_polling_interval)
+
+
+def _waiting_for_humans(svc: Services, workflow_ids: list[str]) -> set[str]:
+    if not workflow_ids:
+        return set()
+    with svc.db.transaction() as session:
+        gates = session.execute(
+            select(Step.workflow_id).where(
+                Step.workflow_id.in_(workflow_ids), Step.state == "awaiting_approval"
+            )
+        ).scalars()
+        held = session.execute(
+            select(Run.id).where(Run.id.in_(workflow_ids), Run.status == "awaiting_approval")
+        ).scalars()
+        return set(gates) | set(held)
