@@ -13,11 +13,13 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from dbos import DBOS, SetWorkflowID
+from dbos import DBOS, SetWorkflowID, SetWorkflowTimeout
+from dbos._error import DBOSAwaitedWorkflowCancelledError
 from pydantic import ValidationError
 
 from irflow.actions.base import ActionError, StepContext, get_action
 from irflow.engine.evidence import EvidenceRecorder
+from irflow.engine.machines import IllegalTransition
 from irflow.engine.notifier import OutboxNotifier
 from irflow.engine.playbook import PlaybookError, StepSpec, parse_playbook
 from irflow.engine.runtime import FANOUT_QUEUE, services
@@ -72,6 +74,65 @@ def change_run(run_id: str, trigger: str, error: str | None = None) -> str:
 @_portable
 def note_step_without_targets(run_id: str, step_key: str) -> None:
     services().state.note_run_event(run_id, "run.step_without_targets", {"step": step_key})
+
+
+@DBOS.step()
+@_portable
+def note_run_event(run_id: str, type: str, payload: dict[str, Any]) -> None:
+    services().state.note_run_event(run_id, type, payload)
+
+
+@DBOS.step()
+@_portable
+def escalate_failure(run_id: str, step_key: str, error: str) -> str:
+    """``on_failure: escalate``: queue the internal escalation to on-call (once per run and step), audited."""
+    svc = services()
+    notifier = OutboxNotifier(svc.db, svc.settings)
+    snapshot = svc.state.run_snapshot(run_id)
+    addresses = notifier.oncall_recipients()
+    if not addresses:
+        svc.state.note_run_event(
+            run_id, "run.escalation_impossible", {"step": step_key, "reason": "no on-call recipients"}
+        )
+        return "escalation impossible: IRFLOW_ONCALL_RECIPIENTS is not set"
+    incident = svc.state.incident_summary(snapshot["incident_id"])
+    context = {
+        "incident": incident,
+        "reason": redact_text(error)[:500],
+        "step": step_key,
+        "actions": [f"Look at the failed run: irflow runs show {run_id}"],
+    }
+    queued = [
+        notifier.queue(
+            channel="email",
+            template="internal-escalation",
+            recipient=address,
+            context=context,
+            incident_id=incident["id"],
+            dedupe_key=notifier.dedupe_key(run_id, step_key, "on_failure", address),
+        )
+        for address in addresses
+        if not notifier.exists(notifier.dedupe_key(run_id, step_key, "on_failure", address))
+    ]
+    svc.state.note_run_event(run_id, "run.escalated", {"step": step_key, "notifications": queued})
+    return f"on-call escalated ({len(addresses)} recipient(s))"
+
+
+@DBOS.step()
+@_portable
+def time_out_target(step_id: str, timeout: float) -> dict[str, Any]:
+    """A target whose workflow DBOS cancelled at the step's timeout: it fails as timed out, unless it ended.
+
+    A call in flight at that moment may still complete on Azure; a retry of the step re-reads Azure first.
+    """
+    error = f"timed out after {timeout:g} s"
+    try:
+        state = services().state.transition_step(
+            step_id, "fail", payload={"error": error, "outcome": "timeout"}, error=error
+        )
+    except IllegalTransition:  # it ended just before the timeout fired
+        state = services().state.step_row(step_id)["state"]
+    return {"state": state, "error": error if state == "failed" else None}
 
 
 @DBOS.step()
@@ -296,7 +357,12 @@ def _run_playbook(run_id: str, run: dict[str, Any]) -> str:
             "steps": outputs,
             "incident": {"id": run["incident_id"], "prior_state": run["prior_states"]},
         }
-        items = _expand(step, context)
+        condition = _condition(step, context)
+        if condition is False:
+            note_run_event(run_id, "run.step_skipped", {"step": step.id, "when": step.when})
+            outputs[step.id] = {"states": [], "outputs": [], "skipped": True}
+            continue
+        items = _expand(step, context) if condition is True else [_error_item(condition)]
         if not items:  # an optional list input left empty: nothing to do, and the trail says so
             note_step_without_targets(run_id, step.id)
             outputs[step.id] = {"states": [], "outputs": []}
@@ -312,12 +378,13 @@ def _run_playbook(run_id: str, run: dict[str, Any]) -> str:
                 continue
             if len(window) >= step.concurrency:
                 waited, handle = window.pop(0)
-                outcomes[waited] = _outcome(handle, poll)
-            window.append(
-                (index, queue.enqueue(target_workflow, step_id, spec, run["dry_run"], run["auto_approve"]))
-            )
+                outcomes[waited] = _outcome(handle, poll, step_ids[waited], step.timeout)
+            # DBOS cancels a workflow past its timeout (counted from when a worker dequeues it).
+            with SetWorkflowTimeout(step.timeout):
+                handle = queue.enqueue(target_workflow, step_id, spec, run["dry_run"], run["auto_approve"])
+            window.append((index, handle))
         for waited, handle in window:
-            outcomes[waited] = _outcome(handle, poll)
+            outcomes[waited] = _outcome(handle, poll, step_ids[waited], step.timeout)
         done = [o for o in outcomes if o is not None]
         if step.action.startswith("notify.") and not run["dry_run"]:
             deliver_outbox()
@@ -327,19 +394,43 @@ def _run_playbook(run_id: str, run: dict[str, Any]) -> str:
         }
         failed = [o for o in done if o["state"] == "failed"]
         if failed and step.on_failure != "continue":
-            return change_run(
-                run_id,
-                "fail",
-                error=f"step {step.id}: {len(failed)} of {len(done)} "
-                f"targets failed; first error: {failed[0].get('error', '')}",
+            error = (
+                f"step {step.id}: {len(failed)} of {len(done)} "
+                f"targets failed; first error: {failed[0].get('error', '')}"
             )
+            if step.on_failure == "escalate" and not run["dry_run"]:
+                escalation = escalate_failure(run_id, step.id, error)
+                deliver_outbox()
+                error = f"{error} ({escalation})"
+            return change_run(run_id, "fail", error=error)
     return change_run(run_id, "succeed")
 
 
-def _outcome(handle: Any, poll: float) -> dict[str, Any]:
+def _condition(step: StepSpec, context: dict[str, Any]) -> bool | str:
+    """True or False for the step's ``when:``; the error text when it cannot be rendered."""
+    if step.when is None:
+        return True
+    try:
+        value = render(step.when, context)
+    except Exception as exc:
+        return _render_error(exc)
+    if not isinstance(value, bool):  # "false" as text is truthy: a condition must say true or false
+        return f"when: must give true or false, not {type(value).__name__} {str(value)[:80]!r}"
+    return value
+
+
+def _error_item(error: Any) -> dict[str, Any]:
+    return {"item_index": -1, "target": None, "params": {}, "error": str(error)}
+
+
+def _outcome(handle: Any, poll: float, step_id: str, timeout: float | None) -> dict[str, Any]:
     """A target's outcome; a target workflow that ended in an error (or was cancelled) counts as failed."""
     try:
         return handle.get_result(polling_interval_sec=poll)
+    except DBOSAwaitedWorkflowCancelledError as exc:
+        if timeout is not None:  # past its timeout (an operator's cancel stops this workflow too)
+            return time_out_target(step_id, timeout)
+        return {"state": "failed", "error": _safe_error(exc)}
     except Exception as exc:
         return {"state": "failed", "error": _safe_error(exc)}
 
@@ -359,7 +450,7 @@ def _expand(step: StepSpec, context: dict[str, Any]) -> list[dict[str, Any]]:
         try:
             params = render(step.with_, context)
         except Exception as exc:
-            return [{"item_index": -1, "target": None, "params": {}, "error": _render_error(exc)}]
+            return [_error_item(_render_error(exc))]
         target = params.get(action.target_param) if action.target_param else None
         return [{"item_index": -1, "target": _as_target(target), "params": params}]
     try:
@@ -367,7 +458,7 @@ def _expand(step: StepSpec, context: dict[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(items, list):
             raise TemplateProblem(f"for_each must give a list, not {type(items).__name__}")
     except Exception as exc:
-        return [{"item_index": -1, "target": None, "params": {}, "error": _render_error(exc)}]
+        return [_error_item(_render_error(exc))]
     expanded: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         try:

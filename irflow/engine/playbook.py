@@ -74,9 +74,21 @@ class StepSpec(BaseModel):
     concurrency: int = Field(default=8, ge=1, le=64)
     requires_approval: bool = False
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
-    # "escalate" (stop and notify on-call) arrives with the notify.* actions.
-    on_failure: Literal["stop", "continue"] = "stop"
+    # stop: the run fails; continue: the next step runs; escalate: on-call is told (outbox), then stop.
+    on_failure: Literal["stop", "continue", "escalate"] = "stop"
+    # A condition over inputs and earlier steps' outputs (``{{ … }}``, true or false); false skips the step.
+    when: str | None = Field(default=None, max_length=2000)
+    # Seconds one target may take (plan and every attempt); past it the target fails as timed out.
+    timeout: float | None = Field(default=None, gt=0, le=86400)
     description: str = ""
+
+    @model_validator(mode="after")
+    def _timeout_without_gate(self) -> StepSpec:
+        if self.timeout is not None and self.requires_approval:
+            raise ValueError(
+                "timeout cannot be combined with requires_approval: the wait for a human would count"
+            )
+        return self
 
 
 class Playbook(BaseModel):

@@ -471,6 +471,19 @@ class StateStore:
             prior.setdefault(action, {}).setdefault(target, result.get("prior_state", {}))
         return prior
 
+    def incident_summary(self, incident_id: str) -> dict[str, Any]:
+        """What a notification may say about an incident: ids, title, severity, status (no PHI fields)."""
+        with self.db.transaction() as session:
+            incident = session.get(Incident, incident_id)
+            if incident is None:
+                raise LookupError(f"no incident {incident_id}")
+            return {
+                "id": incident.id,
+                "title": incident.title,
+                "severity": incident.severity,
+                "status": incident.status,
+            }
+
     def step_row(self, step_id: str) -> dict[str, Any]:
         with self.db.transaction() as session:
             step = session.get(Step, step_id)
