@@ -239,6 +239,38 @@ def runs_resume() -> None:
         raise typer.Exit(EXIT_FAILED)
 
 
+@runs_app.command("retry")
+def runs_retry(
+    run_id: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
+) -> None:
+    """Run a failed run's failed steps again (succeeded ones are kept), audited; follow it to its end."""
+    from irflow.cli.runs import follow, report
+    from irflow.engine.runs import retry_run
+
+    settings = load_settings()
+    with engine(settings) as svc:
+        try:
+            retry_run(svc, run_id, actor=cli_actor())
+        except (LookupError, ValueError) as exc:
+            fail(str(exc))
+        if not as_json:
+            console.print(f"retrying run {run_id}", markup=False)
+        _wait_until_restarted(svc, run_id)
+        code = report(follow(svc, run_id, quiet=as_json), as_json=as_json)
+        _finish_own_workflows(svc)
+    raise typer.Exit(code)
+
+
+def _wait_until_restarted(svc, run_id: str) -> None:  # type: ignore[no-untyped-def]
+    """Until the retry has put the run back to pending (so following it does not stop at once)."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while svc.state.run_snapshot(run_id)["status"] == "failed" and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 @runs_app.callback()
 def runs_default(ctx: typer.Context) -> None:
     """Without a subcommand: the runs not yet ended."""

@@ -23,12 +23,12 @@ from irflow.engine.machines import IllegalTransition
 from irflow.engine.notifier import OutboxNotifier
 from irflow.engine.playbook import PlaybookError, StepSpec, parse_playbook
 from irflow.engine.runtime import FANOUT_QUEUE, services
+from irflow.engine.state import ENGINE_ACTOR
 from irflow.engine.templates import TemplateProblem, render
 from irflow.logs import bind_context, get_logger
 from irflow.redaction import redact_text
 
 APPROVAL_TOPIC = "approval"
-APPROVAL_TIMEOUT_S = 7 * 24 * 3600
 
 log = get_logger("irflow.engine")
 
@@ -66,14 +66,32 @@ def load_run(run_id: str) -> dict[str, Any]:
 
 @DBOS.step()
 @_portable
-def change_run(run_id: str, trigger: str, error: str | None = None) -> str:
-    return services().state.transition_run(run_id, trigger, error=error)
+def change_run(
+    run_id: str,
+    trigger: str,
+    error: str | None = None,
+    actor: str = ENGINE_ACTOR,
+    payload: dict[str, Any] | None = None,
+) -> str:
+    return services().state.transition_run(run_id, trigger, error=error, actor=actor, payload=payload)
 
 
 @DBOS.step()
 @_portable
 def note_step_without_targets(run_id: str, step_key: str) -> None:
     services().state.note_run_event(run_id, "run.step_without_targets", {"step": step_key})
+
+
+@DBOS.step()
+@_portable
+def reset_for_retry(run_id: str, actor: str) -> dict[str, Any]:
+    return services().state.reset_for_retry(run_id, actor=actor)
+
+
+@DBOS.step()
+@_portable
+def read_step_states(step_ids: list[str]) -> list[dict[str, Any]]:
+    return services().state.step_states(step_ids)
 
 
 @DBOS.step()
@@ -277,12 +295,12 @@ def _run_target(step_id: str, step: StepSpec, dry_run: bool, auto_approve: bool)
         return {"state": "planned", "plan": planned["plan"]}
     if step.requires_approval and not auto_approve:
         change_step(step_id, "request_approval", {"workflow_id": DBOS.workflow_id})
-        decision = DBOS.recv(APPROVAL_TOPIC, timeout_seconds=APPROVAL_TIMEOUT_S) or {}
-        actor = str(decision.get("actor", "unknown"))[:200]
+        decision = DBOS.recv(APPROVAL_TOPIC, timeout_seconds=step.approval_timeout) or {}
+        actor = str(decision.get("actor", "irflow-engine" if not decision else "unknown"))[:200]
         if not decision.get("approved"):
             reason = "rejected" if decision else "approval timed out"
-            change_step(step_id, "skip", payload={"reason": reason, "by": actor})
-            return {"state": "skipped", "error": reason}
+            change_step(step_id, "skip", payload={"reason": reason, "by": actor, "on_reject": step.on_reject})
+            return {"state": "skipped", "error": reason, "rejected_by": actor}
         change_step(
             step_id, "approve", payload={"by": actor, "comment": str(decision.get("comment", ""))[:500]}
         )
@@ -329,8 +347,19 @@ def _plan_with_retries(step_id: str, step: StepSpec) -> dict[str, Any]:
 
 
 @DBOS.workflow()
+def retry_workflow(run_id: str, actor: str) -> str:
+    """A failed run again: its failed targets start over, what succeeded is reused (a new workflow id)."""
+    reset_for_retry(run_id, actor)
+    return _drive(run_id)
+
+
+@DBOS.workflow()
 def playbook_workflow(run_id: str) -> str:
     """The run, step by step; a failure of the workflow itself still ends the run ``failed``, with why."""
+    return _drive(run_id)
+
+
+def _drive(run_id: str) -> str:
     run = load_run(run_id)
     if run["status"] in ("succeeded", "failed", "cancelled"):
         return run["status"]
@@ -351,7 +380,10 @@ def _run_playbook(run_id: str, run: dict[str, Any]) -> str:
     outputs: dict[str, Any] = {}
     queue = DBOS.retrieve_queue(FANOUT_QUEUE)
     poll = services().settings.queue_polling_interval
-    for position, step in enumerate(playbook.steps):
+    position = 0
+    while position < len(playbook.steps):
+        step = playbook.steps[position]
+        position += 1
         context = {
             "inputs": run["params"],
             "steps": outputs,
@@ -368,10 +400,14 @@ def _run_playbook(run_id: str, run: dict[str, Any]) -> str:
             outputs[step.id] = {"states": [], "outputs": []}
             continue
         spec = step.model_dump(mode="json", by_alias=True)
-        step_ids = create_steps(run_id, position, spec, [_row_of(item) for item in items])
+        step_ids = create_steps(run_id, position - 1, spec, [_row_of(item) for item in items])
         outcomes: list[dict[str, Any] | None] = [None] * len(step_ids)
         window: list[tuple[int, Any]] = []
+        known = read_step_states(step_ids)
         for index, (step_id, item) in enumerate(zip(step_ids, items, strict=True)):
+            if known[index]["state"] in ("succeeded", "skipped"):  # done before this run was retried
+                outcomes[index] = {"state": known[index]["state"], "result": known[index]["result"] or {}}
+                continue
             if "error" in item:  # its params could not be rendered: a failure of this target alone
                 change_step(step_id, "fail", {"error": item["error"]}, {"error": item["error"]})
                 outcomes[index] = {"state": "failed", "error": item["error"]}
@@ -392,6 +428,22 @@ def _run_playbook(run_id: str, run: dict[str, Any]) -> str:
             "states": [o["state"] for o in done],
             "outputs": [o.get("result", {}).get("outputs", {}) for o in done],
         }
+        rejected = [o for o in done if o.get("rejected_by")]
+        if rejected and step.on_reject == "stop":
+            by = rejected[0]["rejected_by"]
+            why = f"step {step.id}: {rejected[0]['error']} by {by} (on_reject: stop)"
+            return change_run(run_id, "cancel", error=why, actor=by, payload={"reason": why})
+        if rejected and step.on_reject.startswith("goto "):
+            target = step.on_reject.removeprefix("goto ")
+            resume_at = next(i for i, s in enumerate(playbook.steps) if s.id == target)
+            for jumped in playbook.steps[position:resume_at]:
+                note_run_event(
+                    run_id,
+                    "run.step_skipped",
+                    {"step": jumped.id, "reason": f"{step.id} rejected: goto {target}"},
+                )
+                outputs[jumped.id] = {"states": [], "outputs": [], "skipped": True}
+            position = resume_at
         failed = [o for o in done if o["state"] == "failed"]
         if failed and step.on_failure != "continue":
             error = (
@@ -490,6 +542,27 @@ def start_run_workflow(run_id: str) -> Any:
     """Start (or find) the run's workflow; the workflow id is the run id, so a second start is a no-op."""
     with SetWorkflowID(run_id):
         return DBOS.start_workflow(playbook_workflow, run_id)
+
+
+RETRY_SUFFIX = "-retry-"
+
+
+def current_workflow_id(run_id: str, workflow_ids: list[str]) -> str:
+    """The workflow now driving a run: its latest retry's, else the run's first (whose id is the run id)."""
+    retries = [
+        int(wid.removeprefix(run_id + RETRY_SUFFIX))
+        for wid in workflow_ids
+        if wid.startswith(run_id + RETRY_SUFFIX) and wid.removeprefix(run_id + RETRY_SUFFIX).isdigit()
+    ]
+    return f"{run_id}{RETRY_SUFFIX}{max(retries)}" if retries else run_id
+
+
+def start_retry_workflow(run_id: str, actor: str, existing: list[str]) -> Any:
+    """Start the next retry of a run; the same retry number twice is one workflow (DBOS ids are unique)."""
+    latest = current_workflow_id(run_id, existing)
+    number = int(latest.removeprefix(run_id + RETRY_SUFFIX)) + 1 if latest != run_id else 1
+    with SetWorkflowID(f"{run_id}{RETRY_SUFFIX}{number}"):
+        return DBOS.start_workflow(retry_workflow, run_id, actor)
 
 
 def start_orphaned_runs() -> list[str]:

@@ -80,6 +80,10 @@ class StepSpec(BaseModel):
     when: str | None = Field(default=None, max_length=2000)
     # Seconds one target may take (plan and every attempt); past it the target fails as timed out.
     timeout: float | None = Field(default=None, gt=0, le=86400)
+    # A gate rejected (or not decided within approval_timeout): skip the target, stop the run, or go on at a
+    # later step ("goto <step id>").
+    on_reject: str = Field(default="skip", pattern=r"^(skip|stop|goto [a-z0-9][a-z0-9_-]{0,63})$")
+    approval_timeout: float = Field(default=7 * 24 * 3600, gt=0, le=30 * 24 * 3600)
     description: str = ""
 
     @model_validator(mode="after")
@@ -116,6 +120,16 @@ class Playbook(BaseModel):
             if step.id in seen:
                 raise ValueError(f"step id {step.id!r} is used twice")
             seen.add(step.id)
+        return self
+
+    @model_validator(mode="after")
+    def _goto_later_steps(self) -> Playbook:
+        ids = [step.id for step in self.steps]
+        for position, step in enumerate(self.steps):
+            if step.on_reject.startswith("goto "):
+                target = step.on_reject.removeprefix("goto ")
+                if target not in ids[position + 1 :]:
+                    raise ValueError(f"step {step.id!r}: on_reject goes to {target!r}, not a later step")
         return self
 
 

@@ -153,12 +153,36 @@ def workflow_states(settings: Any, run_ids: list[str]) -> dict[str, WorkflowStat
 
     if not run_ids:
         return {}
+    from irflow.engine.interpreter import RETRY_SUFFIX, current_workflow_id
+
     client = DBOSClient(system_database_url=system_database_url(settings.database_url))
     try:
-        found = client.list_workflows(workflow_ids=run_ids, load_input=False)
+        retries = client.list_workflows(
+            workflow_id_prefix=[run_id + RETRY_SUFFIX for run_id in run_ids],
+            load_input=False,
+            load_output=False,
+        )
+        ids = [status.workflow_id for status in retries]
+        current = {run_id: current_workflow_id(run_id, ids) for run_id in run_ids}
+        found = {
+            s.workflow_id: s
+            for s in client.list_workflows(workflow_ids=list(current.values()), load_input=False)
+        }
     finally:
         client.destroy()
-    return {status.workflow_id: _state_of(status) for status in found}
+    return {run_id: _state_of(found[wid]) for run_id, wid in current.items() if wid in found}
+
+
+def _current_status(run_id: str) -> Any:
+    """DBOS's status of the workflow now driving the run (in a process that runs the engine)."""
+    from dbos import DBOS
+
+    from irflow.engine.interpreter import RETRY_SUFFIX, current_workflow_id
+
+    retries = DBOS.list_workflows(
+        workflow_id_prefix=run_id + RETRY_SUFFIX, load_input=False, load_output=False
+    )
+    return DBOS.get_workflow_status(current_workflow_id(run_id, [s.workflow_id for s in retries]))
 
 
 def _state_of(status: Any) -> WorkflowState:
@@ -188,9 +212,7 @@ def settle_run(svc: Services, run_id: str, workflow: WorkflowState | None) -> st
 
 def settle_if_workflow_ended(svc: Services, run_id: str) -> str:
     """:func:`settle_run` for a process that runs the engine (it reads DBOS directly)."""
-    from dbos import DBOS
-
-    status = DBOS.get_workflow_status(run_id)
+    status = _current_status(run_id)
     return settle_run(svc, run_id, None if status is None else _state_of(status))
 
 
@@ -242,8 +264,10 @@ def cancel_run(svc: Services, run_id: str, *, actor: str, reason: str = "") -> d
     gates = svc.state.steps_awaiting_approval(run_id)
     client = DBOSClient(system_database_url=system_database_url(svc.settings.database_url))
     try:
-        if client.list_workflows(workflow_ids=[run_id], load_input=False, load_output=False):
-            client.cancel_workflow(run_id, cancel_children=True)
+        mine = client.list_workflows(workflow_id_prefix=run_id, load_input=False, load_output=False)
+        drivers = [s.workflow_id for s in mine if s.workflow_id == run_id or s.parent_workflow_id is None]
+        if drivers:  # the run's first workflow and its retries, each with its targets
+            client.cancel_workflows(drivers, cancel_children=True)
         for gate in gates:  # wake each gate, so its worker thread sees the cancellation now, not in days
             if gate["workflow_id"]:
                 client.send(gate["workflow_id"], {"cancelled": True, "actor": actor}, APPROVAL_TOPIC)
@@ -269,17 +293,17 @@ def wait_for_unfinished_runs(svc: Services, *, exclude: str | None = None) -> li
     for run_id in open_runs:
         if run_id == exclude:
             continue
-        status = DBOS.get_workflow_status(run_id)
+        status = _current_status(run_id)
         if status is not None and status.executor_id not in (None, svc.settings.executor_id):
             continue  # another replica's run: it is that replica's to finish
         if status is not None and status.status not in WORKFLOW_ENDED:
             try:
-                DBOS.retrieve_workflow(run_id).get_result(
+                DBOS.retrieve_workflow(status.workflow_id).get_result(
                     polling_interval_sec=svc.settings.queue_polling_interval
                 )
             except Exception as exc:  # an errored workflow: settled below, the others still waited for
                 log.warning("resumed run ended in an error", run_id=run_id, error_type=type(exc).__name__)
-            status = DBOS.get_workflow_status(run_id)
+            status = _current_status(run_id)
         state = None if status is None else _state_of(status)
         finished.append((run_id, settle_run(svc, run_id, state)))
     return finished
@@ -327,3 +351,18 @@ def _waiting_for_humans(svc: Services, workflow_ids: list[str]) -> set[str]:
             select(Run.id).where(Run.id.in_(workflow_ids), Run.status == "awaiting_approval")
         ).scalars()
         return set(gates) | set(held)
+
+
+def retry_run(svc: Services, run_id: str, *, actor: str) -> Any:
+    """Run a failed run's failed targets again (what succeeded is reused); the new workflow's handle."""
+    from dbos import DBOS
+
+    from irflow.engine.interpreter import RETRY_SUFFIX, start_retry_workflow
+
+    status = svc.state.run_snapshot(run_id)["status"]
+    if status != "failed":
+        raise ValueError(f"run {run_id} is {status}: only a failed run can be retried")
+    retries = DBOS.list_workflows(
+        workflow_id_prefix=run_id + RETRY_SUFFIX, load_input=False, load_output=False
+    )
+    return start_retry_workflow(run_id, actor, [s.workflow_id for s in retries])

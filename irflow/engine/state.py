@@ -401,6 +401,74 @@ class StateStore:
             )
             return {"run_id": run_id, "from": old, "status": new, "steps_cancelled": len(open_steps)}
 
+    def reset_for_retry(self, run_id: str, *, actor: str) -> dict[str, Any]:
+        """A failed run back to ``pending``, its failed and unfinished steps too (one transaction, audited).
+
+        Succeeded and skipped steps stay as they are: the retried run reuses their results.
+        """
+        with self.db.transaction() as session:
+            # Lock order as in transition_step: steps, then their run, then the audit head.
+            redo = list(
+                session.execute(
+                    select(Step)
+                    .where(Step.run_id == run_id, Step.state.not_in(("succeeded", "skipped", "pending")))
+                    .order_by(Step.position, Step.item_index)
+                    .with_for_update()
+                ).scalars()
+            )
+            run = session.get(Run, run_id, with_for_update=True)
+            if run is None:
+                raise LookupError(f"no run {run_id}")
+            if run.status == "pending" and run.finished_at is None:
+                return {"run_id": run_id, "status": "pending", "steps_retried": 0}  # a replayed reset
+            try:
+                new = RUN.next_state(run.status, "retry")
+            except IllegalTransition:
+                raise ValueError(f"run {run_id} is {run.status}: only a failed run can be retried") from None
+            old, previous_error = run.status, run.error
+            run.status, run.finished_at, run.error = new, None, None
+            now = clock.now()
+            for step in redo:
+                step_old = step.state
+                step.state, step.updated_at, step.error, step.next_attempt_at = "pending", now, None, None
+                self.chain.append(
+                    session,
+                    actor=actor,
+                    type="step.pending",
+                    incident_id=run.incident_id,
+                    payload={
+                        "run_id": run_id,
+                        "step": step.step_key,
+                        "item": step.item_index,
+                        "target": step.target,
+                        "action": step.action,
+                        "from": step_old,
+                        "attempt": step.attempts,
+                        "reason": "run retried",
+                    },
+                )
+            self.chain.append(
+                session,
+                actor=actor,
+                type="run.retried",
+                incident_id=run.incident_id,
+                payload={
+                    "run_id": run_id,
+                    "from": old,
+                    "to": new,
+                    "previous_error": previous_error,
+                    "steps": len(redo),
+                },
+            )
+            return {"run_id": run_id, "status": new, "steps_retried": len(redo)}
+
+    def step_states(self, step_ids: list[str]) -> list[dict[str, Any]]:
+        with self.db.transaction() as session:
+            rows = {s.id: s for s in session.execute(select(Step).where(Step.id.in_(step_ids))).scalars()}
+            return [
+                {"state": rows[i].state, "result": rows[i].result, "error": rows[i].error} for i in step_ids
+            ]
+
     def _follow_approvals(self, session: Session, run: Run, actor: str) -> None:
         """The run waits for approval exactly while one of its steps does."""
         waiting = session.scalar(

@@ -188,13 +188,22 @@ def test_a_run_whose_workflow_errored_is_settled_failed_and_blocks_nothing(
     assert json.loads(fine.stdout)["status"] == "succeeded"
     assert json.loads(_cli(settings, "runs", "list", "--json").stdout)["items"] == []
 
+    retried = _cli(settings, "runs", "retry", stuck, "--json")  # the settled run, once more, to success
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert json.loads(retried.stdout)["status"] == "succeeded"
+    assert _cli(settings, "runs", "retry", stuck).returncode == 2  # only a failed run can be retried
+
     services = runtime.launch(settings)
     try:
-        view = run_view(services, stuck)
-        assert view["status"] == "failed"
-        assert "workflow ended (ERROR)" in view["error"] and "lost the database" in view["error"]
+        assert run_view(services, stuck)["status"] == "succeeded"
         with services.db.transaction() as session:
             assert AuditChain().verify(session).ok
+            [retried] = [e for e in AuditChain().events(session) if e.type == "run.retried"]
+            failed = [
+                e for e in AuditChain().events(session) if e.type == "run.failed" and stuck in e.payload
+            ]
+        assert retried.actor.startswith("cli:")
+        assert "workflow ended (ERROR)" in failed[0].payload and "lost the database" in failed[0].payload
     finally:
         runtime.shutdown()
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ from sqlalchemy import select
 
 from irflow.audit import AuditChain
 from irflow.engine import runtime
-from irflow.engine.runs import run_view, submit_run
+from irflow.engine.runs import decide_approvals, retry_run, run_view, submit_run
 from irflow.sim.server import SimServer
 from irflow.store.models import Notification
 
@@ -133,3 +135,146 @@ def test_timeout_and_a_gate_do_not_mix(tmp_path: Path) -> None:
     )
     with pytest.raises(PlaybookError, match="timeout cannot be combined with requires_approval"):
         parse_playbook(text, "gated.yaml")
+
+
+GATED = """name: gated
+version: 1
+inputs:
+  storage_accounts: {type: 'list[resource_id]'}
+steps:
+  - id: isolate
+    action: storage.isolate_account
+    for_each: '{{ inputs.storage_accounts }}'
+    requires_approval: true
+    on_reject: ON_REJECT
+  - id: protect
+    action: storage.enable_data_protection
+    for_each: '{{ inputs.storage_accounts }}'
+  - id: rotate
+    action: storage.rotate_account_keys
+    for_each: '{{ inputs.storage_accounts }}'
+"""
+
+
+def _reject_when_waiting(svc: runtime.Services, run_id: str) -> None:
+    deadline = time.monotonic() + 60
+    while run_view(svc, run_id)["status"] != "awaiting_approval":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    decide_approvals(svc, run_id, approved=False, actor="cli:approver", comment="not now")
+
+
+def _gated(tmp_path: Path, on_reject: str) -> str:
+    (tmp_path / "gated.yaml").write_text(GATED.replace("ON_REJECT", on_reject))
+    return str(tmp_path / "gated.yaml")
+
+
+def test_on_reject_goto_continues_at_the_named_step(
+    svc: runtime.Services, sim: SimServer, tmp_path: Path
+) -> None:
+    params = {"storage_accounts": sim.tenant.storage_account("phiimaging").id}
+    run = submit_run(svc, _gated(tmp_path, "goto rotate"), params, actor="cli:responder")
+    _reject_when_waiting(svc, run.run_id)
+    assert run.handle.get_result() == "succeeded"
+    view = run_view(svc, run.run_id)
+    assert [(s["step"], s["state"]) for s in view["steps"]] == [
+        ("isolate", "skipped"),
+        ("rotate", "succeeded"),
+    ]
+    events = _events(svc, run.run_id)
+    assert (
+        "run.step_skipped",
+        {"run_id": run.run_id, "step": "protect", "reason": "isolate rejected: goto rotate"},
+    ) in events
+    skipped = [p for t, p in events if t == "step.skipped"]
+    assert skipped[0]["by"] == "cli:approver" and skipped[0]["reason"] == "rejected"
+    assert {w.route for w in sim.tenant.journal.writes()} == {"storage.accounts.regenerate_key"}
+
+
+def test_on_reject_stop_ends_the_run_cancelled_by_the_approver(
+    svc: runtime.Services, sim: SimServer, tmp_path: Path
+) -> None:
+    params = {"storage_accounts": sim.tenant.storage_account("phiimaging").id}
+    run = submit_run(svc, _gated(tmp_path, "stop"), params, actor="cli:responder")
+    _reject_when_waiting(svc, run.run_id)
+    assert run.handle.get_result() == "cancelled"
+    view = run_view(svc, run.run_id)
+    assert view["status"] == "cancelled" and [s["step"] for s in view["steps"]] == ["isolate"]
+    assert view["error"] == "step isolate: rejected by cli:approver (on_reject: stop)"
+    with svc.db.transaction() as session:
+        [cancelled] = [e for e in AuditChain().events(session) if e.type == "run.cancelled"]
+    assert cancelled.actor == "cli:approver"
+    assert sim.tenant.journal.writes() == []
+
+
+def test_an_undecided_gate_times_out_as_a_rejection(
+    svc: runtime.Services, sim: SimServer, tmp_path: Path
+) -> None:
+    path = _gated(tmp_path, "skip")
+    Path(path).write_text(
+        Path(path).read_text().replace("    on_reject: skip\n", "    approval_timeout: 1\n")
+    )
+    params = {"storage_accounts": sim.tenant.storage_account("phiimaging").id}
+    run = submit_run(svc, path, params, actor="cli:responder")
+    assert run.handle.get_result() == "succeeded"
+    view = run_view(svc, run.run_id)
+    assert [(s["step"], s["state"]) for s in view["steps"]] == [
+        ("isolate", "skipped"),
+        ("protect", "succeeded"),
+        ("rotate", "succeeded"),
+    ]
+    skipped = [p for t, p in _events(svc, run.run_id) if t == "step.skipped"]
+    assert skipped[0]["reason"] == "approval timed out" and skipped[0]["by"] == "irflow-engine"
+
+
+def test_on_reject_goto_names_a_later_step() -> None:
+    from irflow.engine.playbook import PlaybookError, parse_playbook
+
+    with pytest.raises(PlaybookError, match="on_reject goes to 'isolate', not a later step"):
+        parse_playbook(GATED.replace("ON_REJECT", "goto isolate"), "gated.yaml")
+
+
+def test_retry_runs_the_failed_targets_again_and_keeps_what_succeeded(
+    svc: runtime.Services, sim: SimServer, tmp_path: Path
+) -> None:
+    (tmp_path / "two.yaml").write_text(
+        "name: two\nversion: 1\ninputs:\n  storage_accounts: {type: 'list[resource_id]'}\nsteps:\n"
+        "  - id: isolate\n    action: storage.isolate_account\n"
+        "    for_each: '{{ inputs.storage_accounts }}'\n    retry: {max_attempts: 1}\n"
+        "  - id: rotate\n    action: storage.rotate_account_keys\n"
+        "    for_each: '{{ inputs.storage_accounts }}'\n"
+    )
+    present = sim.tenant.storage_account("phiimaging").id
+    later = present.replace("phiimaging", "phiarrivinglate")
+    run = submit_run(
+        svc,
+        str(tmp_path / "two.yaml"),
+        {"storage_accounts": f"{present},{later}"},
+        actor="t",
+        auto_approve=True,
+    )
+    assert run.handle.get_result() == "failed"
+    assert [s["state"] for s in run_view(svc, run.run_id)["steps"]] == ["succeeded", "failed"]
+
+    parts = present.split("/")
+    sim.tenant.add_storage_account(parts[2], parts[4], "phiarrivinglate")
+    handle = retry_run(svc, run.run_id, actor="cli:ic")
+    assert handle.get_result() == "succeeded"
+    view = run_view(svc, run.run_id)
+    assert view["status"] == "succeeded" and view["error"] is None
+    assert [(s["step"], s["state"]) for s in view["steps"]] == [("isolate", "succeeded")] * 2 + [
+        ("rotate", "succeeded")
+    ] * 2
+    patched = Counter(
+        w.path.split("/")[8]
+        for w in sim.tenant.journal.writes()
+        if w.method == "PATCH" and "/storageAccounts/" in w.path
+    )
+    assert patched == Counter({"phiimaging": 1, "phiarrivinglate": 1})  # the first account was not redone
+    events = _events(svc, run.run_id)
+    [retried] = [p for t, p in events if t == "run.retried"]
+    assert retried["steps"] == 1 and retried["from"] == "failed"
+    with svc.db.transaction() as session:
+        assert [e.actor for e in AuditChain().events(session) if e.type == "run.retried"] == ["cli:ic"]
+    with pytest.raises(ValueError, match="is succeeded"):  # only a failed run
+        retry_run(svc, run.run_id, actor="cli:ic")
