@@ -339,6 +339,8 @@ def wait_for_own_workflows(svc: Services, *, limit_s: float = 600.0) -> list[str
 
 
 def _waiting_for_humans(svc: Services, workflow_ids: list[str]) -> set[str]:
+    from irflow.engine.interpreter import RETRY_SUFFIX
+
     if not workflow_ids:
         return set()
     with svc.db.transaction() as session:
@@ -347,10 +349,13 @@ def _waiting_for_humans(svc: Services, workflow_ids: list[str]) -> set[str]:
                 Step.workflow_id.in_(workflow_ids), Step.state == "awaiting_approval"
             )
         ).scalars()
-        held = session.execute(
-            select(Run.id).where(Run.id.in_(workflow_ids), Run.status == "awaiting_approval")
-        ).scalars()
-        return set(gates) | set(held)
+        run_of = {wid: wid.split(RETRY_SUFFIX)[0] for wid in workflow_ids}  # a retry drives its run too
+        held = set(
+            session.execute(
+                select(Run.id).where(Run.id.in_(set(run_of.values())), Run.status == "awaiting_approval")
+            ).scalars()
+        )
+        return set(gates) | {wid for wid, run_id in run_of.items() if run_id in held}
 
 
 def retry_run(svc: Services, run_id: str, *, actor: str) -> Any:
