@@ -39,7 +39,7 @@ db_app = typer.Typer(help="Application database.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 playbooks_app = typer.Typer(help="Playbooks.", no_args_is_help=True)
 actions_app = typer.Typer(help="The action registry.", no_args_is_help=True)
-runs_app = typer.Typer(help="Playbook runs.", no_args_is_help=True)
+runs_app = typer.Typer(help="Playbook runs (alone: the runs not yet ended).", invoke_without_command=True)
 incidents_app = typer.Typer(help="Incidents.", no_args_is_help=True)
 notices_app = typer.Typer(help="The outbox: notifications and drafted notices.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -137,7 +137,21 @@ def run_command(
                 markup=False,
             )
         wait_for_unfinished_runs(svc, exclude=submitted.run_id)
+        _finish_own_workflows(svc)
     raise typer.Exit(code)
+
+
+def _finish_own_workflows(svc) -> None:  # type: ignore[no-untyped-def]
+    """Let the workflows this process executes (other runs' steps included) finish before it exits."""
+    from irflow.engine.runs import wait_for_own_workflows
+
+    left = wait_for_own_workflows(svc)
+    if left:
+        errors.print(
+            f"{len(left)} workflow(s) executed here are still in flight; they resume when an engine with "
+            f"executor id {svc.settings.executor_id!r} starts again (irflow runs resume)",
+            markup=False,
+        )
 
 
 def _ask_for_approvals(svc, run_id: str) -> None:  # type: ignore[no-untyped-def]
@@ -171,6 +185,7 @@ def _decide(run_id: str, step: str | None, comment: str, *, approved: bool, as_j
             console.print(f"{verb} {len(decided)} waiting step(s) of run {run_id}", markup=False)
         _wait_until_taken(svc, run_id, {step["id"] for step in decided})
         code = report(follow(svc, run_id, quiet=as_json), as_json=as_json)
+        _finish_own_workflows(svc)
     raise typer.Exit(code)
 
 
@@ -216,17 +231,119 @@ def runs_reject(
 
 @runs_app.command("resume")
 def runs_resume() -> None:
-    """Resume every run left unfinished by a stopped process, and wait for them."""
-    from irflow.engine.runs import run_view, wait_for_unfinished_runs
+    """Resume every run left unfinished by a stopped process, wait for them; exit 1 unless all succeeded."""
+    from irflow.engine.runs import wait_for_unfinished_runs
 
     settings = load_settings()
     with engine(settings) as svc:
         finished = wait_for_unfinished_runs(svc)
-        for run_id in finished:
-            view = run_view(svc, run_id)
-            console.print(f"run {run_id}: {view['status']}", markup=False)
+        _finish_own_workflows(svc)
+        for run_id, status in finished:
+            console.print(f"run {run_id}: {status}", markup=False)
         if not finished:
             console.print("no unfinished runs")
+    if any(status != "succeeded" for _, status in finished):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@runs_app.command("retry")
+def runs_retry(
+    run_id: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
+) -> None:
+    """Run a failed run's failed steps again (succeeded ones are kept), audited; follow it to its end."""
+    from irflow.cli.runs import follow, report
+    from irflow.engine.runs import retry_run
+
+    settings = load_settings()
+    with engine(settings) as svc:
+        try:
+            retry_run(svc, run_id, actor=cli_actor())
+        except (LookupError, ValueError) as exc:
+            fail(str(exc))
+        if not as_json:
+            console.print(f"retrying run {run_id}", markup=False)
+        _wait_until_restarted(svc, run_id)
+        code = report(follow(svc, run_id, quiet=as_json), as_json=as_json)
+        _finish_own_workflows(svc)
+    raise typer.Exit(code)
+
+
+def _wait_until_restarted(svc, run_id: str) -> None:  # type: ignore[no-untyped-def]
+    """Until the retry has put the run back to pending (so following it does not stop at once)."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while svc.state.run_snapshot(run_id)["status"] == "failed" and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+@runs_app.callback()
+def runs_default(ctx: typer.Context) -> None:
+    """Without a subcommand: the runs not yet ended."""
+    if ctx.invoked_subcommand is None:
+        runs_list(all_runs=False, as_json=False)
+
+
+@runs_app.command("list")
+def runs_list(
+    all_runs: Annotated[bool, typer.Option("--all", help="Every run, not only the unfinished.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Runs not yet ended (pending, running, awaiting approval), newest first, with their workflow."""
+    from rich.table import Table
+
+    from irflow.engine.runs import unfinished_runs
+
+    with _reader() as svc:
+        items = unfinished_runs(svc, include_finished=all_runs)
+    if as_json:
+        console.print_json(json.dumps({"items": items, "total": len(items)}))
+        return
+    if not items:
+        console.print("no runs" if all_runs else "no unfinished runs")
+        return
+    table = Table(title=f"{len(items)} {'runs' if all_runs else 'unfinished runs'}")
+    for column in ("run", "status", "playbook", "incident", "created (UTC)", "by", "workflow"):
+        table.add_column(column, overflow="fold")
+    for item in items:
+        workflow = item["workflow"]
+        table.add_row(
+            item["id"],
+            item["status"] + (" (dry run)" if item["dry_run"] else ""),
+            item["playbook"],
+            item["incident_id"],
+            item["created_at"][:19],
+            item["actor"],
+            "none" if workflow is None else f"{workflow['status']} on {workflow['executor_id']}",
+        )
+    console.print(table)
+    if not all_runs:
+        console.print("cancel one with: irflow runs cancel RUN_ID", markup=False)
+
+
+@runs_app.command("cancel")
+def runs_cancel(
+    run_id: str,
+    reason: Annotated[str, typer.Option(help="Why (recorded in the audit trail).")] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Cancel a run that has not ended: no further step starts; open steps become cancelled (audited)."""
+    from irflow.engine.runs import cancel_run
+
+    with _reader() as svc:
+        try:
+            outcome = cancel_run(svc, run_id, actor=cli_actor(), reason=reason)
+        except (LookupError, ValueError) as exc:
+            fail(str(exc))
+    if as_json:
+        console.print_json(json.dumps(outcome))
+        return
+    console.print(
+        f"run {run_id} cancelled (was {outcome['from']}; "
+        f"{outcome['steps_cancelled']} open step(s) cancelled)",
+        markup=False,
+    )
 
 
 @runs_app.command("show")

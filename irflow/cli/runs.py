@@ -11,9 +11,10 @@ from rich.live import Live
 from irflow.cli.common import EXIT_FAILED, EXIT_WAITING, console, errors, is_tty
 from irflow.cli.display import plan_lines, short_target, steps_table
 from irflow.engine.machines import RUN_TERMINAL, STEP_TERMINAL
-from irflow.engine.runs import run_view
+from irflow.engine.runs import run_view, settle_if_workflow_ended
 
 POLL_S = 0.25
+WORKFLOW_CHECK_S = 2.0
 TERMINAL = RUN_TERMINAL
 
 
@@ -37,11 +38,18 @@ def follow(svc: Any, run_id: str, *, quiet: bool = False, live: bool | None = No
 
 
 def _wait(svc: Any, run_id: str, show: Any) -> dict[str, Any]:
+    checked = time.monotonic()
     while True:
         view = run_view(svc, run_id)
         show(view)
         if view["status"] in TERMINAL or _settled_at_gates(view):
             return view
+        if time.monotonic() - checked >= WORKFLOW_CHECK_S:
+            # A workflow that ended without ending its run (it could not write) would leave this loop
+            # waiting forever: the run is settled from the workflow's own outcome instead.
+            checked = time.monotonic()
+            if settle_if_workflow_ended(svc, run_id) in TERMINAL:
+                continue
         time.sleep(POLL_S)
 
 

@@ -9,44 +9,159 @@ actions are idempotent and state changes recognise a replay.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from dbos import DBOS, SetWorkflowID
+from dbos import DBOS, SetWorkflowID, SetWorkflowTimeout
+from dbos._error import DBOSAwaitedWorkflowCancelledError
 from pydantic import ValidationError
 
 from irflow.actions.base import ActionError, StepContext, get_action
 from irflow.engine.evidence import EvidenceRecorder
+from irflow.engine.machines import IllegalTransition
 from irflow.engine.notifier import OutboxNotifier
 from irflow.engine.playbook import PlaybookError, StepSpec, parse_playbook
 from irflow.engine.runtime import FANOUT_QUEUE, services
 from irflow.engine.sealing import unseal
+from irflow.engine.state import ENGINE_ACTOR
 from irflow.engine.templates import TemplateProblem, render
 from irflow.logs import bind_context, get_logger
 from irflow.redaction import redact_text
 
 APPROVAL_TOPIC = "approval"
-APPROVAL_TIMEOUT_S = 7 * 24 * 3600
 
 log = get_logger("irflow.engine")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class StepCrashed(RuntimeError):
+    """An unexpected error inside a DBOS step, reduced to its redacted text.
+
+    DBOS records a step's exception in its system database (pickled): the original may hold PHI in its
+    message and may not pickle at all (Azure SDK errors keep their traceback), which crashed resumes with
+    ``cannot pickle 'traceback' object``. Only this plain, redacted copy leaves a step.
+    """
+
+
+def _portable(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except StepCrashed:
+            raise
+        except Exception as exc:
+            raise StepCrashed(_safe_error(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 # --- steps: each one a DBOS step (recorded once completed) ---------------------------------------------
 @DBOS.step()
+@_portable
 def load_run(run_id: str) -> dict[str, Any]:
     return services().state.run_snapshot(run_id)
 
 
 @DBOS.step()
-def change_run(run_id: str, trigger: str, error: str | None = None) -> str:
-    return services().state.transition_run(run_id, trigger, error=error)
+@_portable
+def change_run(
+    run_id: str,
+    trigger: str,
+    error: str | None = None,
+    actor: str = ENGINE_ACTOR,
+    payload: dict[str, Any] | None = None,
+) -> str:
+    return services().state.transition_run(run_id, trigger, error=error, actor=actor, payload=payload)
 
 
 @DBOS.step()
+@_portable
 def note_step_without_targets(run_id: str, step_key: str) -> None:
     services().state.note_run_event(run_id, "run.step_without_targets", {"step": step_key})
 
 
 @DBOS.step()
+@_portable
+def reset_for_retry(run_id: str, actor: str) -> dict[str, Any]:
+    return services().state.reset_for_retry(run_id, actor=actor)
+
+
+@DBOS.step()
+@_portable
+def read_step_states(step_ids: list[str]) -> list[dict[str, Any]]:
+    return services().state.step_states(step_ids)
+
+
+@DBOS.step()
+@_portable
+def note_run_event(run_id: str, type: str, payload: dict[str, Any]) -> None:
+    services().state.note_run_event(run_id, type, payload)
+
+
+@DBOS.step()
+@_portable
+def escalate_failure(run_id: str, step_key: str, error: str) -> str:
+    """``on_failure: escalate``: queue the internal escalation to on-call (once per run and step), audited."""
+    svc = services()
+    notifier = OutboxNotifier(svc.db, svc.settings)
+    snapshot = svc.state.run_snapshot(run_id)
+    addresses = notifier.oncall_recipients()
+    if not addresses:
+        svc.state.note_run_event(
+            run_id, "run.escalation_impossible", {"step": step_key, "reason": "no on-call recipients"}
+        )
+        return "escalation impossible: IRFLOW_ONCALL_RECIPIENTS is not set"
+    incident = svc.state.incident_summary(snapshot["incident_id"])
+    context = {
+        "incident": incident,
+        "reason": redact_text(error)[:500],
+        "step": step_key,
+        "actions": [f"Look at the failed run: irflow runs show {run_id}"],
+    }
+    queued = [
+        notifier.queue(
+            channel="email",
+            template="internal-escalation",
+            recipient=address,
+            context=context,
+            incident_id=incident["id"],
+            dedupe_key=notifier.dedupe_key(run_id, step_key, "on_failure", address),
+        )
+        for address in addresses
+        if not notifier.exists(notifier.dedupe_key(run_id, step_key, "on_failure", address))
+    ]
+    svc.state.note_run_event(run_id, "run.escalated", {"step": step_key, "notifications": queued})
+    return f"on-call escalated ({len(addresses)} recipient(s))"
+
+
+@DBOS.step()
+@_portable
+def time_out_target(step_id: str, timeout: float) -> dict[str, Any]:
+    """A target whose workflow DBOS cancelled at the step's timeout: it fails as timed out, unless it ended.
+
+    A call in flight at that moment may still complete on Azure; a retry of the step re-reads Azure first.
+    """
+    error = f"timed out after {timeout:g} s"
+    try:
+        state = services().state.transition_step(
+            step_id, "fail", payload={"error": error, "outcome": "timeout"}, error=error
+        )
+    except IllegalTransition:  # it ended just before the timeout fired
+        state = services().state.step_row(step_id)["state"]
+    return {"state": state, "error": error if state == "failed" else None}
+
+
+@DBOS.step()
+@_portable
+def note_step(step_id: str, type: str, payload: dict[str, Any]) -> None:
+    services().state.note_step_event(step_id, type, payload)
+
+
+@DBOS.step()
+@_portable
 def create_steps(run_id: str, position: int, spec: dict[str, Any], items: list[dict[str, Any]]) -> list[str]:
     return services().state.ensure_steps(
         run_id,
@@ -60,6 +175,7 @@ def create_steps(run_id: str, position: int, spec: dict[str, Any], items: list[d
 
 
 @DBOS.step()
+@_portable
 def change_step(
     step_id: str, trigger: str, fields: dict[str, Any] | None = None, payload: dict[str, Any] | None = None
 ) -> str:
@@ -67,6 +183,7 @@ def change_step(
 
 
 @DBOS.step()
+@_portable
 def deliver_outbox() -> dict[str, int]:
     """One delivery pass of the outbox (what notify.* steps queued); failures are retried by later passes."""
     try:
@@ -78,6 +195,7 @@ def deliver_outbox() -> dict[str, int]:
 
 
 @DBOS.step()
+@_portable
 def plan_target(step_id: str) -> dict[str, Any]:
     """Compute the step's plan (reads only) and record it."""
     row = services().state.step_row(step_id)
@@ -85,8 +203,13 @@ def plan_target(step_id: str) -> dict[str, Any]:
         try:
             action, ctx = _context(row)
             plan = action.plan(ctx).model_dump(mode="json")
-        except (ActionError, ValidationError, KeyError) as exc:
-            return {"ok": False, "error": _safe_error(exc)}
+        except ActionError as exc:
+            return {"ok": False, "error": _safe_error(exc), "retryable": exc.retryable}
+        except (ValidationError, KeyError) as exc:  # params that can never be valid: no retry
+            return {"ok": False, "error": _safe_error(exc), "retryable": False}
+        except Exception as exc:  # an SDK or transport failure (a connection error): the retry policy decides
+            log.warning("plan raised", action=row["action"], error_type=type(exc).__name__)
+            return {"ok": False, "error": _safe_error(exc), "retryable": True}
     if row["state"] == "pending":
         services().state.transition_step(
             step_id, "plan", plan=plan, payload={"changes": plan["changes"], "notes": plan["notes"]}
@@ -95,14 +218,16 @@ def plan_target(step_id: str) -> dict[str, Any]:
 
 
 @DBOS.step()
+@_portable
 def apply_target(step_id: str) -> dict[str, Any]:
     """Make Azure match the target state, then re-read it. Returns, never raises, for action errors."""
     row = services().state.step_row(step_id)
     with bind_context(incident_id=row["incident_id"], run_id=row["run_id"], step_id=row["step_key"]):
         try:
             action, ctx = _context(row)
-            result = action.apply(ctx)
-            verified = action.verify(ctx)
+            with services().target_locks.hold(row["action"], row["target"]):
+                result = action.apply(ctx)
+                verified = action.verify(ctx)
         except ActionError as exc:
             return {"ok": False, "error": _safe_error(exc), "retryable": exc.retryable}
         except Exception as exc:  # an SDK or transport failure we did not classify: retry it
@@ -140,16 +265,30 @@ def _safe_error(exc: BaseException) -> str:
     if isinstance(exc, ValidationError):
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         return redact_text(f"invalid params: {problems}")[:1000]
-    text = str(exc) if isinstance(exc, ActionError | KeyError) else f"{type(exc).__name__}: {exc}"
+    text = (
+        str(exc) if isinstance(exc, ActionError | KeyError | StepCrashed) else f"{type(exc).__name__}: {exc}"
+    )
     return redact_text(text)[:1000]
 
 
 # --- workflows -------------------------------------------------------------------------------------------
 @DBOS.workflow()
 def target_workflow(step_id: str, spec: dict[str, Any], dry_run: bool, auto_approve: bool) -> dict[str, Any]:
-    """One step on one target: plan, (approval), then attempts of apply+verify with backoff."""
-    step = StepSpec.model_validate(spec)
-    planned = plan_target(step_id)
+    """One step on one target: plan, (approval), then attempts of apply+verify with backoff.
+
+    Never raises for a failure of the step itself: whatever goes wrong ends as the step's failure with its
+    reason. Only a cancellation (DBOS's own, a BaseException) passes through.
+    """
+    try:
+        return _run_target(step_id, StepSpec.model_validate(spec), dry_run, auto_approve)
+    except Exception as exc:
+        error = _safe_error(exc)
+        change_step(step_id, "fail", {"error": error}, {"error": error})
+        return {"state": "failed", "error": error}
+
+
+def _run_target(step_id: str, step: StepSpec, dry_run: bool, auto_approve: bool) -> dict[str, Any]:
+    planned = _plan_with_retries(step_id, step)
     if not planned["ok"]:
         change_step(step_id, "fail", {"error": planned["error"]}, {"error": planned["error"]})
         return {"state": "failed", "error": planned["error"]}
@@ -157,12 +296,12 @@ def target_workflow(step_id: str, spec: dict[str, Any], dry_run: bool, auto_appr
         return {"state": "planned", "plan": planned["plan"]}
     if step.requires_approval and not auto_approve:
         change_step(step_id, "request_approval", {"workflow_id": DBOS.workflow_id})
-        decision = DBOS.recv(APPROVAL_TOPIC, timeout_seconds=APPROVAL_TIMEOUT_S) or {}
-        actor = str(decision.get("actor", "unknown"))[:200]
+        decision = DBOS.recv(APPROVAL_TOPIC, timeout_seconds=step.approval_timeout) or {}
+        actor = str(decision.get("actor", "irflow-engine" if not decision else "unknown"))[:200]
         if not decision.get("approved"):
             reason = "rejected" if decision else "approval timed out"
-            change_step(step_id, "skip", payload={"reason": reason, "by": actor})
-            return {"state": "skipped", "error": reason}
+            change_step(step_id, "skip", payload={"reason": reason, "by": actor, "on_reject": step.on_reject})
+            return {"state": "skipped", "error": reason, "rejected_by": actor}
         change_step(
             step_id, "approve", payload={"by": actor, "comment": str(decision.get("comment", ""))[:500]}
         )
@@ -194,11 +333,45 @@ def target_workflow(step_id: str, spec: dict[str, Any], dry_run: bool, auto_appr
     return {"state": "failed", "error": last_error}
 
 
+def _plan_with_retries(step_id: str, step: StepSpec) -> dict[str, Any]:
+    """Plan under the step's retry policy: a read that fails for a transient reason is tried again."""
+    planned: dict[str, Any] = {}
+    for attempt in range(1, step.retry.max_attempts + 1):
+        if attempt > 1:
+            delay = step.retry.delay_before(attempt)
+            note_step(step_id, "step.plan_retrying", {"error": planned["error"], "delay_s": delay})
+            DBOS.sleep(delay)
+        planned = plan_target(step_id)
+        if planned["ok"] or not planned.get("retryable"):
+            return planned
+    return planned
+
+
+@DBOS.workflow()
+def retry_workflow(run_id: str, actor: str) -> str:
+    """A failed run again: its failed targets start over, what succeeded is reused (a new workflow id)."""
+    reset_for_retry(run_id, actor)
+    return _drive(run_id)
+
+
 @DBOS.workflow()
 def playbook_workflow(run_id: str) -> str:
+    """The run, step by step; a failure of the workflow itself still ends the run ``failed``, with why."""
+    return _drive(run_id)
+
+
+def _drive(run_id: str) -> str:
     run = load_run(run_id)
     if run["status"] in ("succeeded", "failed", "cancelled"):
         return run["status"]
+    try:
+        return _run_playbook(run_id, run)
+    except Exception as exc:
+        log.error("run failed unexpectedly", run_id=run_id, error_type=type(exc).__name__)
+        return change_run(run_id, "fail", error=f"the run stopped on an internal error: {_safe_error(exc)}")
+
+
+def _run_playbook(run_id: str, run: dict[str, Any]) -> str:
     try:
         playbook = parse_playbook(run["content"], f"run {run_id}").spec
     except PlaybookError as exc:
@@ -208,64 +381,157 @@ def playbook_workflow(run_id: str) -> str:
     outputs: dict[str, Any] = {}
     queue = DBOS.retrieve_queue(FANOUT_QUEUE)
     poll = services().settings.queue_polling_interval
-    for position, step in enumerate(playbook.steps):
+    position = 0
+    while position < len(playbook.steps):
+        step = playbook.steps[position]
+        position += 1
         context = {
             "inputs": unseal(run["params"]),  # in memory only; stored sealed
             "steps": outputs,
             "incident": {"id": run["incident_id"], "prior_state": run["prior_states"]},
         }
-        try:
-            items = _expand(step, context)
-        except (TemplateProblem, ValueError) as exc:
-            return change_run(run_id, "fail", error=f"step {step.id}: {exc}")
+        condition = _condition(step, context)
+        if condition is False:
+            note_run_event(run_id, "run.step_skipped", {"step": step.id, "when": step.when})
+            outputs[step.id] = {"states": [], "outputs": [], "skipped": True}
+            continue
+        items = _expand(step, context) if condition is True else [_error_item(condition)]
         if not items:  # an optional list input left empty: nothing to do, and the trail says so
             note_step_without_targets(run_id, step.id)
             outputs[step.id] = {"states": [], "outputs": []}
             continue
         spec = step.model_dump(mode="json", by_alias=True)
-        step_ids = create_steps(run_id, position, spec, items)
-        outcomes: list[dict[str, Any]] = []
-        window: list[Any] = []
-        for step_id in step_ids:
+        step_ids = create_steps(run_id, position - 1, spec, [_row_of(item) for item in items])
+        outcomes: list[dict[str, Any] | None] = [None] * len(step_ids)
+        window: list[tuple[int, Any]] = []
+        known = read_step_states(step_ids)
+        for index, (step_id, item) in enumerate(zip(step_ids, items, strict=True)):
+            if known[index]["state"] in ("succeeded", "skipped"):  # done before this run was retried
+                outcomes[index] = {"state": known[index]["state"], "result": known[index]["result"] or {}}
+                continue
+            if "error" in item:  # its params could not be rendered: a failure of this target alone
+                change_step(step_id, "fail", {"error": item["error"]}, {"error": item["error"]})
+                outcomes[index] = {"state": "failed", "error": item["error"]}
+                continue
             if len(window) >= step.concurrency:
-                outcomes.append(window.pop(0).get_result(polling_interval_sec=poll))
-            window.append(queue.enqueue(target_workflow, step_id, spec, run["dry_run"], run["auto_approve"]))
-        outcomes.extend(handle.get_result(polling_interval_sec=poll) for handle in window)
+                waited, handle = window.pop(0)
+                outcomes[waited] = _outcome(handle, poll, step_ids[waited], step.timeout)
+            # DBOS cancels a workflow past its timeout (counted from when a worker dequeues it).
+            with SetWorkflowTimeout(step.timeout):
+                handle = queue.enqueue(target_workflow, step_id, spec, run["dry_run"], run["auto_approve"])
+            window.append((index, handle))
+        for waited, handle in window:
+            outcomes[waited] = _outcome(handle, poll, step_ids[waited], step.timeout)
+        done = [o for o in outcomes if o is not None]
         if step.action.startswith("notify.") and not run["dry_run"]:
             deliver_outbox()
         outputs[step.id] = {
-            "states": [o["state"] for o in outcomes],
-            "outputs": [o.get("result", {}).get("outputs", {}) for o in outcomes],
+            "states": [o["state"] for o in done],
+            "outputs": [o.get("result", {}).get("outputs", {}) for o in done],
         }
-        failed = [o for o in outcomes if o["state"] == "failed"]
+        rejected = [o for o in done if o.get("rejected_by")]
+        if rejected and step.on_reject == "stop":
+            by = rejected[0]["rejected_by"]
+            why = f"step {step.id}: {rejected[0]['error']} by {by} (on_reject: stop)"
+            return change_run(run_id, "cancel", error=why, actor=by, payload={"reason": why})
+        if rejected and step.on_reject.startswith("goto "):
+            target = step.on_reject.removeprefix("goto ")
+            resume_at = next(i for i, s in enumerate(playbook.steps) if s.id == target)
+            for jumped in playbook.steps[position:resume_at]:
+                note_run_event(
+                    run_id,
+                    "run.step_skipped",
+                    {"step": jumped.id, "reason": f"{step.id} rejected: goto {target}"},
+                )
+                outputs[jumped.id] = {"states": [], "outputs": [], "skipped": True}
+            position = resume_at
+        failed = [o for o in done if o["state"] == "failed"]
         if failed and step.on_failure != "continue":
-            return change_run(
-                run_id,
-                "fail",
-                error=f"step {step.id}: {len(failed)} of {len(outcomes)} "
-                f"targets failed; first error: {failed[0].get('error', '')}",
+            error = (
+                f"step {step.id}: {len(failed)} of {len(done)} "
+                f"targets failed; first error: {failed[0].get('error', '')}"
             )
+            if step.on_failure == "escalate" and not run["dry_run"]:
+                escalation = escalate_failure(run_id, step.id, error)
+                deliver_outbox()
+                error = f"{error} ({escalation})"
+            return change_run(run_id, "fail", error=error)
     return change_run(run_id, "succeed")
 
 
+def _condition(step: StepSpec, context: dict[str, Any]) -> bool | str:
+    """True or False for the step's ``when:``; the error text when it cannot be rendered."""
+    if step.when is None:
+        return True
+    try:
+        value = render(step.when, context)
+    except Exception as exc:
+        return _render_error(exc)
+    if not isinstance(value, bool):  # "false" as text is truthy: a condition must say true or false
+        return f"when: must give true or false, not {type(value).__name__} {str(value)[:80]!r}"
+    return value
+
+
+def _error_item(error: Any) -> dict[str, Any]:
+    return {"item_index": -1, "target": None, "params": {}, "error": str(error)}
+
+
+def _outcome(handle: Any, poll: float, step_id: str, timeout: float | None) -> dict[str, Any]:
+    """A target's outcome; a target workflow that ended in an error (or was cancelled) counts as failed."""
+    try:
+        return handle.get_result(polling_interval_sec=poll)
+    except DBOSAwaitedWorkflowCancelledError as exc:
+        if timeout is not None:  # past its timeout (an operator's cancel stops this workflow too)
+            return time_out_target(step_id, timeout)
+        return {"state": "failed", "error": _safe_error(exc)}
+    except Exception as exc:
+        return {"state": "failed", "error": _safe_error(exc)}
+
+
+def _row_of(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: item[key] for key in ("item_index", "target", "params")}
+
+
 def _expand(step: StepSpec, context: dict[str, Any]) -> list[dict[str, Any]]:
-    """The step's targets with their rendered params (``item`` bound for ``for_each``)."""
+    """The step's targets with their rendered params (``item`` bound for ``for_each``).
+
+    Rendering is untrusted code: any exception it raises becomes the failure of the target it was for (of
+    the whole step when ``for_each`` itself cannot be rendered), never an error of the workflow.
+    """
     action = get_action(step.action)
     if step.for_each is None:
-        params = render(step.with_, context)
+        try:
+            params = render(step.with_, context)
+        except Exception as exc:
+            return [_error_item(_render_error(exc))]
         target = params.get(action.target_param) if action.target_param else None
         return [{"item_index": -1, "target": _as_target(target), "params": params}]
-    items = render(step.for_each, context)
-    if not isinstance(items, list):
-        raise ValueError(f"for_each must give a list, not {type(items).__name__}")
-    expanded = []
+    try:
+        items = render(step.for_each, context)
+        if not isinstance(items, list):
+            raise TemplateProblem(f"for_each must give a list, not {type(items).__name__}")
+    except Exception as exc:
+        return [_error_item(_render_error(exc))]
+    expanded: list[dict[str, Any]] = []
     for index, item in enumerate(items):
-        params = render(step.with_, {**context, "item": item})
+        try:
+            params = render(step.with_, {**context, "item": item})
+        except Exception as exc:
+            expanded.append(
+                {"item_index": index, "target": _as_target(item), "params": {}, "error": _render_error(exc)}
+            )
+            continue
         if action.target_param and action.target_param not in params:
             params[action.target_param] = item
         target = params.get(action.target_param) if action.target_param else item
         expanded.append({"item_index": index, "target": _as_target(target), "params": params})
     return expanded
+
+
+def _render_error(exc: Exception) -> str:
+    if isinstance(exc, TemplateProblem):
+        return redact_text(str(exc))[:1000]
+    return redact_text(f"cannot render the step's params: {type(exc).__name__}: {exc}")[:1000]
 
 
 def _as_target(value: Any) -> str | None:
@@ -277,6 +543,27 @@ def start_run_workflow(run_id: str) -> Any:
     """Start (or find) the run's workflow; the workflow id is the run id, so a second start is a no-op."""
     with SetWorkflowID(run_id):
         return DBOS.start_workflow(playbook_workflow, run_id)
+
+
+RETRY_SUFFIX = "-retry-"
+
+
+def current_workflow_id(run_id: str, workflow_ids: list[str]) -> str:
+    """The workflow now driving a run: its latest retry's, else the run's first (whose id is the run id)."""
+    retries = [
+        int(wid.removeprefix(run_id + RETRY_SUFFIX))
+        for wid in workflow_ids
+        if wid.startswith(run_id + RETRY_SUFFIX) and wid.removeprefix(run_id + RETRY_SUFFIX).isdigit()
+    ]
+    return f"{run_id}{RETRY_SUFFIX}{max(retries)}" if retries else run_id
+
+
+def start_retry_workflow(run_id: str, actor: str, existing: list[str]) -> Any:
+    """Start the next retry of a run; the same retry number twice is one workflow (DBOS ids are unique)."""
+    latest = current_workflow_id(run_id, existing)
+    number = int(latest.removeprefix(run_id + RETRY_SUFFIX)) + 1 if latest != run_id else 1
+    with SetWorkflowID(f"{run_id}{RETRY_SUFFIX}{number}"):
+        return DBOS.start_workflow(retry_workflow, run_id, actor)
 
 
 def start_orphaned_runs() -> list[str]:

@@ -29,6 +29,7 @@ RUN_TRANSITIONS = [
     {"trigger": "succeed", "source": "running", "dest": "succeeded"},
     {"trigger": "fail", "source": ["running", "awaiting_approval"], "dest": "failed"},
     {"trigger": "cancel", "source": ["pending", "running", "awaiting_approval"], "dest": "cancelled"},
+    {"trigger": "retry", "source": "failed", "dest": "pending"},
 ]
 
 STEP_STATES = [
@@ -56,6 +57,8 @@ STEP_TRANSITIONS = [
         "source": ["pending", "planned", "awaiting_approval", "running"],
         "dest": "cancelled",
     },
+    # retrying a failed run: its failed (and unfinished) targets start over from a new plan
+    {"trigger": "retry", "source": ["failed", "planned", "awaiting_approval", "running"], "dest": "pending"},
 ]
 
 

@@ -118,9 +118,25 @@ class StepSpec(BaseModel):
     concurrency: int = Field(default=8, ge=1, le=64)
     requires_approval: bool = False
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
-    # "escalate" (stop and notify on-call) arrives with the notify.* actions.
-    on_failure: Literal["stop", "continue"] = "stop"
+    # stop: the run fails; continue: the next step runs; escalate: on-call is told (outbox), then stop.
+    on_failure: Literal["stop", "continue", "escalate"] = "stop"
+    # A condition over inputs and earlier steps' outputs (``{{ … }}``, true or false); false skips the step.
+    when: str | None = Field(default=None, max_length=2000)
+    # Seconds one target may take (plan and every attempt); past it the target fails as timed out.
+    timeout: float | None = Field(default=None, gt=0, le=86400)
+    # A gate rejected (or not decided within approval_timeout): skip the target, stop the run, or go on at a
+    # later step ("goto <step id>").
+    on_reject: str = Field(default="skip", pattern=r"^(skip|stop|goto [a-z0-9][a-z0-9_-]{0,63})$")
+    approval_timeout: float = Field(default=7 * 24 * 3600, gt=0, le=30 * 24 * 3600)
     description: str = ""
+
+    @model_validator(mode="after")
+    def _timeout_without_gate(self) -> StepSpec:
+        if self.timeout is not None and self.requires_approval:
+            raise ValueError(
+                "timeout cannot be combined with requires_approval: the wait for a human would count"
+            )
+        return self
 
 
 class Playbook(BaseModel):
@@ -148,6 +164,16 @@ class Playbook(BaseModel):
             if step.id in seen:
                 raise ValueError(f"step id {step.id!r} is used twice")
             seen.add(step.id)
+        return self
+
+    @model_validator(mode="after")
+    def _goto_later_steps(self) -> Playbook:
+        ids = [step.id for step in self.steps]
+        for position, step in enumerate(self.steps):
+            if step.on_reject.startswith("goto "):
+                target = step.on_reject.removeprefix("goto ")
+                if target not in ids[position + 1 :]:
+                    raise ValueError(f"step {step.id!r}: on_reject goes to {target!r}, not a later step")
         return self
 
 

@@ -8,9 +8,14 @@ from typing import Any
 
 from sqlalchemy import select
 
+from irflow.engine.machines import RUN_TERMINAL
 from irflow.engine.playbook import coerce_inputs, find_playbook, load_playbook
 from irflow.engine.runtime import Services
+from irflow.logs import get_logger
+from irflow.redaction import redact_text
 from irflow.store.models import Incident, Run, Step
+
+log = get_logger("irflow.engine")
 
 
 @dataclass(frozen=True)
@@ -128,8 +133,156 @@ def decide_approvals(
     return waiting
 
 
-def wait_for_unfinished_runs(svc: Services, *, exclude: str | None = None) -> list[str]:
-    """Wait for the runs this process resumed at launch (pending or running), rather than interrupt them."""
+UNFINISHED = ("pending", "running", "awaiting_approval")
+# DBOS workflow states after which the workflow will not act on its run again.
+WORKFLOW_ENDED = {"SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"}
+
+
+@dataclass(frozen=True)
+class WorkflowState:
+    status: str
+    error: str | None
+    executor_id: str | None
+
+
+def workflow_states(settings: Any, run_ids: list[str]) -> dict[str, WorkflowState]:
+    """The DBOS state of each run's workflow (the workflow id is the run id), read without an executor."""
+    from dbos import DBOSClient
+
+    from irflow.engine.runtime import system_database_url
+
+    if not run_ids:
+        return {}
+    from irflow.engine.interpreter import RETRY_SUFFIX, current_workflow_id
+
+    client = DBOSClient(system_database_url=system_database_url(settings.database_url))
+    try:
+        retries = client.list_workflows(
+            workflow_id_prefix=[run_id + RETRY_SUFFIX for run_id in run_ids],
+            load_input=False,
+            load_output=False,
+        )
+        ids = [status.workflow_id for status in retries]
+        current = {run_id: current_workflow_id(run_id, ids) for run_id in run_ids}
+        found = {
+            s.workflow_id: s
+            for s in client.list_workflows(workflow_ids=list(current.values()), load_input=False)
+        }
+    finally:
+        client.destroy()
+    return {run_id: _state_of(found[wid]) for run_id, wid in current.items() if wid in found}
+
+
+def _current_status(run_id: str) -> Any:
+    """DBOS's status of the workflow now driving the run (in a process that runs the engine)."""
+    from dbos import DBOS
+
+    from irflow.engine.interpreter import RETRY_SUFFIX, current_workflow_id
+
+    retries = DBOS.list_workflows(
+        workflow_id_prefix=run_id + RETRY_SUFFIX, load_input=False, load_output=False
+    )
+    return DBOS.get_workflow_status(current_workflow_id(run_id, [s.workflow_id for s in retries]))
+
+
+def _state_of(status: Any) -> WorkflowState:
+    error = None if status.error is None else redact_text(f"{type(status.error).__name__}: {status.error}")
+    return WorkflowState(status=str(status.status), error=error, executor_id=status.executor_id)
+
+
+def settle_run(svc: Services, run_id: str, workflow: WorkflowState | None) -> str:
+    """The run's status, after ending it when its workflow ended without doing so.
+
+    The workflow ends its run itself, even on an internal error; this covers what it cannot: a workflow that
+    errored before it could write (its database unreachable at that moment), one DBOS gave up recovering,
+    one cancelled outside irflow. Such a run would otherwise show ``running`` forever.
+    """
+    status = svc.state.run_snapshot(run_id)["status"]
+    if status in RUN_TERMINAL or workflow is None or workflow.status not in WORKFLOW_ENDED:
+        return status
+    if workflow.status == "CANCELLED":
+        return svc.state.transition_run(run_id, "cancel", payload={"reason": "its workflow was cancelled"})
+    reason = f"the run's workflow ended ({workflow.status}) without finishing the run"
+    if workflow.error:
+        reason += f": {workflow.error}"
+    if status == "pending":
+        svc.state.transition_run(run_id, "start")
+    return svc.state.transition_run(run_id, "fail", error=reason[:1000])
+
+
+def settle_if_workflow_ended(svc: Services, run_id: str) -> str:
+    """:func:`settle_run` for a process that runs the engine (it reads DBOS directly)."""
+    status = _current_status(run_id)
+    return settle_run(svc, run_id, None if status is None else _state_of(status))
+
+
+def unfinished_runs(
+    svc: Services, *, include_finished: bool = False, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Runs not yet ended (or every run, newest first), with what their workflow is doing."""
+    with svc.db.transaction() as session:
+        query = select(Run).order_by(Run.created_at.desc()).limit(limit)
+        if not include_finished:
+            query = query.where(Run.status.in_(UNFINISHED))
+        rows = [
+            {
+                "id": run.id,
+                "incident_id": run.incident_id,
+                "playbook": run.playbook_name,
+                "status": run.status,
+                "dry_run": run.dry_run,
+                "actor": run.actor,
+                "created_at": run.created_at.isoformat(),
+                "error": run.error,
+            }
+            for run in session.execute(query).scalars()
+        ]
+    states = workflow_states(svc.settings, [row["id"] for row in rows])
+    for row in rows:
+        state = states.get(row["id"])
+        row["workflow"] = (
+            None if state is None else {"status": state.status, "executor_id": state.executor_id}
+        )
+    return rows
+
+
+def cancel_run(svc: Services, run_id: str, *, actor: str, reason: str = "") -> dict[str, Any]:
+    """Stop a run: its workflows first (no new step starts), then the run and its open steps, audited.
+
+    A step whose Azure call was already in flight finishes that call; its outcome is recorded beside the
+    cancellation (``step.outcome_after_cancel``) and the step stays cancelled.
+    """
+    from dbos import DBOSClient
+
+    from irflow.engine.runtime import system_database_url
+
+    status = svc.state.run_snapshot(run_id)["status"]
+    if status in RUN_TERMINAL:
+        raise ValueError(f"run {run_id} already ended ({status}): nothing to cancel")
+    from irflow.engine.interpreter import APPROVAL_TOPIC
+
+    gates = svc.state.steps_awaiting_approval(run_id)
+    client = DBOSClient(system_database_url=system_database_url(svc.settings.database_url))
+    try:
+        mine = client.list_workflows(workflow_id_prefix=run_id, load_input=False, load_output=False)
+        drivers = [s.workflow_id for s in mine if s.workflow_id == run_id or s.parent_workflow_id is None]
+        if drivers:  # the run's first workflow and its retries, each with its targets
+            client.cancel_workflows(drivers, cancel_children=True)
+        for gate in gates:  # wake each gate, so its worker thread sees the cancellation now, not in days
+            if gate["workflow_id"]:
+                client.send(gate["workflow_id"], {"cancelled": True, "actor": actor}, APPROVAL_TOPIC)
+    finally:
+        client.destroy()
+    return svc.state.cancel_run(run_id, actor=actor, reason=reason)
+
+
+def wait_for_unfinished_runs(svc: Services, *, exclude: str | None = None) -> list[tuple[str, str]]:
+    """Wait for the runs this process executes (resumed at launch), rather than interrupt them.
+
+    Returns each run with the status it ended in. A run whose workflow errored is settled as failed with
+    the reason; it never makes this wait raise, and never blocks the others. Runs waiting for a human
+    (``awaiting_approval``) are not waited for: their decision resumes them whenever it comes.
+    """
     from dbos import DBOS
 
     with svc.db.transaction() as session:
@@ -140,6 +293,81 @@ def wait_for_unfinished_runs(svc: Services, *, exclude: str | None = None) -> li
     for run_id in open_runs:
         if run_id == exclude:
             continue
-        DBOS.retrieve_workflow(run_id).get_result(polling_interval_sec=svc.settings.queue_polling_interval)
-        finished.append(run_id)
+        status = _current_status(run_id)
+        if status is not None and status.executor_id not in (None, svc.settings.executor_id):
+            continue  # another replica's run: it is that replica's to finish
+        if status is not None and status.status not in WORKFLOW_ENDED:
+            try:
+                DBOS.retrieve_workflow(status.workflow_id).get_result(
+                    polling_interval_sec=svc.settings.queue_polling_interval
+                )
+            except Exception as exc:  # an errored workflow: settled below, the others still waited for
+                log.warning("resumed run ended in an error", run_id=run_id, error_type=type(exc).__name__)
+            status = _current_status(run_id)
+        state = None if status is None else _state_of(status)
+        finished.append((run_id, settle_run(svc, run_id, state)))
     return finished
+
+
+def wait_for_own_workflows(svc: Services, *, limit_s: float = 600.0) -> list[str]:
+    """Before a process that executes workflows exits: wait until none it executes is mid-way.
+
+    On PostgreSQL, processes share the fan-out queue: this process may be executing another run's target
+    workflows. Leaving mid-way would park them under this executor id until it launches again. Workflows
+    that wait for a human (a gate, or a run held at one) are durable and are not waited for. Bounded by
+    ``limit_s``; returns the workflow ids still in flight when it gave up (empty when all finished).
+    """
+    import time
+
+    from dbos import DBOS
+
+    deadline = time.monotonic() + limit_s
+    while True:
+        busy = [
+            status.workflow_id
+            for status in DBOS.list_workflows(
+                status=["PENDING"],
+                executor_id=svc.settings.executor_id,
+                load_input=False,
+                load_output=False,
+            )
+        ]
+        busy = sorted(set(busy) - _waiting_for_humans(svc, busy))
+        if not busy or time.monotonic() > deadline:
+            return busy
+        time.sleep(svc.settings.queue_polling_interval)
+
+
+def _waiting_for_humans(svc: Services, workflow_ids: list[str]) -> set[str]:
+    from irflow.engine.interpreter import RETRY_SUFFIX
+
+    if not workflow_ids:
+        return set()
+    with svc.db.transaction() as session:
+        gates = session.execute(
+            select(Step.workflow_id).where(
+                Step.workflow_id.in_(workflow_ids), Step.state == "awaiting_approval"
+            )
+        ).scalars()
+        run_of = {wid: wid.split(RETRY_SUFFIX)[0] for wid in workflow_ids}  # a retry drives its run too
+        held = set(
+            session.execute(
+                select(Run.id).where(Run.id.in_(set(run_of.values())), Run.status == "awaiting_approval")
+            ).scalars()
+        )
+        return set(gates) | {wid for wid, run_id in run_of.items() if run_id in held}
+
+
+def retry_run(svc: Services, run_id: str, *, actor: str) -> Any:
+    """Run a failed run's failed targets again (what succeeded is reused); the new workflow's handle."""
+    from dbos import DBOS
+
+    from irflow.engine.interpreter import RETRY_SUFFIX, start_retry_workflow
+
+    status = svc.state.run_snapshot(run_id)["status"]
+    if status != "failed":
+        raise ValueError(f"run {run_id} is {status}: only a failed run can be retried")
+    retries = DBOS.list_workflows(
+        workflow_id_prefix=run_id + RETRY_SUFFIX, load_input=False, load_output=False
+    )
+    return start_retry_workflow(run_id, actor, [s.workflow_id for s in retries])

@@ -22,6 +22,7 @@ from irflow.store.db import Database, ensure_schema
 from irflow.store.installation import install_keys
 
 FANOUT_QUEUE = "irflow-targets"
+FANOUT_WORKER_CONCURRENCY = 64
 
 
 class EngineBusy(RuntimeError):
@@ -34,7 +35,18 @@ class Services:
     db: Database
     state: StateStore
     _clients: Any = None
+    _target_locks: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def target_locks(self) -> Any:
+        """Per (action, target) locks: concurrent runs never apply the same change twice."""
+        with self._lock:
+            if self._target_locks is None:
+                from irflow.engine.target_locks import TargetLocks
+
+                self._target_locks = TargetLocks(self.db.engine, max_holders=FANOUT_WORKER_CONCURRENCY)
+            return self._target_locks
 
     @property
     def clients(self) -> Any:
@@ -95,7 +107,7 @@ def launch(settings: Settings, db: Database | None = None) -> Services:
     DBOS.launch()
     DBOS.register_queue(
         FANOUT_QUEUE,
-        worker_concurrency=64,
+        worker_concurrency=FANOUT_WORKER_CONCURRENCY,
         polling_interval_sec=settings.queue_polling_interval,
     )
     from irflow.engine.interpreter import start_orphaned_runs
@@ -112,6 +124,8 @@ def shutdown() -> None:
     if _services is not None:
         if _services._clients is not None:
             _services._clients.close()
+        if _services._target_locks is not None:
+            _services._target_locks.close()
         _services = None
     if _engine_lock is not None:
         _engine_lock.close()

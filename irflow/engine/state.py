@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 
 from irflow import clock
 from irflow.audit import AuditChain
-from irflow.engine.machines import INCIDENT, RUN, STEP, IllegalTransition, StateMachine
+from irflow.engine.machines import INCIDENT, RUN, STEP, STEP_TERMINAL, IllegalTransition, StateMachine
 from irflow.engine.sealing import fingerprints_only, seal_derived, seal_inputs
-from irflow.redaction import fingerprint
+from irflow.redaction import fingerprint, redact_text
 from irflow.store.db import Database
 from irflow.store.models import Incident, Run, Step
 
@@ -187,6 +187,8 @@ class StateStore:
             run = session.get(Run, run_id, with_for_update=True)
             if run is None:
                 raise LookupError(f"no run {run_id}")
+            if run.status == "cancelled":  # an operator's cancel wins over what the workflow did meanwhile
+                return run.status
             new = _next(RUN, run.status, trigger)
             if new is None:
                 return run.status
@@ -229,6 +231,29 @@ class StateStore:
                 payload={"run_id": run_id, **payload},
             )
 
+    def note_step_event(self, step_id: str, type: str, payload: dict[str, Any]) -> None:
+        """An audit event about one step that changes no state (e.g. a plan retried after an error)."""
+        with self.db.transaction() as session:
+            step = session.get(Step, step_id)
+            if step is None:
+                raise LookupError(f"no step {step_id}")
+            run = session.get(Run, step.run_id)
+            assert run is not None
+            self.chain.append(
+                session,
+                actor=ENGINE_ACTOR,
+                type=type,
+                incident_id=run.incident_id,
+                payload={
+                    "run_id": step.run_id,
+                    "step": step.step_key,
+                    "item": step.item_index,
+                    "target": step.target,
+                    "action": step.action,
+                    **payload,
+                },
+            )
+
     def _follow_incident(self, session: Session, run: Run, run_state: str, actor: str) -> None:
         trigger = {"running": "begin_containment", "succeeded": "contain"}.get(run_state)
         if trigger is None:
@@ -263,6 +288,9 @@ class StateStore:
             step = session.get(Step, step_id, with_for_update=True)
             if step is None:
                 raise LookupError(f"no step {step_id}")
+            if step.state == "cancelled":
+                self._note_outcome_after_cancel(session, step, trigger, actor, payload)
+                return step.state
             new = _next(STEP, step.state, trigger)
             if new is None:
                 return step.state
@@ -298,6 +326,154 @@ class StateStore:
                 session.flush()
                 self._follow_approvals(session, run, actor)
             return new
+
+    def _note_outcome_after_cancel(
+        self, session: Session, step: Step, trigger: str, actor: str, payload: dict[str, Any] | None
+    ) -> None:
+        """A step cancelled while its Azure call was in flight: the outcome is recorded, not applied."""
+        if trigger not in ("succeed", "fail"):
+            return
+        run = session.get(Run, step.run_id)
+        assert run is not None
+        self.chain.append(
+            session,
+            actor=actor,
+            type="step.outcome_after_cancel",
+            incident_id=run.incident_id,
+            payload={
+                "run_id": step.run_id,
+                "step": step.step_key,
+                "item": step.item_index,
+                "target": step.target,
+                "action": step.action,
+                "outcome": "succeeded" if trigger == "succeed" else "failed",
+                **(payload or {}),
+            },
+        )
+
+    def cancel_run(self, run_id: str, *, actor: str, reason: str = "") -> dict[str, Any]:
+        """The run and every step not yet ended become ``cancelled`` in one transaction, audited."""
+        reason = redact_text(reason)[:500]
+        with self.db.transaction() as session:
+            # Lock order as in transition_step: steps, then their run, then the audit head.
+            open_steps = list(
+                session.execute(
+                    select(Step)
+                    .where(Step.run_id == run_id, Step.state.not_in(tuple(STEP_TERMINAL)))
+                    .order_by(Step.position, Step.item_index)
+                    .with_for_update()
+                ).scalars()
+            )
+            run = session.get(Run, run_id, with_for_update=True)
+            if run is None:
+                raise LookupError(f"no run {run_id}")
+            old = run.status
+            try:
+                new = RUN.next_state(old, "cancel")
+            except IllegalTransition:
+                raise ValueError(f"run {run_id} already ended ({old}): nothing to cancel") from None
+            now = clock.now()
+            run.status, run.finished_at = new, now
+            run.error = f"cancelled by {actor}" + (f": {reason}" if reason else "")
+            for step in open_steps:
+                step_old, step.state, step.updated_at = step.state, "cancelled", now
+                self.chain.append(
+                    session,
+                    actor=actor,
+                    type="step.cancelled",
+                    incident_id=run.incident_id,
+                    payload={
+                        "run_id": run_id,
+                        "step": step.step_key,
+                        "item": step.item_index,
+                        "target": step.target,
+                        "action": step.action,
+                        "from": step_old,
+                        "attempt": step.attempts,
+                    },
+                )
+            self.chain.append(
+                session,
+                actor=actor,
+                type="run.cancelled",
+                incident_id=run.incident_id,
+                payload={
+                    "run_id": run_id,
+                    "from": old,
+                    "to": new,
+                    "reason": reason,
+                    "steps": len(open_steps),
+                },
+            )
+            return {"run_id": run_id, "from": old, "status": new, "steps_cancelled": len(open_steps)}
+
+    def reset_for_retry(self, run_id: str, *, actor: str) -> dict[str, Any]:
+        """A failed run back to ``pending``, its failed and unfinished steps too (one transaction, audited).
+
+        Succeeded and skipped steps stay as they are: the retried run reuses their results.
+        """
+        with self.db.transaction() as session:
+            # Lock order as in transition_step: steps, then their run, then the audit head.
+            redo = list(
+                session.execute(
+                    select(Step)
+                    .where(Step.run_id == run_id, Step.state.not_in(("succeeded", "skipped", "pending")))
+                    .order_by(Step.position, Step.item_index)
+                    .with_for_update()
+                ).scalars()
+            )
+            run = session.get(Run, run_id, with_for_update=True)
+            if run is None:
+                raise LookupError(f"no run {run_id}")
+            if run.status == "pending" and run.finished_at is None:
+                return {"run_id": run_id, "status": "pending", "steps_retried": 0}  # a replayed reset
+            try:
+                new = RUN.next_state(run.status, "retry")
+            except IllegalTransition:
+                raise ValueError(f"run {run_id} is {run.status}: only a failed run can be retried") from None
+            old, previous_error = run.status, run.error
+            run.status, run.finished_at, run.error = new, None, None
+            now = clock.now()
+            for step in redo:
+                step_old = step.state
+                step.state, step.updated_at, step.error, step.next_attempt_at = "pending", now, None, None
+                self.chain.append(
+                    session,
+                    actor=actor,
+                    type="step.pending",
+                    incident_id=run.incident_id,
+                    payload={
+                        "run_id": run_id,
+                        "step": step.step_key,
+                        "item": step.item_index,
+                        "target": step.target,
+                        "action": step.action,
+                        "from": step_old,
+                        "attempt": step.attempts,
+                        "reason": "run retried",
+                    },
+                )
+            self.chain.append(
+                session,
+                actor=actor,
+                type="run.retried",
+                incident_id=run.incident_id,
+                payload={
+                    "run_id": run_id,
+                    "from": old,
+                    "to": new,
+                    "previous_error": previous_error,
+                    "steps": len(redo),
+                },
+            )
+            return {"run_id": run_id, "status": new, "steps_retried": len(redo)}
+
+    def step_states(self, step_ids: list[str]) -> list[dict[str, Any]]:
+        with self.db.transaction() as session:
+            rows = {s.id: s for s in session.execute(select(Step).where(Step.id.in_(step_ids))).scalars()}
+            return [
+                {"state": rows[i].state, "result": rows[i].result, "error": rows[i].error} for i in step_ids
+            ]
 
     def _follow_approvals(self, session: Session, run: Run, actor: str) -> None:
         """The run waits for approval exactly while one of its steps does."""
@@ -368,6 +544,19 @@ class StateStore:
                 continue
             prior.setdefault(action, {}).setdefault(target, result.get("prior_state", {}))
         return prior
+
+    def incident_summary(self, incident_id: str) -> dict[str, Any]:
+        """What a notification may say about an incident: ids, title, severity, status (no PHI fields)."""
+        with self.db.transaction() as session:
+            incident = session.get(Incident, incident_id)
+            if incident is None:
+                raise LookupError(f"no incident {incident_id}")
+            return {
+                "id": incident.id,
+                "title": incident.title,
+                "severity": incident.severity,
+                "status": incident.status,
+            }
 
     def step_row(self, step_id: str) -> dict[str, Any]:
         with self.db.transaction() as session:

@@ -37,5 +37,7 @@ def test_illegal_transitions_are_refused(machine, state: str, trigger: str) -> N
 
 
 def test_terminal_run_states_have_no_way_out() -> None:
-    for state in ("succeeded", "failed", "cancelled"):
+    for state in ("succeeded", "cancelled"):
         assert RUN.triggers(state) == []
+    assert RUN.triggers("failed") == ["retry"]  # only an operator's retry, back to pending
+    assert RUN.next_state("failed", "retry") == "pending"
