@@ -50,7 +50,7 @@ def test_when_false_skips_the_step_and_says_so(svc: runtime.Services, sim: SimSe
     run = submit_run(svc, str(tmp_path / "conditional.yaml"), params, actor="t", auto_approve=True)
     assert run.handle.get_result() == "succeeded"
     assert [s["step"] for s in run_view(svc, run.run_id)["steps"]] == ["protect"]
-    assert sim.tenant.storage_account("phiimaging").summary()["publicNetworkAccess"] == "Enabled"
+    assert sim.tenant.storage_account("phiimaging").summary()["networkAcls"]["defaultAction"] == "Allow"
     skipped = [p for t, p in _events(svc, run.run_id) if t == "run.step_skipped"]
     assert skipped == [{"run_id": run.run_id, "step": "isolate", "when": "{{ inputs.mode == 'contain' }}"}]
 
@@ -59,7 +59,7 @@ def test_when_false_skips_the_step_and_says_so(svc: runtime.Services, sim: SimSe
     )
     assert contain.handle.get_result() == "succeeded"
     assert [s["step"] for s in run_view(svc, contain.run_id)["steps"]] == ["isolate"]
-    assert sim.tenant.storage_account("phiimaging").summary()["publicNetworkAccess"] == "Disabled"
+    assert sim.tenant.storage_account("phiimaging").summary()["networkAcls"]["defaultAction"] == "Deny"
 
 
 def test_a_condition_that_is_not_true_or_false_fails_its_step(
