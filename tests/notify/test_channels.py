@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from conftest import HttpServer, Received, SmtpServer, free_port
+from conftest import HttpServer, Received, SmtpServer, SmtpSink, free_port
 
 from irflow import clock
 from irflow.notify.channels import (
@@ -286,7 +286,6 @@ def _tls_smtp(tls_files, *, implicit: bool):  # type: ignore[no-untyped-def]
 
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult
-    from conftest import SmtpSink
 
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(tls_files.cert_file, tls_files.key_file)
