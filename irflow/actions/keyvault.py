@@ -81,11 +81,27 @@ def uses_rbac(props: dict[str, Any]) -> bool:
     return bool(props.get("enableRbacAuthorization"))
 
 
+# Key Vault IP rules take public addresses only: "any IP range inside 10.0.0.0-10.255.255.255 (private IP
+# addresses) cannot be used to add network rules"
+# (https://learn.microsoft.com/powershell/module/az.keyvault/add-azkeyvaultnetworkrule); the rest of RFC 1918,
+# loopback, link-local and "this network" are refused too (the stricter reading). A private range would never
+# match irflow's calls anyway: the vault firewall sees irflow's public egress address.
+_NOT_PUBLIC = tuple(
+    ipaddress.IPv4Network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16", "0.0.0.0/8")
+)
+
+
 def _cidr(value: str) -> str:
-    """An IPv4 address or range in canonical CIDR form (``203.0.113.7`` → ``203.0.113.7/32``)."""
+    """A public IPv4 address or range in canonical CIDR form (``203.0.113.7`` → ``203.0.113.7/32``)."""
     network = ipaddress.ip_network(str(value).strip(), strict=False)
     if network.version != 4:
         raise ValueError(f"Key Vault IP rules are IPv4 only: {value!r}")
+    if any(network.overlaps(private) for private in _NOT_PUBLIC):
+        raise ValueError(
+            f"Key Vault IP rules take public IPv4 addresses only: {value!r} is (or overlaps) a private, "
+            "loopback or link-local range; give irflow's public egress address (IRFLOW_EGRESS_IPS)"
+        )
     return str(network)
 
 

@@ -166,8 +166,13 @@ class TestIsolateVault:
             IsolateVaultParams(vault=_vault_id(tenant), allow_ip_rules=["2001:db8::/32"])
         with pytest.raises(ValidationError, match="Extra inputs"):
             IsolateVaultParams.model_validate({"vault": _vault_id(tenant), "surprise": 1})
-        params = IsolateVaultParams(vault=_vault_id(tenant), allow_ip_rules=["10.0.0.7", "10.0.0.7/32"])
-        assert params.allow_ip_rules == ["10.0.0.7/32"]
+        private_ranges = ("10.0.0.7", "172.20.0.0/16", "192.168.1.0/24", "127.0.0.1", "169.254.169.254")
+        for private in (*private_ranges, "8.0.0.0/6"):  # 8.0.0.0/6 spans 10.0.0.0/8
+            with pytest.raises(ValidationError, match="public IPv4 addresses only") as caught:
+                IsolateVaultParams(vault=_vault_id(tenant), allow_ip_rules=[LOOPBACK, private])
+            assert "IRFLOW_EGRESS_IPS" in str(caught.value)
+        params = IsolateVaultParams(vault=_vault_id(tenant), allow_ip_rules=["203.0.113.7", "203.0.113.7/32"])
+        assert params.allow_ip_rules == ["203.0.113.7/32"]
 
 
 class TestRestoreVaultNetwork:

@@ -141,6 +141,7 @@ def test_dry_run_plans_every_change_and_writes_nothing(svc: runtime.Services, si
 
 
 TAILSPIN = "keyvault-overbroad-access"
+EGRESS_IP = "192.0.2.10"  # irflow's egress IP in the engine fixtures (IRFLOW_EGRESS_IPS)
 SQL_IDENTITY = "4b7d2e19-3a6c-4f8e-9d15-7c2a0e6b8f31"
 TAILSPIN_DEVELOPERS = "8e3f1a52-7c4d-4b9e-a6f0-2d1c5b7e9a43"
 
@@ -154,7 +155,11 @@ class TestBothPermissionModels:
     def sim(self) -> Iterator[SimServer]:
         from irflow.sim.models import Tenant
 
-        with SimServer(Tenant.from_scenario(TAILSPIN)) as server:
+        tenant = Tenant.from_scenario(TAILSPIN)
+        # The vault firewalls see irflow's public egress address, as on Azure (a loopback peer could never be
+        # allow-listed: Key Vault IP rules refuse private and loopback ranges).
+        tenant.set_caller_origin(ip=EGRESS_IP)
+        with SimServer(tenant) as server:
             yield server
 
     @staticmethod
@@ -174,7 +179,7 @@ class TestBothPermissionModels:
         tenant = sim.tenant
         policies, rbac = tenant.key_vault("kv-phi-tailspin"), tenant.key_vault("kv-phi-tailspin-rbac")
         before = {a.name for a in tenant.role_assignments.all()}
-        params = self._params(sim, allow_ip_rules="127.0.0.1")
+        params = self._params(sim, allow_ip_rules=EGRESS_IP)
         run = submit_run(svc, PLAYBOOK, params, actor="cli:tester", auto_approve=True)
         assert run.handle.get_result() == "succeeded", run_view(svc, run.run_id)["error"]
         rows = {(s["step"], s["target"]): s for s in run_view(svc, run.run_id)["steps"]}
@@ -231,7 +236,7 @@ class TestBothPermissionModels:
     def test_dry_run_plans_each_models_revocation_and_writes_nothing(
         self, svc: runtime.Services, sim: SimServer
     ) -> None:
-        params = self._params(sim, allow_ip_rules="127.0.0.1")
+        params = self._params(sim, allow_ip_rules=EGRESS_IP)
         dry = submit_run(svc, PLAYBOOK, params, actor="cli:tester", dry_run=True)
         assert dry.handle.get_result() == "succeeded"
         assert sim.tenant.journal.writes() == []

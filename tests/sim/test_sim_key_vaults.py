@@ -95,6 +95,44 @@ def test_invalid_patch_changes_nothing(sim: Sim) -> None:
     assert sim.tenant.key_vault(VAULT).properties["publicNetworkAccess"] == "Enabled"
 
 
+@pytest.mark.parametrize(
+    "value", ["10.1.2.3", "172.16.0.0/12", "192.168.10.0/24", "127.0.0.1", "169.254.1.0/24", "8.0.0.0/6"]
+)
+def test_ip_rules_refuse_private_loopback_and_link_local_ranges(sim: Sim, value: str) -> None:
+    """Key Vault IP rules take public IPv4 only (8.0.0.0/6 spans 10.0.0.0/8): the PATCH is refused whole."""
+    before = sim.tenant.key_vault(VAULT).properties.get("networkAcls")
+    with pytest.raises(HttpResponseError) as caught:
+        keyvault_client(sim).vaults.update(
+            PHI_RG,
+            VAULT,
+            {
+                "properties": {
+                    "publicNetworkAccess": "Enabled",
+                    "networkAcls": {
+                        "defaultAction": "Deny",
+                        "ipRules": [{"value": "203.0.113.7"}, {"value": value}],
+                    },
+                }
+            },
+        )
+    assert caught.value.status_code == 400
+    assert caught.value.error.code == "BadRequest"
+    assert value in caught.value.error.message and "public" in caught.value.error.message
+    assert sim.tenant.key_vault(VAULT).properties.get("networkAcls") == before
+    assert all(entry.status == 400 for entry in sim.tenant.journal.writes())
+
+
+def test_ip_rules_take_a_public_single_address_range(sim: Sim) -> None:
+    """Unlike storage, Key Vault takes a /32: one public address written as a range."""
+    public_32 = "198.51.100.10/32"
+    vault = keyvault_client(sim).vaults.update(
+        PHI_RG,
+        VAULT,
+        {"properties": {"networkAcls": {"defaultAction": "Deny", "ipRules": [{"value": public_32}]}}},
+    )
+    assert [r.value for r in vault.properties.network_acls.ip_rules] == [public_32]
+
+
 def test_remove_takes_away_only_the_listed_permissions(sim: Sim) -> None:
     client = keyvault_client(sim)
     answer = client.vaults.update_access_policy(

@@ -16,7 +16,7 @@ import copy
 from datetime import datetime
 from typing import Any
 
-from irflow.sim import arm, errors
+from irflow.sim import arm, errors, firewall
 
 KEY_VAULT_TYPE = "Microsoft.KeyVault/vaults"
 ACCESS_POLICIES_TYPE = "Microsoft.KeyVault/vaults/accessPolicies"
@@ -51,6 +51,12 @@ def _validate_network_acls(value: Any) -> dict[str, Any]:
         if not isinstance(rule, dict) or not isinstance(rule.get("value"), str) or not rule["value"]:
             raise bad_request(
                 "Each of 'networkAcls.ipRules' needs a 'value' (an IPv4 address or CIDR range)."
+            )
+        if not firewall.valid_ip_rule(rule["value"], small_prefixes=True):
+            # The exact error code Azure returns is not documented: the provider's generic 400 is modelled.
+            raise bad_request(
+                f"'networkAcls.ipRules' value {rule['value']!r} is not allowed: only public IPv4 addresses "
+                "or ranges can be used (no private, loopback or link-local ranges)."
             )
         acls["ipRules"].append({"value": rule["value"]})
     for rule in value.get("virtualNetworkRules") or []:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import copy
-import ipaddress
 from datetime import datetime
 from typing import Any
 
-from irflow.sim import arm, errors
+from irflow.sim import arm, errors, firewall
 from irflow.sim.storage.blob import BlobContainer, BlobService
 
 STORAGE_ACCOUNT_TYPE = "Microsoft.Storage/storageAccounts"
@@ -104,26 +103,6 @@ def _canonical(value: Any, allowed: tuple[str, ...], field: str) -> str:
     raise errors.invalid_values(field)
 
 
-# Storage IP rules take public IPv4 addresses or ranges only: "IP address ranges reserved for private networks
-# (as defined in RFC 1918) aren't allowed", and "Small address ranges using /31 or /32 prefix sizes aren't
-# supported" (https://learn.microsoft.com/en-us/azure/storage/common/storage-network-security-limitations).
-# Loopback, link-local and "this network" ranges are refused too (the stricter reading).
-_NOT_PUBLIC = tuple(
-    ipaddress.IPv4Network(n)
-    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16", "0.0.0.0/8")
-)
-
-
-def _valid_ip_rule(value: str) -> bool:
-    try:
-        network = ipaddress.IPv4Network(value, strict=False)
-    except ValueError:
-        return False
-    if "/" in value and network.prefixlen in (31, 32):
-        return False
-    return not any(network.overlaps(private) for private in _NOT_PUBLIC)
-
-
 def _validate_network_acls(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise errors.invalid_values("networkAcls")
@@ -147,7 +126,7 @@ def _validate_network_acls(value: Any) -> dict[str, Any]:
         for rule in rules:
             if not isinstance(rule, dict) or not isinstance(rule.get(key), str) or not rule[key]:
                 raise errors.invalid_values(f"networkAcls.{rules_field}")
-            if rules_field == "ipRules" and not _valid_ip_rule(rule[key]):
+            if rules_field == "ipRules" and not firewall.valid_ip_rule(rule[key], small_prefixes=False):
                 raise errors.invalid_values(
                     f"networkAcls.ipRules ({rule[key]}: a public IPv4 address or range)"
                 )
