@@ -37,7 +37,7 @@ ROUTES: list[tuple[str, str, str, Any, int]] = [
     ("POST", f"/api/v1/runs/{RUN}/approve", "approver", {}, 409),
     ("POST", f"/api/v1/runs/{RUN}/reject", "approver", {"comment": "no"}, 409),
     # each call cancels a run of its own (a second cancel of one run is a true conflict)
-    ("POST", f"/api/v1/runs/{FRESH_RUN}/cancel", "responder", {"reason": "matrix"}, 200),
+    ("POST", f"/api/v1/runs/{FRESH_RUN}/cancel", "responder", {"comment": "matrix"}, 200),
     # the matrix run has not failed: nothing to retry (the retry itself: test_run_actions.py)
     ("POST", f"/api/v1/runs/{RUN}/retry", "responder", None, 409),
     ("GET", f"/api/v1/incidents/{INC}/evidence", "compliance", None, 200),

@@ -72,7 +72,7 @@ def test_cancel_stops_a_run_waiting_at_its_gate(api) -> None:  # type: ignore[no
     ).json()
     run_id = created["run_id"]
     _until(client, run_id, ("awaiting_approval",))
-    cancelled = client.post(f"/api/v1/runs/{run_id}/cancel", json={"reason": "false positive"})
+    cancelled = client.post(f"/api/v1/runs/{run_id}/cancel", json={"comment": "false positive"})
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json() == {
         "run_id": run_id,

@@ -64,7 +64,7 @@ def decide(svc: Services, run_id: str, command: RunDecision, *, approved: bool, 
 class RunCancel(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    reason: str = Field(default="", max_length=500, description="Why (recorded in the audit trail).")
+    comment: str = Field(default="", max_length=500, description="Why (recorded in the audit trail).")
 
 
 class Cancelled(BaseModel):
@@ -85,7 +85,7 @@ def cancel(svc: Services, run_id: str, command: RunCancel, *, by: Principal) -> 
     """Stop the run's workflows, then the run and its open steps (audited with the actor)."""
     _existing(svc, run_id)
     try:
-        outcome = cancel_run(svc, run_id, actor=by.actor, reason=command.reason)
+        outcome = cancel_run(svc, run_id, actor=by.actor, reason=command.comment)
     except LookupError:
         raise NotFound(f"no run {run_id}") from None
     except ValueError as exc:  # the state machine forbids it: the run already ended
