@@ -194,3 +194,36 @@ def test_the_evidence_package_download_verifies_offline(api, incident_with_facts
     )
     assert refused.returncode != 0
     assert client.get("/api/v1/incidents/no-such-incident/evidence").status_code == 404
+
+
+def test_the_openapi_describes_each_action_with_its_schemas_and_errors(api) -> None:  # type: ignore[no-untyped-def]
+    spec = api["client"].get("/openapi.json").json()
+    paths, schemas = spec["paths"], spec["components"]["schemas"]
+    cancel = paths["/api/v1/runs/{run_id}/cancel"]["post"]
+    assert cancel["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/RunCancel")
+    assert cancel["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/Cancelled")
+    retry = paths["/api/v1/runs/{run_id}/retry"]["post"]
+    assert "requestBody" not in retry
+    assert retry["responses"]["202"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/RetryStarted"
+    )
+    sent = paths["/api/v1/incidents/{incident_id}/notices/{obligation_id}/sent"]["post"]
+    assert sent["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/ObligationSent")
+    assert set(schemas["ObligationSent"]["required"]) == {"on", "method", "count"}
+    ok = sent["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    assert ok.endswith("/NoticeRecordedView")
+    evidence = paths["/api/v1/incidents/{incident_id}/evidence"]["get"]
+    assert evidence["responses"]["200"]["content"]["application/zip"]["schema"]["format"] == "binary"
+    for operation, errors in (
+        (cancel, {"401", "403", "404", "409", "422"}),
+        (retry, {"401", "403", "404", "409", "503"}),
+        (sent, {"401", "403", "404", "409", "422"}),
+        (evidence, {"401", "403", "404"}),
+    ):
+        assert errors <= set(operation["responses"])
+        assert all(
+            operation["responses"][status]["content"]["application/json"]["schema"]["$ref"].endswith(
+                "/ErrorResponse"
+            )
+            for status in errors
+        )
