@@ -16,7 +16,7 @@ from irflow.engine.services.principals import ROLES, Principal
 from irflow.engine.services.tokens import TokenCreate, create_token, revoke_token
 from irflow.store.models import ApiToken
 
-INC, RUN = "{incident}", "{run}"
+INC, RUN, FRESH_RUN = "{incident}", "{run}", "{fresh-run}"
 # (method, path, role needed, body, status for a caller with that role)
 ROUTES: list[tuple[str, str, str, Any, int]] = [
     ("POST", "/api/v1/incidents", "responder", {"title": "t", "severity": "low", "playbook": "no-such"}, 422),
@@ -30,14 +30,17 @@ ROUTES: list[tuple[str, str, str, Any, int]] = [
         "POST",
         f"/api/v1/incidents/{INC}/notices/none/sent",
         "compliance",
-        {"on": "2026-03-01", "method": "mail", "count": 3},
+        {"on": "2026-03-01", "method": "first_class_mail", "count": 3},
         404,
     ),
     ("GET", f"/api/v1/runs/{RUN}", "viewer", None, 200),
     ("POST", f"/api/v1/runs/{RUN}/approve", "approver", {}, 409),
     ("POST", f"/api/v1/runs/{RUN}/reject", "approver", {"comment": "no"}, 409),
-    ("POST", f"/api/v1/runs/{RUN}/cancel", "responder", {}, 409),
-    ("POST", f"/api/v1/runs/{RUN}/retry", "responder", {}, 409),
+    # each call cancels a run of its own (a second cancel of one run is a true conflict)
+    ("POST", f"/api/v1/runs/{FRESH_RUN}/cancel", "responder", {"comment": "matrix"}, 200),
+    # the matrix run has not failed: nothing to retry (the retry itself: test_run_actions.py)
+    ("POST", f"/api/v1/runs/{RUN}/retry", "responder", None, 409),
+    ("GET", f"/api/v1/incidents/{INC}/evidence", "compliance", None, 200),
     ("GET", "/api/v1/deadlines?status=open", "compliance", None, 200),
     ("GET", "/api/v1/audit", "viewer", None, 200),
     ("GET", "/api/v1/audit/verify", "viewer", None, 200),
@@ -51,12 +54,8 @@ REFUSED = ("none", "bad", "expired", "revoked", "entra-expired", "entra-wrong-au
 CALLERS = (*REFUSED, *ROLES, "entra-viewer", "entra-approver", "entra-admin", "entra-no-role")
 
 
-@pytest.fixture(scope="module")
-def matrix(api_engine, oidc_module) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    svc, _sim = api_engine
-    oidc = oidc_module
-    entra = EntraValidator(tenant_id=oidc.tenant_id, audience=oidc.audience, authority=oidc.authority)
-    created = svc.state.open_incident_and_run(
+def _open_run(svc: Any) -> Any:
+    return svc.state.open_incident_and_run(
         title="matrix",
         severity="low",
         source="api",
@@ -72,6 +71,14 @@ def matrix(api_engine, oidc_module) -> Iterator[dict[str, Any]]:  # type: ignore
         dry_run=True,
         auto_approve=False,
     )
+
+
+@pytest.fixture(scope="module")
+def matrix(api_engine, oidc_module) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    svc, _sim = api_engine
+    oidc = oidc_module
+    entra = EntraValidator(tenant_id=oidc.tenant_id, audience=oidc.audience, authority=oidc.authority)
+    created = _open_run(svc)
     tokens = {
         role: create_token(svc.db, TokenCreate(name=role, role=role), actor="test").token for role in ROLES
     }
@@ -89,7 +96,13 @@ def matrix(api_engine, oidc_module) -> Iterator[dict[str, Any]]:  # type: ignore
     tokens["entra-expired"] = oidc.token(roles=["irflow.admin"], expires_in=-600)
     tokens["entra-wrong-audience"] = oidc.token(roles=["irflow.admin"], audience="api://other")
     with TestClient(create_app(svc, entra=entra, worker=True)) as client:
-        yield {"client": client, "tokens": tokens, "incident": created.incident_id, "run": created.run_id}
+        yield {
+            "client": client,
+            "tokens": tokens,
+            "incident": created.incident_id,
+            "run": created.run_id,
+            "new_run": lambda: _open_run(svc).run_id,
+        }
     entra.close()
 
 
@@ -107,6 +120,8 @@ def _held(caller: str) -> frozenset[str]:
 )
 def test_route_by_caller(matrix, caller, method, path, needs, body, ok) -> None:  # type: ignore[no-untyped-def]
     url = path.replace(INC, matrix["incident"]).replace(RUN, matrix["run"])
+    if FRESH_RUN in url:
+        url = url.replace(FRESH_RUN, matrix["new_run"]())
     headers = {} if caller == "none" else {"Authorization": f"Bearer {matrix['tokens'][caller]}"}
     response = matrix["client"].request(method, url, headers=headers, json=body)
     if caller in REFUSED:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from irflow.api.deps import Compliance, Context, Responder, Viewer
 from irflow.api.errors import AUTH, responses
-from irflow.engine.incidents import FactsUpdate
-from irflow.engine.services import deadlines, incidents
+from irflow.engine.incidents import FactsUpdate, ObligationSent
+from irflow.engine.services import deadlines, evidence, incidents
 from irflow.engine.services.views import IncidentDetail, IncidentSummary, Page
 
 router = APIRouter(tags=["incidents"])
 IncidentId = Annotated[str, Path(min_length=1, max_length=36)]
 BODY = (400, 413, 415, 422)
+ZIP = "application/zip"
 
 
 @router.post(
@@ -92,15 +93,39 @@ def show_notice_by_id(
 
 @router.post(
     "/incidents/{incident_id}/notices/{obligation_id}/sent",
-    status_code=204,
-    summary="Record the notice of one obligation as sent",
+    summary="Record the notice of one obligation as sent: it becomes met or late, dependent deadlines move",
+    description=(
+        "409 when the incident's state forbids it: the obligation was already recorded as sent, the date is "
+        "in the future or before discovery, or the count exceeds the affected individuals."
+    ),
     responses=responses(*AUTH, *BODY, 404, 409),
 )
 def notice_sent(
     incident_id: IncidentId,
     obligation_id: Annotated[str, Path(min_length=1, max_length=36)],
-    body: deadlines.NoticeSent,
+    body: ObligationSent,
     caller: Compliance,
     ctx: Context,
-) -> None:
-    deadlines.record_notice_sent(ctx.services.db, incident_id, obligation_id, body)
+) -> deadlines.NoticeRecordedView:
+    return deadlines.record_notice_sent(ctx.services.db, incident_id, obligation_id, body, by=caller)
+
+
+@router.get(
+    "/incidents/{incident_id}/evidence",
+    summary="The incident's evidence package (zip): records, audit segment with its chain proof, manifest",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {ZIP: {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The package; `irflow audit verify-package FILE` checks it offline.",
+        },
+        **responses(*AUTH, 404, 422),
+    },
+)
+def evidence_package(incident_id: IncidentId, caller: Compliance, ctx: Context) -> Response:
+    package = evidence.evidence_package(ctx.services, incident_id)
+    return Response(
+        content=package.data,
+        media_type=ZIP,
+        headers={"Content-Disposition": f'attachment; filename="{package.file_name}"'},
+    )

@@ -14,6 +14,7 @@ from irflow.engine.services.views import RunView
 router = APIRouter(tags=["runs"])
 RunId = Annotated[str, Path(min_length=1, max_length=36)]
 Decision = Annotated[runs.RunDecision, Body(default_factory=runs.RunDecision)]
+Cancel = Annotated[runs.RunCancel, Body(default_factory=runs.RunCancel)]
 ACTION = responses(*AUTH, 400, 404, 409, 413, 415, 422)
 
 
@@ -36,11 +37,20 @@ def reject(run_id: RunId, caller: Approver, ctx: Context, body: Decision) -> run
     return runs.decide(ctx.services, run_id, body, approved=False, by=caller)
 
 
-@router.post("/runs/{run_id}/cancel", summary="Stop a run", responses=ACTION)
-def cancel(run_id: RunId, caller: Responder, ctx: Context, body: Decision) -> runs.Decided:
-    return runs.cancel(ctx.services, run_id, by=caller)
+@router.post(
+    "/runs/{run_id}/cancel",
+    summary="Stop a run that has not ended: no further step starts, open steps become cancelled",
+    responses=ACTION,
+)
+def cancel(run_id: RunId, caller: Responder, ctx: Context, body: Cancel) -> runs.Cancelled:
+    return runs.cancel(ctx.services, run_id, body, by=caller)
 
 
-@router.post("/runs/{run_id}/retry", summary="Re-run a failed run's failed steps", responses=ACTION)
-def retry(run_id: RunId, caller: Responder, ctx: Context, body: Decision) -> runs.Decided:
+@router.post(
+    "/runs/{run_id}/retry",
+    status_code=202,
+    summary="Re-run a failed run's failed steps (succeeded ones are reused); follow it with GET /runs/{id}",
+    responses=responses(*AUTH, 404, 409, 422),
+)
+def retry(run_id: RunId, caller: Responder, ctx: Context) -> runs.RetryStarted:
     return runs.retry(ctx.services, run_id, by=caller)

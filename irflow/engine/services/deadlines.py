@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
 
-from irflow.engine.services.errors import Conflict, NotFound
-from irflow.engine.services.views import DeadlineView, Page
+from irflow.engine.incidents import ObligationSent, record_obligation_sent
+from irflow.engine.services.errors import Conflict, NotFound, problems
+from irflow.engine.services.principals import Principal
+from irflow.engine.services.views import DeadlineView, NoticeSentView, Page
 from irflow.store.db import Database
 from irflow.store.models import Deadline, Incident, Notification
 
@@ -86,12 +88,13 @@ class IncidentNotices(BaseModel):
     notifications: list[NotificationView]
 
 
-class NoticeSent(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    on: date = Field(description="The date the notice went out.")
-    method: Literal["mail", "email", "substitute_web", "substitute_media", "media", "hhs_portal", "other"]
-    count: int = Field(ge=0, le=1_000_000_000, description="How many notices were sent.")
+class NoticeRecordedView(BaseModel):
+    notice: NoticeSentView
+    deadlines: list[DeadlineView] = Field(description="The incident's obligations after the recording.")
+    deadline_changes: list[dict[str, Any]] = Field(
+        description="Each obligation whose due date or status moved: kind, jurisdiction, old_due, new_due."
+    )
+    warnings: list[str]
 
 
 def _notification_view(n: Notification, cls: type[NotificationView] = NotificationView) -> NotificationView:
@@ -140,12 +143,23 @@ def show_notification(
         return _notification_view(n, NotificationDetail)  # type: ignore[return-value]
 
 
-def record_notice_sent(db: Database, incident_id: str, obligation_id: str, command: NoticeSent) -> None:
-    with db.transaction() as session:
-        deadline = session.get(Deadline, obligation_id)
-        if deadline is None or deadline.incident_id != incident_id:
-            raise NotFound(f"no obligation {obligation_id} for incident {incident_id}")
-    raise Conflict(
-        "recording a notice as sent (and moving the deadlines that run from it) is not supported by this "
-        "engine yet; nothing was recorded"
+def record_notice_sent(
+    db: Database, incident_id: str, obligation_id: str, command: ObligationSent, *, by: Principal
+) -> NoticeRecordedView:
+    """The obligation becomes met (or late) and the deadlines that run from its send date move (audited)."""
+    try:
+        recorded = record_obligation_sent(db, incident_id, obligation_id, command, author=by.actor)
+    except LookupError as exc:
+        raise NotFound(str(exc)) from None
+    except ValidationError as exc:  # the facts no longer make a whole
+        raise Conflict(problems(exc)) from None
+    except ValueError as exc:  # future date, before discovery, second recording, count too high
+        raise Conflict(str(exc)) from None
+    return NoticeRecordedView(
+        notice=NoticeSentView.model_validate(recorded.notice),
+        deadlines=[
+            DeadlineView.model_validate({**row, "incident_id": incident_id}) for row in recorded.deadlines
+        ],
+        deadline_changes=recorded.deadline_changes,
+        warnings=recorded.warnings,
     )

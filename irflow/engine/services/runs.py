@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from irflow.engine.runs import decide_approvals, run_view
+from irflow.engine.runs import cancel_run, decide_approvals, retry_run, run_view
 from irflow.engine.runtime import Services
 from irflow.engine.services.errors import Conflict, NotFound
 from irflow.engine.services.incidents import require_engine
 from irflow.engine.services.principals import Principal
-from irflow.engine.services.views import RunView
+from irflow.engine.services.views import RunStatus, RunView
 from irflow.store.models import Run
 
 
@@ -61,17 +61,51 @@ def decide(svc: Services, run_id: str, command: RunDecision, *, approved: bool, 
     )
 
 
-def cancel(svc: Services, run_id: str, *, by: Principal) -> Decided:
-    run = _existing(svc, run_id)
-    if run.status in ("succeeded", "failed", "cancelled"):
-        raise Conflict(f"run {run_id} already ended ({run.status}): nothing to cancel")
-    raise Conflict(
-        f"run {run_id} is {run.status}: cancelling a run in flight is not supported by this engine yet"
+class RunCancel(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    comment: str = Field(default="", max_length=500, description="Why (recorded in the audit trail).")
+
+
+class Cancelled(BaseModel):
+    run_id: str
+    previous_status: RunStatus = Field(description="The run's status before the cancellation.")
+    status: RunStatus
+    steps_cancelled: int = Field(description="Steps not yet ended that became cancelled.")
+
+
+class RetryStarted(BaseModel):
+    run_id: str
+    workflow_id: str = Field(
+        description="The retry's workflow: it puts the run back to pending, then runs it"
     )
 
 
-def retry(svc: Services, run_id: str, *, by: Principal) -> Decided:
-    run = _existing(svc, run_id)
-    if run.status != "failed":
-        raise Conflict(f"run {run_id} is {run.status}: only a failed run can be retried")
-    raise Conflict(f"run {run_id} failed: re-running its failed steps is not supported by this engine yet")
+def cancel(svc: Services, run_id: str, command: RunCancel, *, by: Principal) -> Cancelled:
+    """Stop the run's workflows, then the run and its open steps (audited with the actor)."""
+    _existing(svc, run_id)
+    try:
+        outcome = cancel_run(svc, run_id, actor=by.actor, reason=command.comment)
+    except LookupError:
+        raise NotFound(f"no run {run_id}") from None
+    except ValueError as exc:  # the state machine forbids it: the run already ended
+        raise Conflict(str(exc)) from None
+    return Cancelled(
+        run_id=run_id,
+        previous_status=outcome["from"],
+        status=outcome["status"],
+        steps_cancelled=outcome["steps_cancelled"],
+    )
+
+
+def retry(svc: Services, run_id: str, *, by: Principal) -> RetryStarted:
+    """Start a failed run's retry (failed steps run again, succeeded ones are reused); not waited for."""
+    _existing(svc, run_id)
+    require_engine(svc)
+    try:
+        handle = retry_run(svc, run_id, actor=by.actor)
+    except LookupError:
+        raise NotFound(f"no run {run_id}") from None
+    except ValueError as exc:  # only a failed run can be retried
+        raise Conflict(str(exc)) from None
+    return RetryStarted(run_id=run_id, workflow_id=handle.get_workflow_id())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 T = TypeVar("T")
 RunStatus = Literal["pending", "running", "awaiting_approval", "succeeded", "failed", "cancelled"]
@@ -62,6 +62,11 @@ class DeadlineView(BaseModel):
     )
     outer_basis: str = ""
     hipaa_treatment: str | None = None
+
+    @field_validator("outer_basis", mode="before")
+    @classmethod
+    def _no_outer_basis(cls, value: object) -> object:
+        return "" if value is None else value  # stored as NULL when there is no later reading
 
 
 class Facts(BaseModel):
