@@ -193,10 +193,11 @@ def render_section(table: JurisdictionTable) -> str:
         "`statute` means the provision's own text was read (on the legislature's site or a copy of it); "
         "`secondary` means only a law-firm chart, an agency page or a similar summary was. "
         "Business days skip weekends and the public holidays of each row's calendar in the `holidays` "
-        "library (`US-XX`: federal and that jurisdiction's holidays). The library also lists some days a "
-        "state observes only optionally (Texas's optional holidays, for one); a business-day date counted "
-        "over such a day is one day later than a reading that treats it as a business day, so check those "
-        'dates with counsel. "Clock start" is the row\'s `clock_starts`.',
+        "library (`US-XX`: federal and that jurisdiction's holidays), except days on which offices need "
+        "not close: Texas's optional holidays (Tex. Gov't Code § 662.003(b)) and California's Susan B. "
+        "Anthony Day and Diwali count as business days (`NOT_OFFICE_CLOSING` in "
+        "`irflow/compliance/states.py`), so a date is never later than the law allows. "
+        '"Clock start" is the row\'s `clock_starts`.',
         "",
         *_table(rows),
         "",

@@ -192,12 +192,32 @@ def _check_holiday_calendar(code: str) -> str:
     return code
 
 
+# Days the holidays library lists for a jurisdiction on which its offices need not close. Counting them as
+# business days can only make a due date earlier, never later than the law allows.
+# - Texas: optional holidays, Tex. Gov't Code § 662.003(b) (a state employee may take one instead of another
+#   day; offices stay open).
+# - California: Susan B. Anthony Day is a commemorative day, not a holiday of Cal. Gov't Code § 6700; Diwali's
+#   status as a day state offices close was not verified (the stricter choice: a business day).
+NOT_OFFICE_CLOSING: dict[tuple[str, str | None], frozenset[str]] = {
+    ("US", "TX"): frozenset({"Cesar Chavez Day", "Good Friday", "Rosh Hashanah", "Yom Kippur"}),
+    ("US", "CA"): frozenset({"Susan B. Anthony Day", "Diwali"}),
+}
+
+
+def _office_closed(day: date, calendar: holidays.HolidayBase) -> bool:
+    names = calendar.get_list(day)
+    where = (getattr(calendar, "country", None), getattr(calendar, "subdiv", None))
+    skip = NOT_OFFICE_CLOSING.get(where, frozenset())  # type: ignore[arg-type]
+    return any(name not in skip for name in names)
+
+
 def add_business_days(start: date, days: int, calendar: holidays.HolidayBase) -> date:
-    """``days`` business days after ``start``: Monday-Friday and not a holiday of ``calendar``."""
+    """``days`` business days after ``start``: Monday-Friday and not a holiday of ``calendar`` on which
+    offices close (see :data:`NOT_OFFICE_CLOSING`)."""
     current, left = start, days
     while left > 0:
         current += timedelta(days=1)
-        if current.weekday() < 5 and current not in calendar:
+        if current.weekday() < 5 and not _office_closed(current, calendar):
             left -= 1
     return current
 

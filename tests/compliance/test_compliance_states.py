@@ -443,3 +443,23 @@ def test_a_jurisdiction_listed_twice_is_rejected() -> None:
 def test_unreadable_or_ambiguous_files_are_rejected(text: str) -> None:
     with pytest.raises(ValidationError):
         parse_jurisdictions(text)
+
+
+@pytest.mark.parametrize(
+    ("code", "start", "expected"),
+    [
+        # Tex. Gov't Code § 662.003(b): Good Friday is optional, offices stay open → a business day.
+        ("US-TX", date(2026, 4, 2), date(2026, 4, 3)),
+        # Texas Independence Day (§ 662.003(a)) closes offices: Monday 2 March 2026 is skipped.
+        ("US-TX", date(2026, 2, 27), date(2026, 3, 3)),
+        # Susan B. Anthony Day is commemorative in California (not a Gov't Code § 6700 holiday): Tuesday
+        # 15 February 2028 counts, so the date is never later than the law allows.
+        ("US-CA", date(2028, 2, 14), date(2028, 2, 15)),
+        # Cesar Chavez Day is a California state holiday (§ 6700): Tuesday 31 March 2026 is skipped.
+        ("US-CA", date(2026, 3, 30), date(2026, 4, 1)),
+    ],
+)
+def test_business_days_skip_only_days_offices_close(code: str, start: date, expected: date) -> None:
+    from irflow.compliance.states import _cached_calendar, add_business_days
+
+    assert add_business_days(start, 1, _cached_calendar(code)) == expected
