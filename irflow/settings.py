@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     timezone: str = "America/New_York"
 
     sentinel_secret: SecretStr | None = None
+    # Object ids (comma-separated) of the managed identities allowed to post to the Sentinel webhook with an
+    # Entra ID token (with entra_tenant_id and entra_audience).
+    sentinel_callers: str = ""
+    # Anonymous refused requests (401) per client IP: a token bucket of this size, refilled at this rate per
+    # second; past it the API answers 429 with Retry-After before reading the credential.
+    api_refusal_burst: int = Field(default=60, ge=1, le=1_000_000)
+    api_refusal_rate: float = Field(default=1.0, gt=0, le=100_000)
     # HMAC key of recipient and secret fingerprints; unset: one generated on first use, kept in the database.
     fingerprint_key: SecretStr | None = Field(default=None, min_length=16)
     # Fernet key that seals sensitive playbook inputs at rest (irflow/engine/sealing.py).
@@ -88,6 +95,9 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     # Polling of DBOS queues (seconds); tests lower it.
     queue_polling_interval: float = Field(default=0.2, gt=0)
+
+    def sentinel_caller_ids(self) -> frozenset[str]:
+        return frozenset(item.strip().lower() for item in self.sentinel_callers.split(",") if item.strip())
 
     @field_validator("database_url")
     @classmethod

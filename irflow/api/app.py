@@ -24,6 +24,7 @@ from irflow.api.entra import EntraValidator
 from irflow.api.errors import ApiError, ErrorBody, payload
 from irflow.api.guard import RequestGuard
 from irflow.api.metrics import StoreCollector
+from irflow.api.throttle import RefusalLimiter
 from irflow.api.routes import incidents, records, runs, tokens, webhooks
 from irflow.audit import AuditChain
 from irflow.engine.runtime import Services
@@ -47,8 +48,15 @@ class NotReady(BaseModel):
     checks: dict[str, str]
 
 
-def create_app(svc: Services, *, entra: EntraValidator | None = None, worker: bool = False) -> FastAPI:
-    """The app over *svc*; *worker* says whether the engine runs in this process (``irflow serve``)."""
+def create_app(
+    svc: Services,
+    *,
+    entra: EntraValidator | None = None,
+    worker: bool = False,
+    refusals: RefusalLimiter | None = None,
+) -> FastAPI:
+    """The app over *svc*; *worker* says whether the engine runs in this process (``irflow serve``);
+    *refusals* limits refused anonymous requests per client IP (default: from the settings)."""
     app = FastAPI(
         title="irflow",
         version=__version__,
@@ -56,7 +64,9 @@ def create_app(svc: Services, *, entra: EntraValidator | None = None, worker: bo
         redoc_url=None,
         description='Incident response for PHI breaches on Azure. Errors: `{"error": {"code", "message"}}`.',
     )
-    app.state.irflow = ApiContext(services=svc, entra=entra, worker=worker)
+    if refusals is None:
+        refusals = RefusalLimiter(burst=svc.settings.api_refusal_burst, rate=svc.settings.api_refusal_rate)
+    app.state.irflow = ApiContext(services=svc, entra=entra, worker=worker, refusals=refusals)
 
     def audit_rejection(scope: Scope, status: int, code: str, message: str, actor: str | None = None) -> None:
         """One audit event per refused change: who, what route, why (field names only, never values)."""
@@ -82,7 +92,7 @@ def create_app(svc: Services, *, entra: EntraValidator | None = None, worker: bo
             log.exception("api.rejection_not_audited", status=status, code=code)
 
     def error(request: Request, status: int, code: str, message: str, headers: Any = None) -> JSONResponse:
-        if status != 401 and 400 <= status < 500:
+        if status not in (401, 429) and 400 <= status < 500:  # neither is audited: a flood must not fill it
             audit_rejection(request.scope, status, code, message, getattr(request.state, "actor", None))
         return JSONResponse(status_code=status, content=payload(code, message), headers=headers)
 

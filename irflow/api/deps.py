@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from irflow.api.entra import EntraTokenError, EntraValidator
 from irflow.api.errors import ApiError
+from irflow.api.throttle import RefusalLimiter
 from irflow.engine.runtime import Services
 from irflow.engine.services.principals import Principal, Role
 from irflow.engine.services.tokens import PREFIX, TokenRefused, authenticate
@@ -30,6 +31,7 @@ class ApiContext:
     services: Services
     entra: EntraValidator | None
     worker: bool
+    refusals: RefusalLimiter
 
 
 def context(request: Request) -> ApiContext:
@@ -41,8 +43,21 @@ Context = Annotated[ApiContext, Depends(context)]
 _bearer = HTTPBearer(auto_error=False, description="An irflow API token or a Microsoft Entra ID token.")
 
 
-def _unauthorized(message: str) -> ApiError:
-    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="irflow"'})
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def throttled(refusals: RefusalLimiter, ip: str) -> ApiError | None:
+    """429 for an address whose refused requests used up its bucket (see irflow/api/throttle.py)."""
+    wait = refusals.retry_after(ip)
+    if wait is None:
+        return None
+    return ApiError(
+        429,
+        "too_many_refusals",
+        f"too many refused requests from this address: retry in {wait} s",
+        headers={"Retry-After": str(wait)},
+    )
 
 
 def principal(
@@ -50,6 +65,14 @@ def principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    ip = client_ip(request)
+    if (refusal := throttled(ctx.refusals, ip)) is not None:
+        raise refusal
+
+    def _unauthorized(message: str) -> ApiError:
+        ctx.refusals.refused(ip)
+        return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="irflow"'})
+
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise _unauthorized("a bearer token is required")
     token = credentials.credentials

@@ -36,9 +36,10 @@ DESCRIPTIONS = {
     413: "Request body larger than the limit",
     415: "The body is not application/json",
     422: "The request does not match its schema (unknown fields, values out of range)",
+    429: "Too many refused (401) requests from this address: retry after the Retry-After seconds",
     503: "A part this needs is unavailable (the engine in this process, the identity provider)",
 }
-AUTH = (401, 403, 503)
+AUTH = (401, 403, 429, 503)
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, object]]:

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from irflow import clock
 from irflow.api.app import create_app
 from irflow.api.entra import EntraValidator
+from irflow.api.throttle import RefusalLimiter
 from irflow.engine.services.principals import ROLES, Principal
 from irflow.engine.services.tokens import TokenCreate, create_token, revoke_token
 from irflow.store.models import ApiToken
@@ -95,7 +96,10 @@ def matrix(api_engine, oidc_module) -> Iterator[dict[str, Any]]:  # type: ignore
     tokens["entra-no-role"] = oidc.token(roles=["Something.Else"])
     tokens["entra-expired"] = oidc.token(roles=["irflow.admin"], expires_in=-600)
     tokens["entra-wrong-audience"] = oidc.token(roles=["irflow.admin"], audience="api://other")
-    with TestClient(create_app(svc, entra=entra, worker=True)) as client:
+    # Every refused caller of the matrix comes from one address: a bucket roomy enough for all of them
+    # (the limit itself: test_refusal_throttle.py).
+    refusals = RefusalLimiter(burst=100_000, rate=1.0)
+    with TestClient(create_app(svc, entra=entra, worker=True, refusals=refusals)) as client:
         yield {
             "client": client,
             "tokens": tokens,

@@ -16,22 +16,20 @@ content) and nothing else.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 from collections import OrderedDict
-from functools import lru_cache
 from typing import Any
 
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from irflow import clock
 from irflow.api.entra import EntraTokenError, EntraValidator
-from irflow.api.errors import ErrorResponse
+from irflow.api.deps import client_ip, throttled
+from irflow.api.errors import ErrorResponse, payload
 from irflow.audit import AuditChain
 from irflow.engine.sentinel import receive
 from irflow.engine.sentinel_payload import MAX_BODY_BYTES, DeliveryRejected, parse_delivery
@@ -44,17 +42,6 @@ router = APIRouter(tags=["webhooks"])
 SIGNATURE_HEADER = "X-IRFlow-Signature"
 SIGNATURE_WINDOW_S = 300
 REJECTION_ACTOR = "sentinel-webhook"
-
-
-class CallerSettings(BaseSettings):
-    """``IRFLOW_SENTINEL_CALLERS``: object ids (comma-separated) of the managed identities allowed in."""
-
-    model_config = SettingsConfigDict(env_prefix="IRFLOW_", env_file=".env", extra="ignore")
-
-    sentinel_callers: str = ""
-
-    def object_ids(self) -> frozenset[str]:
-        return frozenset(item.strip().lower() for item in self.sentinel_callers.split(",") if item.strip())
 
 
 class Accepted(BaseModel):
@@ -122,6 +109,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (413, "The body exceeds 1 MiB"),
         (415, "The body is not application/json"),
         (422, "Not a Sentinel incident nor an Azure Monitor common alert, or a field out of bounds"),
+        (429, "Too many refused (401) deliveries from this address: retry after the Retry-After seconds"),
         (503, "The engine does not run in this process, or Entra ID metadata is unreachable"),
     )
 }
@@ -151,11 +139,19 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 async def sentinel_webhook(request: Request) -> JSONResponse:
     from starlette.concurrency import run_in_threadpool
 
+    ctx = request.app.state.irflow
+    ip = client_ip(request)
+    if (throttle := throttled(ctx.refusals, ip)) is not None:  # not audited: a flood must not fill the trail
+        return JSONResponse(
+            status_code=throttle.status, content=payload(throttle.code, throttle.message), headers=throttle.headers
+        )
     body = b""
     try:
         body = await _read_body(request)
         return await run_in_threadpool(_handle, request, body)
     except Refused as refused:
+        if refused.status == 401:
+            ctx.refusals.refused(ip)
         await run_in_threadpool(_audit_rejection, request.app.state.irflow.services.db, refused, body)
         return JSONResponse(
             status_code=refused.status, content={"error": {"code": refused.code, "message": refused.message}}
@@ -209,7 +205,7 @@ def _handle(request: Request, body: bytes) -> JSONResponse:
 
 def _authenticate(request: Request, body: bytes, settings: Any, entra: EntraValidator | None) -> str:
     """The audit actor of an authenticated sender; :class:`Refused` otherwise."""
-    callers = _callers(os.environ.get("IRFLOW_SENTINEL_CALLERS"))
+    callers = settings.sentinel_caller_ids()
     validator = entra if callers else None
     secret = settings.sentinel_secret.get_secret_value() if settings.sentinel_secret else ""
     if validator is None and not secret:
@@ -243,12 +239,6 @@ def _authenticate(request: Request, body: bytes, settings: Any, entra: EntraVali
     if not _replays.first_use(header):
         raise Refused(401, "replayed_signature", "this signature was already used: sign each delivery anew")
     return "sentinel:hmac"
-
-
-@lru_cache(maxsize=4)
-def _callers(_environment_value: str | None) -> frozenset[str]:
-    """Read once per value of the variable (the .env file is read with it)."""
-    return CallerSettings().object_ids()
 
 
 def _timestamp(header: str) -> int | None:
