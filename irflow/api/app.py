@@ -24,8 +24,8 @@ from irflow.api.entra import EntraValidator
 from irflow.api.errors import ApiError, ErrorBody, payload
 from irflow.api.guard import RequestGuard
 from irflow.api.metrics import StoreCollector
-from irflow.api.throttle import RefusalLimiter
 from irflow.api.routes import incidents, records, runs, tokens, webhooks
+from irflow.api.throttle import RefusalLimiter
 from irflow.audit import AuditChain
 from irflow.engine.runtime import Services
 from irflow.engine.services.errors import ServiceError
@@ -33,7 +33,7 @@ from irflow.logs import get_logger
 
 log = get_logger(__name__)
 
-SERVICE_STATUS = {"not_found": 404, "conflict": 409, "invalid": 422, "unavailable": 503}
+SERVICE_STATUS = {"not_found": 404, "forbidden": 403, "conflict": 409, "invalid": 422, "unavailable": 503}
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
 AUDITED_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 

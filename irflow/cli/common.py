@@ -142,5 +142,23 @@ def engine(settings: Settings) -> Iterator:
         runtime.shutdown()
 
 
+@contextmanager
+def reader() -> Iterator:
+    """Services for commands that only read or write records: the database, no engine."""
+    from irflow.engine.runtime import Services, open_database
+    from irflow.engine.state import StateStore
+    from irflow.store.db import SchemaOutOfDate
+
+    settings = load_settings()
+    try:
+        db = open_database(settings)
+    except SchemaOutOfDate as exc:
+        fail(str(exc))
+    try:
+        yield Services(settings=settings, db=db, state=StateStore(db))
+    finally:
+        db.dispose()
+
+
 def is_tty() -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()

@@ -7,12 +7,11 @@ Mounted by ``irflow.cli.main`` as ``app.add_typer(deadlines_app, name="deadlines
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import date
 from enum import StrEnum
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 
 from irflow.cli.common import console, fail
@@ -39,78 +38,13 @@ def _deadlines() -> None:
 
 
 def _date(option: str, value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        fail(f"{option} takes a date YYYY-MM-DD, got {value!r}")
-
-
-def _states(values: list[str]) -> dict[str, int]:
-    from irflow.compliance.models import normalize_state
-
-    counts: dict[str, int] = {}
-    for value in values:
-        code, sep, raw = value.partition("=")
-        if not sep or not code.strip() or not raw.strip():
-            fail(f"--state takes XX=N (a two-letter state code and a count), got {value!r}")
-        try:
-            state = normalize_state(code)
-        except ValueError as exc:
-            fail(f"--state {value}: {exc}")
-        try:
-            count = int(raw.strip())
-        except ValueError:
-            fail(f"--state {value}: the count must be a whole number, got {raw.strip()!r}")
-        if count < 0:
-            fail(f"--state {value}: the count must not be negative")
-        if state in counts:
-            fail(f"--state {state} given twice")
-        counts[state] = count
-    return counts
-
-
-def _problems(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors():
-        message = str(error["msg"]).removeprefix("Value error, ")
-        where = ".".join(str(p) for p in error["loc"])
-        parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts)
-
-
-def _discovery(value: str, tz: str) -> date:
-    """``--discovered``: a date (day 0 itself) or a date and time, read in ``tz`` unless it has an offset."""
-    from irflow.compliance.models import discovery_date, zone
+    from irflow.engine.services.errors import ServiceError
+    from irflow.engine.services.facts import parse_day
 
     try:
-        zone(tz)
-    except ValueError as exc:
-        fail(f"--tz: {exc}")
-    text = value.strip()
-    if "T" not in text and " " not in text:
-        return _date("--discovered", text)  # type: ignore[return-value]
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        fail(f"--discovered takes YYYY-MM-DD or YYYY-MM-DDTHH:MM[+HH:MM], got {value!r}")
-    return discovery_date(moment, tz)
-
-
-def _sent(values: list[str]) -> list[tuple[str, str, str, date]]:
-    """``--sent KIND[:XX[:RECIPIENT]]=DATE``, parsed (checked by the clock's models)."""
-    parsed = []
-    for value in values:
-        target, sep, raw = value.rpartition("=")
-        if not sep or not target.strip() or not raw.strip():
-            fail(f"--sent takes KIND[:JURISDICTION[:RECIPIENT]]=YYYY-MM-DD, got {value!r}")
-        kind, _, rest = target.partition(":")
-        jurisdiction, _, recipient = rest.partition(":")
-        on = _date("--sent", raw)
-        assert on is not None
-        parsed.append((kind.strip(), (jurisdiction.strip() or "US"), recipient.strip(), on))
-    return parsed
+        return parse_day(option, value)
+    except ServiceError as exc:
+        fail(exc.message)
 
 
 @deadlines_app.command("compute")
@@ -185,65 +119,32 @@ def compute_command(
 ) -> None:
     """The obligations and due dates for these facts, without an incident."""
     from irflow.cli.common import load_settings
-    from irflow.compliance import (
-        IncidentFacts,
-        LawEnforcementDelay,
-        OralStatement,
-        Role,
-        WrittenStatement,
-        compute_obligations,
+    from irflow.engine.services.errors import ServiceError
+    from irflow.engine.services.facts import ClockQuestion, compute_deadlines
+
+    question = ClockQuestion(
+        role=role.value,
+        discovered=discovered,
+        timezone=tz if tz is not None else load_settings().timezone,
+        affected=affected,
+        states=state or [],
+        le_written_on=le_written_on,
+        le_written_until=le_written_until,
+        le_oral_on=le_oral_on,
+        ba_contract_days=ba_contract_days,
+        ba_agent_discovered=ba_agent_discovered,
+        hipaa=hipaa,
+        ca_facility=ca_facility,
+        out_of_date_addresses=out_of_date_addresses,
+        urgent=urgent,
+        deceased_with_next_of_kin=deceased,
+        sent=sent or [],
     )
-    from irflow.compliance.clock import resolve_sent
-
-    zone_name = tz if tz is not None else load_settings().timezone
-    discovered_on = _discovery(discovered, zone_name)
-    if affected < 0:
-        fail(f"--affected must not be negative, got {affected}")
-    if ba_contract_days is not None and ba_contract_days < 0:
-        fail(f"--ba-contract-days must not be negative, got {ba_contract_days}")
-    written_on = _date("--le-written-on", le_written_on)
-    written_until = _date("--le-written-until", le_written_until)
-    oral_on = _date("--le-oral-on", le_oral_on)
-    agent_on = _date("--ba-agent-discovered", ba_agent_discovered)
-    if (written_on is None) != (written_until is None):
-        fail("--le-written-on and --le-written-until go together: give both or neither")
-    counts = _states(state or [])
-    sent_notices = _sent(sent or [])
-
     try:
-        delay = None
-        if written_on is not None or oral_on is not None:
-            delay = LawEnforcementDelay(
-                written=(
-                    WrittenStatement(given_on=written_on, until=written_until)
-                    if written_on is not None and written_until is not None
-                    else None
-                ),
-                oral=OralStatement(given_on=oral_on) if oral_on is not None else None,
-            )
-        facts = IncidentFacts(
-            role=Role(_ROLES[role]),
-            discovered_on=discovered_on,
-            affected_total=affected,
-            affected_by_state=counts,
-            law_enforcement_delay=delay,
-            ba_contract_days=ba_contract_days,
-            hipaa=hipaa,
-            ca_facility=ca_facility,
-            ba_agent_discovered_on=agent_on,
-            out_of_date_addresses=out_of_date_addresses,
-            urgent=urgent,
-            deceased_with_next_of_kin=deceased,
-        )
-        if sent_notices:
-            facts = facts.model_copy(update={"sent": resolve_sent(compute_obligations(facts), sent_notices)})
-            facts = IncidentFacts.model_validate(facts.model_dump())  # the sent dates checked with the rest
-    except ValidationError as exc:
-        fail(_problems(exc))
-    except ValueError as exc:
-        fail(str(exc))
-
-    result = compute_obligations(facts)
+        answer = compute_deadlines(question)
+    except ServiceError as exc:
+        fail(exc.message)
+    facts, result = answer.facts, answer.result
     if as_json:
         typer.echo(json.dumps(result.as_json(), indent=2))
         return
@@ -285,46 +186,85 @@ def remind_command(
     """Queue the reminders due today (T-30/14/7/3/1 and overdue), each exactly once, and deliver them."""
     from irflow import clock
     from irflow.cli.common import load_settings
-    from irflow.engine.reminders import queue_due_reminders
     from irflow.engine.runtime import open_database
-    from irflow.notify.config import channels_from_settings
-    from irflow.notify.outbox import deliver_due
+    from irflow.engine.services.errors import ServiceError
+    from irflow.engine.services.outbox import queue_reminders
     from irflow.settings import recipients
     from irflow.store.db import SchemaOutOfDate
 
     settings = load_settings()
-    addresses = recipients(settings.compliance_recipients)
-    if not addresses:
+    if not recipients(settings.compliance_recipients):
         fail("IRFLOW_COMPLIANCE_RECIPIENTS is empty: set the addresses that receive deadline reminders")
     day = _date("--today", today) or clock.now().date()
-    try:
-        channels = channels_from_settings(settings) if deliver else {}
-    except ValueError as exc:
-        fail(str(exc))
-    if deliver and "email" not in channels:
-        fail(
-            "delivering reminders needs the e-mail channel: set IRFLOW_SMTP_HOST and IRFLOW_SMTP_FROM "
-            "(or use --queue-only)"
-        )
     try:
         db = open_database(settings)
     except SchemaOutOfDate as exc:
         fail(str(exc))
     try:
-        report = queue_due_reminders(db, today=day, recipients=addresses)
+        try:
+            report = queue_reminders(db, settings, day=day, deliver=deliver)
+        except ServiceError as exc:
+            fail(exc.message)
         console.print(
-            f"{day}: {len(report.queued)} reminder(s) queued, {report.already_queued} already sent earlier, "
+            f"{day}: {report.queued} reminder(s) queued, {report.already_queued} already sent earlier, "
             f"{report.marked_overdue} deadline(s) now overdue",
             markup=False,
         )
-        if deliver:
-            delivered = deliver_due(db, channels)
+        if report.delivery is not None:
+            delivered = report.delivery
             console.print(
-                f"delivered {len(delivered.sent)}, retrying {len(delivered.retry_scheduled)}, "
-                f"failed {len(delivered.failed)}",
+                f"delivered {delivered.sent}, retrying {delivered.retry_scheduled}, "
+                f"failed {delivered.failed}",
                 markup=False,
             )
             if delivered.failed:
                 raise typer.Exit(1)
     finally:
         db.dispose()
+
+
+@deadlines_app.command("list")
+def list_command(
+    due_before: Annotated[
+        str | None, typer.Option("--due-before", help="Only obligations due before this date (YYYY-MM-DD).")
+    ] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="open, met, overdue, tolled, late or not_required.")
+    ] = None,
+    incident: Annotated[str | None, typer.Option("--incident", help="Only this incident's.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Obligations across incidents, soonest first (through the API when IRFLOW_URL is set)."""
+    from pydantic import ValidationError
+
+    from irflow.cli.backend import backend, plain
+    from irflow.cli.common import cli_actor
+    from irflow.engine.services.deadlines import DeadlineFilter
+    from irflow.engine.services.errors import ServiceError, messages
+
+    try:
+        query = DeadlineFilter(
+            due_before=_date("--due-before", due_before), status=status, incident_id=incident, limit=500
+        )
+    except ValidationError as exc:
+        fail(messages(exc).replace("due_before", "--due-before").replace("incident_id", "--incident"))
+    items: list[dict[str, object]] = []
+    with backend(cli_actor()) as api:
+        try:
+            while True:
+                page = api.list_deadlines(query.model_copy(update={"offset": len(items)}))
+                items.extend(plain(d) for d in page.items)
+                if not page.items or len(items) >= page.total:
+                    break
+        except ServiceError as exc:
+            fail(exc.message)
+    if as_json:
+        typer.echo(json.dumps({"items": items, "total": len(items)}, indent=2))
+        return
+    table = Table(title=f"{len(items)} obligations", show_lines=False)
+    for column in ("Due", "Status", "Kind", "Where", "Incident"):
+        table.add_column(column, overflow="fold")
+    for d in items:
+        where = " ".join(str(p) for p in (d["jurisdiction"], d["recipient"]) if p)
+        table.add_row(str(d["due"]), str(d["status"]), str(d["kind"]), where, str(d["incident_id"]))
+    console.print(table)

@@ -10,9 +10,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from irflow.cli.common import (
     EXIT_FAILED,
@@ -25,8 +26,11 @@ from irflow.cli.common import (
     is_tty,
     load_settings,
     options,
+    reader,
     run_cli,
 )
+from irflow.engine.services.errors import ServiceError
+from irflow.engine.services.errors import messages as problems
 
 app = typer.Typer(
     name="irflow",
@@ -105,6 +109,17 @@ def run_command(
 
     settings = load_settings()
     params = _parse_params(param)
+    from irflow.cli.backend import remote
+
+    api = remote()
+    if api is not None:  # a remote irflow's workers run it; this follows it through the API
+        try:
+            code = _run_remote(
+                api, playbook, params, dry_run=dry_run, yes=yes, as_json=as_json, incident=incident
+            )
+        finally:
+            api.close()
+        raise typer.Exit(code)
     with engine(settings) as svc:
         try:
             submitted = submit_run(
@@ -141,6 +156,74 @@ def run_command(
     raise typer.Exit(code)
 
 
+def _run_remote(
+    api: Any,
+    playbook: str,
+    params: dict[str, str],
+    *,
+    dry_run: bool,
+    yes: bool,
+    as_json: bool,
+    incident: str | None,
+) -> int:
+    from irflow.cli.remote_follow import follow_remote
+    from irflow.cli.runs import report
+    from irflow.engine.services.runs import RunStart
+
+    if "/" in playbook or playbook.endswith((".yaml", ".yml")):
+        fail(
+            f"{playbook}: a remote irflow runs its own playbooks, by name (see GET /api/v1/playbooks), "
+            "not a local file"
+        )
+    try:
+        command = RunStart(
+            playbook=playbook, params=params, dry_run=dry_run, auto_approve=yes, incident_id=incident
+        )
+    except ValidationError as exc:
+        fail(problems(exc))
+    try:
+        started = api.start_run(command)
+    except ServiceError as exc:
+        fail(exc.message)
+    if not as_json:
+        mode = "dry run" if dry_run else "run"
+        console.print(f"{mode} {started.id} of {playbook} for incident {started.incident_id}", markup=False)
+    view = follow_remote(api, started.id, quiet=as_json)
+    while view["status"] == "awaiting_approval" and is_tty() and not as_json:
+        _ask_remote(api, view)
+        view = follow_remote(api, started.id)
+    code = report(view, as_json=as_json)
+    if view["status"] == "awaiting_approval":
+        errors.print(
+            f"run {started.id} waits for approval: irflow runs approve {started.id} "
+            f"(or reject); it is kept and resumes when decided",
+            markup=False,
+        )
+    return code
+
+
+def _ask_remote(api: Any, view: dict[str, Any]) -> None:
+    """Each waiting playbook step's plans shown, then one decision for the step (all its targets)."""
+    from irflow.cli.display import short_target
+    from irflow.engine.services.runs import RunDecision
+
+    waiting = [step for step in view["steps"] if step["state"] == "awaiting_approval"]
+    for key in dict.fromkeys(step["step"] for step in waiting):
+        for step in (s for s in waiting if s["step"] == key):
+            console.print(
+                f"\n[bold]{step['step']}[/] on {short_target(step['target'])} waits for approval. Plan:"
+            )
+            for change in (step["plan"] or {}).get("changes", []):
+                console.print(
+                    f"  {change['field']}: {change['before']!r} -> {change['after']!r}", markup=False
+                )
+        approved = typer.confirm("approve?", default=False)
+        try:
+            api.decide(view["id"], RunDecision(step_id=key), approved=approved)
+        except ServiceError as exc:
+            errors.print(f"{key}: {exc.message}", markup=False)
+
+
 def _finish_own_workflows(svc) -> None:  # type: ignore[no-untyped-def]
     """Let the workflows this process executes (other runs' steps included) finish before it exits."""
     from irflow.engine.runs import wait_for_own_workflows
@@ -169,38 +252,66 @@ def _ask_for_approvals(svc, run_id: str) -> None:  # type: ignore[no-untyped-def
 
 
 def _decide(run_id: str, step: str | None, comment: str, *, approved: bool, as_json: bool) -> None:
-    from irflow.cli.runs import follow, report
-    from irflow.engine.runs import decide_approvals
+    from irflow.engine.services.runs import RunDecision
 
-    settings = load_settings()
-    with engine(settings) as svc:
+    try:
+        command = RunDecision(step_id=step, comment=comment)
+    except ValidationError as exc:
+        fail(problems(exc))
+    with _steering() as (api, svc):
         try:
-            decided = decide_approvals(
-                svc, run_id, approved=approved, actor=cli_actor(), step_key=step, comment=comment
-            )
-        except LookupError as exc:
-            fail(str(exc))
+            decided = api.decide(run_id, command, approved=approved)
+        except ServiceError as exc:
+            fail(exc.message)
         if not as_json:
             verb = "approved" if approved else "rejected"
-            console.print(f"{verb} {len(decided)} waiting step(s) of run {run_id}", markup=False)
-        _wait_until_taken(svc, run_id, {step["id"] for step in decided})
-        code = report(follow(svc, run_id, quiet=as_json), as_json=as_json)
-        _finish_own_workflows(svc)
+            console.print(f"{verb} {len(decided.steps)} waiting step(s) of run {run_id}", markup=False)
+        _wait_until_taken(api, run_id, set(decided.steps))
+        code = _follow_and_report(api, svc, run_id, as_json=as_json)
     raise typer.Exit(code)
 
 
-def _wait_until_taken(svc, run_id: str, step_ids: set[str]) -> None:  # type: ignore[no-untyped-def]
-    """The decision is delivered durably; wait (a bounded time) until the resumed workflow acts on it."""
-    import time
+@contextmanager
+def _steering() -> Iterator[tuple[Any, Any]]:
+    """The backend for commands that steer a run, and the local engine's services (None when remote):
+    locally, deciding or retrying needs the engine launched in this process; remotely, the server's."""
+    from irflow.cli.backend import LocalBackend, cli_principal, remote
 
-    deadline = time.monotonic() + 120
-    while step_ids & {step["id"] for step in svc.state.steps_awaiting_approval(run_id)}:
-        if time.monotonic() > deadline:
-            fail(
-                f"decision recorded; no worker has taken it yet: check `irflow runs show {run_id}` later",
-                code=EXIT_WAITING,
-            )
-        time.sleep(0.1)
+    api = remote()
+    if api is not None:
+        try:
+            yield api, None
+        finally:
+            api.close()
+        return
+    with engine(load_settings()) as svc:
+        yield LocalBackend(svc, cli_principal(cli_actor())), svc
+        _finish_own_workflows(svc)
+
+
+def _follow_and_report(api: Any, svc: Any, run_id: str, *, as_json: bool) -> int:
+    from irflow.cli.runs import follow, report
+
+    if svc is not None:
+        return report(follow(svc, run_id, quiet=as_json), as_json=as_json)
+    from irflow.cli.remote_follow import follow_remote
+
+    return report(follow_remote(api, run_id, quiet=as_json), as_json=as_json)
+
+
+def _wait_until_taken(api: Any, run_id: str, step_ids: set[str]) -> None:
+    """The decision is delivered durably; wait (a bounded time) until the resumed workflow acts on it."""
+    from irflow.cli.remote import wait_for
+
+    def taken() -> bool:
+        waiting = {s.id for s in api.show_run(run_id).steps if s.state == "awaiting_approval"}
+        return not (step_ids & waiting)
+
+    if not wait_for(taken, timeout_s=120, interval_s=0.1):
+        fail(
+            f"decision recorded; no worker has taken it yet: check `irflow runs show {run_id}` later",
+            code=EXIT_WAITING,
+        )
 
 
 @runs_app.command("approve")
@@ -252,30 +363,19 @@ def runs_retry(
     as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
 ) -> None:
     """Run a failed run's failed steps again (succeeded ones are kept), audited; follow it to its end."""
-    from irflow.cli.runs import follow, report
-    from irflow.engine.runs import retry_run
+    from irflow.cli.remote import wait_for
 
-    settings = load_settings()
-    with engine(settings) as svc:
+    with _steering() as (api, svc):
         try:
-            retry_run(svc, run_id, actor=cli_actor())
-        except (LookupError, ValueError) as exc:
-            fail(str(exc))
+            api.retry(run_id)
+        except ServiceError as exc:
+            fail(exc.message)
         if not as_json:
             console.print(f"retrying run {run_id}", markup=False)
-        _wait_until_restarted(svc, run_id)
-        code = report(follow(svc, run_id, quiet=as_json), as_json=as_json)
-        _finish_own_workflows(svc)
+        # until the retry has put the run back to pending (so following it does not stop at once)
+        wait_for(lambda: api.show_run(run_id).status != "failed", timeout_s=60, interval_s=0.05)
+        code = _follow_and_report(api, svc, run_id, as_json=as_json)
     raise typer.Exit(code)
-
-
-def _wait_until_restarted(svc, run_id: str) -> None:  # type: ignore[no-untyped-def]
-    """Until the retry has put the run back to pending (so following it does not stop at once)."""
-    import time
-
-    deadline = time.monotonic() + 60
-    while svc.state.run_snapshot(run_id)["status"] == "failed" and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 @runs_app.callback()
@@ -293,10 +393,11 @@ def runs_list(
     """Runs not yet ended (pending, running, awaiting approval), newest first, with their workflow."""
     from rich.table import Table
 
-    from irflow.engine.runs import unfinished_runs
+    from irflow.cli.backend import backend, plain
+    from irflow.engine.services.runs import RunFilter
 
-    with _reader() as svc:
-        items = unfinished_runs(svc, include_finished=all_runs)
+    with backend(cli_actor()) as api:
+        items = plain(api.list_runs(RunFilter(all=all_runs)))["items"]
     if as_json:
         console.print_json(json.dumps({"items": items, "total": len(items)}))
         return
@@ -329,19 +430,33 @@ def runs_cancel(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Cancel a run that has not ended: no further step starts; open steps become cancelled (audited)."""
-    from irflow.engine.runs import cancel_run
+    from irflow.cli.backend import backend
+    from irflow.engine.services.runs import RunCancel
 
-    with _reader() as svc:
+    try:
+        command = RunCancel(comment=reason)
+    except ValidationError as exc:
+        fail(problems(exc))
+    with backend(cli_actor()) as api:
         try:
-            outcome = cancel_run(svc, run_id, actor=cli_actor(), reason=reason)
-        except (LookupError, ValueError) as exc:
-            fail(str(exc))
+            outcome = api.cancel(run_id, command)
+        except ServiceError as exc:
+            fail(exc.message)
     if as_json:
-        console.print_json(json.dumps(outcome))
+        console.print_json(
+            json.dumps(
+                {
+                    "run_id": outcome.run_id,
+                    "from": outcome.previous_status,
+                    "status": outcome.status,
+                    "steps_cancelled": outcome.steps_cancelled,
+                }
+            )
+        )
         return
     console.print(
-        f"run {run_id} cancelled (was {outcome['from']}; "
-        f"{outcome['steps_cancelled']} open step(s) cancelled)",
+        f"run {run_id} cancelled (was {outcome.previous_status}; "
+        f"{outcome.steps_cancelled} open step(s) cancelled)",
         markup=False,
     )
 
@@ -351,39 +466,21 @@ def runs_show(
     run_id: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
 ) -> None:
     """One run with its steps, plans and results."""
+    from irflow.cli.backend import backend, plain
     from irflow.cli.display import steps_table
-    from irflow.cli.remote import remote_read
-    from irflow.engine.runs import run_view
 
-    view = remote_read(lambda api: api.run(run_id))
-    if view is None:
-        with _reader() as svc:
-            try:
-                view = run_view(svc, run_id)
-            except LookupError as exc:
-                fail(str(exc))
+    with backend(cli_actor()) as api:
+        try:
+            view = plain(api.show_run(run_id))
+        except ServiceError as exc:
+            fail(exc.message)
     if as_json:
         console.print_json(json.dumps(view, default=str))
     else:
         console.print(steps_table(view))
 
 
-@contextmanager
-def _reader() -> Iterator:
-    """Services for commands that only read: the database, no engine."""
-    from irflow.engine.runtime import Services, open_database
-    from irflow.engine.state import StateStore
-    from irflow.store.db import SchemaOutOfDate
-
-    settings = load_settings()
-    try:
-        db = open_database(settings)
-    except SchemaOutOfDate as exc:
-        fail(str(exc))
-    try:
-        yield Services(settings=settings, db=db, state=StateStore(db))
-    finally:
-        db.dispose()
+_reader = reader  # commands that only read or write records: the database, no engine
 
 
 @incidents_app.command("list")
@@ -391,13 +488,13 @@ def incidents_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
     """Incidents, newest first."""
     from rich.table import Table
 
-    from irflow.cli.remote import remote_read
-    from irflow.engine.runs import incident_list
+    from irflow.cli.backend import backend, plain
 
-    items = remote_read(lambda api: api.incidents())
-    if items is None:
-        with _reader() as svc:
-            items = incident_list(svc)
+    with backend(cli_actor()) as api:
+        try:
+            items = [plain(item) for item in api.list_incidents()]
+        except ServiceError as exc:
+            fail(exc.message)
     if as_json:
         console.print_json(json.dumps({"items": items, "total": len(items)}))
         return
@@ -416,21 +513,31 @@ def incidents_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
     console.print(table)
 
 
+# The incident as the CLI prints it (the deadlines are the incident's own: their incident id is implied).
+INCIDENT_PRINTED = {"deadlines": {"__all__": {"incident_id"}}}
+
+
+def _incident(api: Any, incident_id: str) -> dict[str, Any]:
+    from irflow.cli.backend import plain
+
+    try:
+        view = plain(api.show_incident(incident_id), exclude=INCIDENT_PRINTED)
+    except ServiceError as exc:
+        fail(exc.message)
+    for deadline in view["deadlines"]:  # printed as stored: null when there is no later reading
+        deadline["outer_basis"] = deadline["outer_basis"] or None
+    return view
+
+
 @incidents_app.command("show")
 def incidents_show(
     incident_id: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
 ) -> None:
     """One incident: its facts, runs and deadlines."""
-    from irflow.cli.remote import remote_read
-    from irflow.engine.incidents import incident_view
+    from irflow.cli.backend import backend
 
-    view = remote_read(lambda api: api.incident(incident_id))
-    if view is None:
-        with _reader() as svc:
-            try:
-                view = incident_view(svc.db, incident_id)
-            except LookupError as exc:
-                fail(str(exc))
+    with backend(cli_actor()) as api:
+        view = _incident(api, incident_id)
     if as_json:
         console.print_json(json.dumps(view, default=str))
         return
@@ -522,71 +629,40 @@ def incidents_facts(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Change an incident's facts; every deadline is recomputed and the old and new dates are audited."""
-    from datetime import datetime, time
+    from irflow.cli.backend import backend
+    from irflow.engine.services.facts import FactsOptions, facts_update
 
-    from pydantic import ValidationError
-
-    from irflow.cli.deadlines import _date, _problems, _states
-    from irflow.engine.incidents import ROLES, FactsUpdate, incident_view, update_facts
-
-    changes: dict[str, object] = {}
-    if role is not None:
-        if role not in ROLES:
-            fail(f"--role takes ce or ba, got {role!r}")
-        changes["role"] = ROLES[role]
-    if discovered is not None:
-        text = discovered.strip()
-        if "T" in text:
-            try:
-                changes["discovered_at"] = datetime.fromisoformat(text)
-            except ValueError:
-                fail(f"--discovered takes YYYY-MM-DD or YYYY-MM-DDTHH:MM[+HH:MM], got {discovered!r}")
-        else:  # the start of that day in the incident's time zone
-            changes["discovered_at"] = datetime.combine(_date("--discovered", text), time())  # type: ignore[arg-type]
-    optional = {
-        "discovery_reason": discovery_reason,
-        "timezone": tz,
-        "affected_total": affected,
-        "ba_contract_days": ba_contract_days,
-        "hipaa": hipaa,
-        "ca_facility": ca_facility,
-        "out_of_date_addresses": out_of_date_addresses,
-        "urgent": urgent,
-        "deceased_with_next_of_kin": deceased_next_of_kin,
-    }
-    changes.update({name: value for name, value in optional.items() if value is not None})
-    if state:
-        changes["affected_by_state"] = _states(state)
-    for name, value in (
-        ("breach_start", breach_start),
-        ("breach_end", breach_end),
-        ("ba_agent_discovered_on", ba_agent_discovered),
-    ):
-        if value is not None:
-            changes[name] = _date(f"--{name.removesuffix('_on').replace('_', '-')}", value)
-    if (le_written_on is None) != (le_written_until is None):
-        fail("--le-written-on and --le-written-until go together: give both or neither")
-    if le_written_on is not None or le_oral_on is not None:
-        delay: dict[str, object] = {}
-        if le_written_on is not None:
-            delay["written"] = {"given_on": le_written_on, "until": le_written_until}
-        if le_oral_on is not None:
-            delay["oral"] = {"given_on": le_oral_on}
-        changes["law_enforcement_delay"] = delay
-    if not changes:
-        fail("give at least one fact to change (see --help)")
     try:
-        update = FactsUpdate.model_validate(changes)
-    except ValidationError as exc:
-        fail(_problems(exc))
-    with _reader() as svc:
+        update = facts_update(
+            FactsOptions(
+                role=role,
+                discovered=discovered,
+                discovery_reason=discovery_reason,
+                timezone=tz,
+                affected=affected,
+                states=state or [],
+                breach_start=breach_start,
+                breach_end=breach_end,
+                le_written_on=le_written_on,
+                le_written_until=le_written_until,
+                le_oral_on=le_oral_on,
+                ba_contract_days=ba_contract_days,
+                ba_agent_discovered=ba_agent_discovered,
+                hipaa=hipaa,
+                ca_facility=ca_facility,
+                out_of_date_addresses=out_of_date_addresses,
+                urgent=urgent,
+                deceased_next_of_kin=deceased_next_of_kin,
+            )
+        )
+    except ServiceError as exc:
+        fail(exc.message)
+    with backend(cli_actor()) as api:
         try:
-            result = update_facts(svc.db, incident_id, update, actor=cli_actor())
-        except ValidationError as exc:
-            fail(_problems(exc))
-        except (LookupError, ValueError) as exc:
-            fail(str(exc))
-        view = incident_view(svc.db, incident_id)
+            result = api.change_facts(incident_id, update)
+        except ServiceError as exc:
+            fail(exc.message)
+        view = _incident(api, incident_id)
     if as_json:
         console.print_json(
             json.dumps(
@@ -645,14 +721,14 @@ def incidents_notice_sent(
 ) -> None:
     """Record a notice as sent (audited): its obligation is met or late, dependent deadlines move, reminders
     stop."""
-    from pydantic import ValidationError
-
-    from irflow.cli.deadlines import _date, _problems
-    from irflow.engine.incidents import NoticeCopy, NoticeSentInput, incident_view, record_notice_sent
+    from irflow.cli.backend import backend, plain
+    from irflow.cli.deadlines import _date
+    from irflow.engine.incidents import NoticeCopy
+    from irflow.engine.services.deadlines import NoticeRecord
 
     sent_on = _date("--on", on)
     try:
-        notice = NoticeSentInput(
+        notice = NoticeRecord(
             kind=kind.strip().lower(),  # type: ignore[arg-type]
             jurisdiction=jurisdiction,
             recipient=recipient,
@@ -661,26 +737,24 @@ def incidents_notice_sent(
             count=count,
         )
     except ValidationError as exc:
-        fail(_problems(exc))
-    notice_copy = None
-    if copy is not None:
+        fail(problems(exc))
+    if copy is not None:  # only its SHA-256 and size leave this machine
         try:
             notice_copy = NoticeCopy.read(copy)
         except OSError as exc:
             fail(f"--copy {copy}: {exc.strerror or exc}")
-    with _reader() as svc:
+        notice = notice.model_copy(update={"copy_sha256": notice_copy.sha256, "copy_size": notice_copy.size})
+    with backend(cli_actor()) as api:
         try:
-            recorded = record_notice_sent(svc.db, incident_id, notice, author=cli_actor(), copy=notice_copy)
-        except ValidationError as exc:
-            fail(_problems(exc))
-        except (LookupError, ValueError) as exc:
-            fail(str(exc))
-        view = incident_view(svc.db, incident_id)
+            recorded = api.record_notice(incident_id, notice)
+        except ServiceError as exc:
+            fail(exc.message)
+        view = _incident(api, incident_id)
     if as_json:
         console.print_json(
             json.dumps(
                 {
-                    "notice": recorded.notice,
+                    "notice": plain(recorded.notice),
                     "deadline_changes": recorded.deadline_changes,
                     "warnings": recorded.warnings,
                     "incident": view,
@@ -689,7 +763,7 @@ def incidents_notice_sent(
             )
         )
         return
-    sha = recorded.notice["copy_sha256"]
+    sha = recorded.notice.copy_sha256
     console.print(
         f"recorded {kind} {notice.jurisdiction} as sent on {notice.sent_on} by {notice.method} to "
         f"{notice.count}" + (f"; copy SHA-256 {sha}" if sha else ""),
@@ -713,7 +787,6 @@ def incidents_assess(
     """Record the 164.402(2) risk assessment; its outcome switches the notification obligations on or off."""
     from pydantic import ValidationError
 
-    from irflow.cli.deadlines import _problems
     from irflow.engine.incidents import RiskAssessmentInput, incident_view, record_risk_assessment
 
     try:
@@ -725,7 +798,7 @@ def incidents_assess(
             outcome=outcome,
         )
     except ValidationError as exc:
-        fail(_problems(exc))
+        fail(problems(exc))
     with _reader() as svc:
         try:
             change = record_risk_assessment(svc.db, incident_id, assessment, author=cli_actor())
@@ -736,36 +809,23 @@ def incidents_assess(
     _print_incident(view)
 
 
+# A notification as `notices list` prints it.
+NOTICE_LISTED = ("id", "status", "channel", "template", "recipient", "subject", "attempts", "created_at")
+
+
 @notices_app.command("list")
 def notices_list(
     incident_id: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
 ) -> None:
     """An incident's notifications and drafts (recipients shown only as fingerprints)."""
-    from sqlalchemy import select
+    from irflow.cli.backend import backend, plain
 
-    from irflow.cli.remote import remote_read
-    from irflow.store.models import Notification
-
-    rows = remote_read(lambda api: api.notices(incident_id))
-    if rows is None:
-        with _reader() as svc, svc.db.transaction() as session:
-            rows = [
-                {
-                    "id": n.id,
-                    "status": n.status,
-                    "channel": n.channel,
-                    "template": n.template,
-                    "recipient": n.recipient_fingerprint if n.channel != "draft" else n.recipient,
-                    "subject": n.subject,
-                    "attempts": n.attempts,
-                    "created_at": n.created_at.isoformat(),
-                }
-                for n in session.execute(
-                    select(Notification)
-                    .where(Notification.incident_id == incident_id)
-                    .order_by(Notification.created_at)
-                ).scalars()
-            ]
+    with backend(cli_actor()) as api:
+        try:
+            notices = api.notices(incident_id)
+        except ServiceError as exc:
+            fail(exc.message)
+    rows = [plain(n, include=set(NOTICE_LISTED)) for n in notices.notifications]
     if as_json:
         console.print_json(json.dumps({"items": rows, "total": len(rows)}))
         return
@@ -781,38 +841,30 @@ def notices_list(
 @notices_app.command("show")
 def notices_show(notification_id: str) -> None:
     """The subject and body of one notification or draft, for review."""
-    from irflow.cli.remote import remote_read
-    from irflow.store.models import Notification
+    from irflow.cli.backend import backend
 
-    remote = remote_read(lambda api: api.notification(notification_id))
-    if remote is not None:
-        console.print(f"Subject: {remote['subject']}\n", markup=False)
-        console.print(remote["body"], markup=False)
-        return
-    with _reader() as svc, svc.db.transaction() as session:
-        notification = session.get(Notification, notification_id)
-        if notification is None:
-            fail(f"no notification {notification_id}")
-        console.print(f"Subject: {notification.subject}\n", markup=False)
-        console.print(notification.body, markup=False)
+    with backend(cli_actor()) as api:
+        try:
+            notification = api.notification(notification_id)
+        except ServiceError as exc:
+            fail(exc.message)
+    console.print(f"Subject: {notification.subject}\n", markup=False)
+    console.print(notification.body, markup=False)
 
 
 @notices_app.command("deliver")
 def notices_deliver() -> None:
     """One delivery pass of the outbox over the configured channels; exit 1 when one failed for good."""
-    from irflow.notify.config import channels_from_settings
-    from irflow.notify.outbox import deliver_due
+    from irflow.engine.services.outbox import deliver_outbox
 
-    settings = load_settings()
-    try:
-        channels = channels_from_settings(settings)
-    except ValueError as exc:
-        fail(str(exc))
     with _reader() as svc:
-        report = deliver_due(svc.db, channels)
+        try:
+            report = deliver_outbox(svc.db, svc.settings)
+        except ServiceError as exc:
+            fail(exc.message)
     console.print(
-        f"delivered {len(report.sent)}, retrying {len(report.retry_scheduled)}, failed {len(report.failed)}, "
-        f"waiting for an unconfigured channel {sum(report.unroutable.values())}",
+        f"delivered {report.sent}, retrying {report.retry_scheduled}, failed {report.failed}, "
+        f"waiting for an unconfigured channel {report.unroutable}",
         markup=False,
     )
     if report.failed:

@@ -10,7 +10,7 @@ from rich.live import Live
 
 from irflow.cli.common import EXIT_FAILED, EXIT_WAITING, console, errors, is_tty
 from irflow.cli.display import plan_lines, short_target, steps_table
-from irflow.engine.machines import RUN_TERMINAL, STEP_TERMINAL
+from irflow.engine.machines import RUN_TERMINAL
 from irflow.engine.runs import run_view, settle_if_workflow_ended
 
 POLL_S = 0.25
@@ -55,9 +55,10 @@ def _wait(svc: Any, run_id: str, show: Any) -> dict[str, Any]:
 
 def _settled_at_gates(view: dict[str, Any]) -> bool:
     """Waiting for approval, with every sibling target either at its gate too or finished."""
-    return view["status"] == "awaiting_approval" and all(
-        step["state"] == "awaiting_approval" or step["state"] in STEP_TERMINAL for step in view["steps"]
-    )
+    from irflow.engine.services.runs import settled_at_gates
+    from irflow.engine.services.views import RunView
+
+    return settled_at_gates(RunView.model_validate(view))
 
 
 def report(view: dict[str, Any], *, as_json: bool) -> int:

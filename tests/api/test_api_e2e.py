@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -226,3 +227,118 @@ def test_entra_id_tokens_are_validated_by_the_served_api(served) -> None:  # typ
             what
         ] in message
     assert status(oidc.token(roles=["irflow.viewer"]), "POST")[0] == 403
+
+
+def _cli_run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "irflow", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=240
+    )
+
+
+def test_the_cli_steers_runs_and_facts_through_a_remote_irflow(served) -> None:  # type: ignore[no-untyped-def]
+    """`irflow run`, runs, incidents, deadlines and notices with IRFLOW_URL: no database on the laptop, the
+    same output as the same command on the server's database."""
+    from datetime import UTC, datetime, timedelta
+
+    sub = served["sim"]["subscription_id"]
+    accounts = ",".join(
+        f"/subscriptions/{sub}/resourceGroups/rg-phi-prod/providers/Microsoft.Storage/storageAccounts/{name}"
+        for name in ACCOUNTS
+    )
+    local_env = served["env"]
+    laptop = served["dir"] / "laptop"
+    laptop.mkdir()
+
+    def remote_env(token: str) -> dict[str, str]:
+        return {
+            **{k: v for k, v in local_env.items() if not k.startswith("IRFLOW_")},
+            "IRFLOW_URL": served["base"],
+            "IRFLOW_TOKEN": token,
+            "IRFLOW_DATABASE_URL": "sqlite:///./no-database-here/irflow.db",
+        }
+
+    responder, admin = remote_env(served["token"]), remote_env(served["admin_token"])
+
+    def same(command: list[str]) -> str:
+        remote = _cli(command, admin, laptop)
+        assert remote == _cli(command, local_env, served["dir"]), command
+        return remote
+
+    # a containment started from the laptop runs on the server's worker and is followed to its end
+    contained = _cli_run(
+        ["run", "storage-sas-exfiltration", "--param", f"storage_accounts={accounts}", "--json"],
+        responder,
+        laptop,
+    )
+    assert contained.returncode == 0, contained.stderr
+    run = json.loads(contained.stdout)
+    assert run["status"] == "succeeded" and run["steps"]
+    incident = run["incident_id"]
+    same(["runs", "show", run["id"], "--json"])
+
+    # pre-approving gates needs the approver role; nothing is started when it is refused
+    refused = _cli_run(
+        [
+            "run",
+            "release-containment",
+            "--incident",
+            incident,
+            "--param",
+            f"storage_accounts={accounts}",
+            "--yes",
+        ],
+        responder,
+        laptop,
+    )
+    assert refused.returncode == 2 and "approver role" in refused.stderr, refused.stderr
+    # a gated release waits for a human (exit 3), is listed, and is cancelled from the laptop
+    gated = _cli_run(
+        ["run", "release-containment", "--incident", incident, "--param", f"storage_accounts={accounts}"],
+        admin,
+        laptop,
+    )
+    assert gated.returncode == 3 and "waits for approval" in gated.stderr, (gated.stdout, gated.stderr)
+    release = gated.stdout.split()[1]
+    listed = json.loads(same(["runs", "list", "--json"]))
+    assert [item["id"] for item in listed["items"]] == [release]
+    same(["runs", "list", "--all"])
+    rejected = _cli_run(["runs", "reject", release, "--step", "no-such-step"], admin, laptop)
+    assert rejected.returncode == 2 and "no step waiting" in rejected.stderr, rejected.stderr
+    cancelled = _cli_run(["runs", "cancel", release, "--reason", "drill"], admin, laptop)
+    assert cancelled.returncode == 0 and "cancelled (was awaiting_approval" in cancelled.stdout, (
+        cancelled.stderr
+    )
+    not_failed = _cli_run(["runs", "retry", run["id"]], admin, laptop)
+    assert not_failed.returncode == 2 and "failed" in not_failed.stderr, not_failed.stderr
+
+    # facts, deadlines and a notice recorded as sent, with only the copy's hash leaving the laptop
+    today = datetime.now(UTC).date()
+    facts = _cli_run(
+        ["incidents", "facts", incident, "--affected", "1200", "--state", "TX=700", "--state", "CA=500"]
+        + ["--discovered", (today - timedelta(days=10)).isoformat()],
+        admin,
+        laptop,
+    )
+    assert facts.returncode == 0, facts.stderr
+    bad_state = _cli_run(["incidents", "facts", incident, "--state", "TX=many"], admin, laptop)
+    assert bad_state.returncode == 2 and "whole number" in bad_state.stderr
+    same(["incidents", "show", incident, "--json"])
+    same(["incidents", "show", incident])
+    same(["deadlines", "list", "--json"])
+    same(["deadlines", "list", "--status", "open"])
+    copy = laptop / "letter.txt"
+    copy.write_text("Dear patient, ...")
+    sent = _cli_run(
+        ["incidents", "notice-sent", incident, "individuals", "--on", (today - timedelta(days=1)).isoformat()]
+        + ["--method", "email", "--count", "3", "--copy", str(copy)],
+        admin,
+        laptop,
+    )
+    assert sent.returncode == 0, sent.stderr
+    assert "copy SHA-256 " + hashlib.sha256(copy.read_bytes()).hexdigest() in sent.stdout
+    shown = json.loads(same(["incidents", "show", incident, "--json"]))
+    assert any(n["kind"] == "individuals" and n["copy_sha256"] for n in shown["notices_sent"])
+    assert not (laptop / "no-database-here").exists()
+
+    forged = _cli_run(["incidents", "list"], remote_env("irf_" + "x" * 43), laptop)
+    assert forged.returncode == 2 and "unknown API token" in forged.stderr

@@ -92,6 +92,21 @@ def show_notice_by_id(
 
 
 @router.post(
+    "/incidents/{incident_id}/notices/sent",
+    summary="Record a notice as sent, naming its obligation by kind, jurisdiction and recipient",
+    description=(
+        "What `irflow incidents notice-sent` records; 404 when the incident has no such obligation, "
+        "409 as for the route by obligation id."
+    ),
+    responses=responses(*AUTH, *BODY, 404, 409),
+)
+def notice_record(
+    incident_id: IncidentId, body: deadlines.NoticeRecord, caller: Compliance, ctx: Context
+) -> deadlines.NoticeRecordedView:
+    return deadlines.record_notice(ctx.services.db, incident_id, body, by=caller)
+
+
+@router.post(
     "/incidents/{incident_id}/notices/{obligation_id}/sent",
     summary="Record the notice of one obligation as sent: it becomes met or late, dependent deadlines move",
     description=(

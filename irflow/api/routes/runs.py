@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, Body, Path, Query
 
 from irflow.api.deps import Approver, Context, Responder, Viewer
 from irflow.api.errors import AUTH, responses
@@ -16,6 +16,24 @@ RunId = Annotated[str, Path(min_length=1, max_length=36)]
 Decision = Annotated[runs.RunDecision, Body(default_factory=runs.RunDecision)]
 Cancel = Annotated[runs.RunCancel, Body(default_factory=runs.RunCancel)]
 ACTION = responses(*AUTH, 400, 404, 409, 413, 415, 422)
+
+
+@router.get(
+    "/runs", summary="Runs not yet ended (or every run), newest first", responses=responses(*AUTH, 422)
+)
+def list_runs(caller: Viewer, ctx: Context, query: Annotated[runs.RunFilter, Query()]) -> runs.RunList:
+    return runs.list_runs(ctx.services, query)
+
+
+@router.post(
+    "/runs",
+    status_code=201,
+    summary="Start a playbook run on a new incident or an existing one (not waiting for it)",
+    description="403 also when `auto_approve` is asked without the approver role.",
+    responses=responses(*AUTH, 400, 404, 413, 415, 422),
+)
+def start_run(body: runs.RunStart, caller: Responder, ctx: Context) -> runs.RunStarted:
+    return runs.start_run(ctx.services, body, by=caller)
 
 
 @router.get(

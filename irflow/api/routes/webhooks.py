@@ -27,8 +27,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from irflow import clock
-from irflow.api.entra import EntraTokenError, EntraValidator
 from irflow.api.deps import client_ip, throttled
+from irflow.api.entra import EntraTokenError, EntraValidator
 from irflow.api.errors import ErrorResponse, payload
 from irflow.audit import AuditChain
 from irflow.engine.sentinel import receive
@@ -143,7 +143,9 @@ async def sentinel_webhook(request: Request) -> JSONResponse:
     ip = client_ip(request)
     if (throttle := throttled(ctx.refusals, ip)) is not None:  # not audited: a flood must not fill the trail
         return JSONResponse(
-            status_code=throttle.status, content=payload(throttle.code, throttle.message), headers=throttle.headers
+            status_code=throttle.status,
+            content=payload(throttle.code, throttle.message),
+            headers=throttle.headers,
         )
     body = b""
     try:

@@ -5,10 +5,16 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import func, select
 
-from irflow.engine.incidents import ObligationSent, record_obligation_sent
+from irflow.engine.incidents import (
+    NoticeCopy,
+    NoticeSentInput,
+    ObligationSent,
+    record_obligation_sent,
+)
+from irflow.engine.incidents import record_notice_sent as record_notice_by_kind
 from irflow.engine.services.errors import Conflict, NotFound, problems
 from irflow.engine.services.principals import Principal
 from irflow.engine.services.views import DeadlineView, NoticeSentView, Page
@@ -153,6 +159,50 @@ def record_notice_sent(
         raise NotFound(str(exc)) from None
     except ValidationError as exc:  # the facts no longer make a whole
         raise Conflict(problems(exc)) from None
+    except ValueError as exc:  # future date, before discovery, second recording, count too high
+        raise Conflict(str(exc)) from None
+    return NoticeRecordedView(
+        notice=NoticeSentView.model_validate(recorded.notice),
+        deadlines=[
+            DeadlineView.model_validate({**row, "incident_id": incident_id}) for row in recorded.deadlines
+        ],
+        deadline_changes=recorded.deadline_changes,
+        warnings=recorded.warnings,
+    )
+
+
+class NoticeRecord(NoticeSentInput):
+    """A notice as sent, named by its obligation's kind, jurisdiction and (when the jurisdiction names several
+    regulators) recipient; with the SHA-256 and size of the copy as sent, when one is kept."""
+
+    copy_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    copy_size: int | None = Field(default=None, ge=0, le=2**53)
+
+    @model_validator(mode="after")
+    def _copy_whole(self) -> NoticeRecord:
+        if (self.copy_sha256 is None) != (self.copy_size is None):
+            raise ValueError("copy_sha256 and copy_size go together")
+        return self
+
+
+def record_notice(
+    db: Database, incident_id: str, command: NoticeRecord, *, by: Principal
+) -> NoticeRecordedView:
+    """The obligation becomes met (or late) and the deadlines that run from its send date move (audited)."""
+    from irflow.engine.services.errors import messages as plain_problems
+
+    notice = NoticeSentInput.model_validate(command.model_dump(exclude={"copy_sha256", "copy_size"}))
+    copy = (
+        NoticeCopy(sha256=command.copy_sha256, size=command.copy_size)
+        if command.copy_sha256 is not None and command.copy_size is not None
+        else None
+    )
+    try:
+        recorded = record_notice_by_kind(db, incident_id, notice, author=by.actor, copy=copy)
+    except LookupError as exc:  # no incident, or no such obligation
+        raise NotFound(str(exc)) from None
+    except ValidationError as exc:  # the facts no longer make a whole
+        raise Conflict(plain_problems(exc)) from None
     except ValueError as exc:  # future date, before discovery, second recording, count too high
         raise Conflict(str(exc)) from None
     return NoticeRecordedView(

@@ -29,6 +29,12 @@ class Invalid(ServiceError, ValueError):
     code = "invalid"
 
 
+class Forbidden(ServiceError):
+    """The caller's role does not allow this part of the request (auto-approval needs an approver)."""
+
+    code = "forbidden"
+
+
 class Unavailable(ServiceError):
     """A part this needs is not running here (the engine in a process started without workers)."""
 
@@ -40,3 +46,14 @@ def problems(exc: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(part) for part in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors()
     )
+
+
+def messages(exc: ValidationError) -> str:
+    """Pydantic's errors as ``where: message`` in the model's own words (no "Value error, " prefix), without
+    echoing the input."""
+    parts = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        where = ".".join(str(p) for p in error["loc"])
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from irflow.engine.incidents import FactsUpdate, incident_view, update_facts
 from irflow.engine.playbook import PlaybookError, coerce_inputs, list_playbooks, load_playbook
 from irflow.engine.runtime import Services
-from irflow.engine.services.errors import Invalid, NotFound, Unavailable, problems
+from irflow.engine.services.errors import Invalid, NotFound, Unavailable, messages
 from irflow.engine.services.principals import Principal
 from irflow.engine.services.views import DeadlineView, IncidentDetail, IncidentSummary, Page
 from irflow.store.db import Database
@@ -86,7 +86,7 @@ def require_engine(svc: Services) -> None:
         raise Unavailable("the engine does not run in this process (irflow serve --no-workers)")
 
 
-def _playbook_named(name: str, playbooks_dir):  # type: ignore[no-untyped-def]
+def playbook_named(name: str, playbooks_dir):  # type: ignore[no-untyped-def]
     """Only playbooks of the configured directory, by name: never a path chosen by the caller."""
     for path in list_playbooks(playbooks_dir):
         if path.stem == name:
@@ -107,7 +107,7 @@ def create_incident(svc: Services, command: IncidentCreate, *, by: Principal) ->
     from irflow.engine.runs import submit_run
 
     try:
-        loaded = _playbook_named(command.playbook, svc.settings.playbooks_dir)
+        loaded = playbook_named(command.playbook, svc.settings.playbooks_dir)
         coerce_inputs(loaded.spec, command.params)
     except PlaybookError as exc:
         raise Invalid(f"playbook {command.playbook!r} does not load: {exc.problems[0]}") from None
@@ -190,7 +190,7 @@ def change_facts(db: Database, incident_id: str, command: FactsUpdate, *, by: Pr
     except LookupError:
         raise NotFound(f"no incident {incident_id}") from None
     except ValidationError as exc:  # facts that do not make a valid whole: nothing was written
-        raise Invalid(problems(exc)) from None
+        raise Invalid(messages(exc)) from None
     except ValueError as exc:
         raise Invalid(str(exc)) from None
     return FactsResult(

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from datetime import datetime
+from typing import Annotated
 
-from irflow.engine.runs import cancel_run, decide_approvals, retry_run, run_view
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from irflow.engine.machines import STEP_TERMINAL
+from irflow.engine.playbook import PlaybookError, coerce_inputs
+from irflow.engine.runs import cancel_run, decide_approvals, retry_run, run_view, unfinished_runs
 from irflow.engine.runtime import Services
-from irflow.engine.services.errors import Conflict, NotFound
-from irflow.engine.services.incidents import require_engine
+from irflow.engine.services.errors import Conflict, Forbidden, Invalid, NotFound
+from irflow.engine.services.incidents import (
+    MAX_PARAMS,
+    PLAYBOOK_NAME,
+    ParamValue,
+    playbook_named,
+    require_engine,
+)
 from irflow.engine.services.principals import Principal
 from irflow.engine.services.views import RunStatus, RunView
-from irflow.store.models import Run
+from irflow.store.models import Incident, Run
 
 
 class RunDecision(BaseModel):
@@ -109,3 +120,107 @@ def retry(svc: Services, run_id: str, *, by: Principal) -> RetryStarted:
     except ValueError as exc:  # only a failed run can be retried
         raise Conflict(str(exc)) from None
     return RetryStarted(run_id=run_id, workflow_id=handle.get_workflow_id())
+
+
+def settled_at_gates(view: RunView) -> bool:
+    """Waiting for approval, with every sibling target either at its gate too or finished: nothing moves
+    until a human decides, so a follower may stop waiting."""
+    return view.status == "awaiting_approval" and all(
+        step.state == "awaiting_approval" or step.state in STEP_TERMINAL for step in view.steps
+    )
+
+
+class WorkflowView(BaseModel):
+    status: str = Field(description="The DBOS workflow status (PENDING, ENQUEUED, SUCCESS, ERROR, ...).")
+    executor_id: str | None = Field(description="The replica executing it.")
+
+
+class RunListItem(BaseModel):
+    id: str
+    incident_id: str
+    playbook: str
+    status: RunStatus
+    dry_run: bool
+    actor: str
+    created_at: datetime
+    error: str | None
+    workflow: WorkflowView | None = Field(description="What the run's workflow is doing (none: no workflow).")
+
+
+class RunList(BaseModel):
+    items: list[RunListItem]
+    total: int
+
+
+class RunFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    all: bool = Field(default=False, description="Every run, not only those not yet ended.")
+    limit: int = Field(default=200, ge=1, le=1000)
+
+
+def list_runs(svc: Services, query: RunFilter) -> RunList:
+    """Runs not yet ended (or every run), newest first, with their workflow."""
+    items = [
+        RunListItem.model_validate(row)
+        for row in unfinished_runs(svc, include_finished=query.all, limit=query.limit)
+    ]
+    return RunList(items=items, total=len(items))
+
+
+class RunStart(BaseModel):
+    """Start one playbook run, on a new incident or attached to an existing one."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    playbook: str = Field(pattern=PLAYBOOK_NAME, description="A playbook name from GET /api/v1/playbooks.")
+    params: dict[Annotated[str, StringConstraints(max_length=100)], ParamValue] = Field(
+        default_factory=dict,
+        max_length=MAX_PARAMS,
+        description="The playbook's inputs; a list input takes a JSON list or a comma-separated string.",
+    )
+    dry_run: bool = Field(default=False, description="Plan every step; change nothing.")
+    auto_approve: bool = Field(
+        default=False, description="Approve the run's gated steps in advance (needs the approver role)."
+    )
+    incident_id: str | None = Field(default=None, min_length=1, max_length=36)
+
+
+class RunStarted(BaseModel):
+    id: str
+    incident_id: str
+
+
+def start_run(svc: Services, command: RunStart, *, by: Principal, source: str = "api") -> RunStarted:
+    """Validate the playbook, its inputs, the incident and the caller's right to pre-approve (nothing is
+    written for a refusal), then record the run and submit it to the engine without waiting for it."""
+    from irflow.engine.runs import submit_run
+
+    if command.auto_approve and not by.may("approver"):
+        raise Forbidden("approving the run's gates in advance needs the approver role")
+    try:
+        loaded = playbook_named(command.playbook, svc.settings.playbooks_dir)
+        coerce_inputs(loaded.spec, command.params)
+    except PlaybookError as exc:
+        raise Invalid(f"playbook {command.playbook!r} does not load: {exc.problems[0]}") from None
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
+    if command.incident_id is not None:
+        with svc.db.transaction() as session:
+            if session.get(Incident, command.incident_id) is None:
+                raise NotFound(f"no incident {command.incident_id}")
+    require_engine(svc)
+    try:
+        submitted = submit_run(
+            svc,
+            str(loaded.source),
+            command.params,
+            actor=by.actor,
+            dry_run=command.dry_run,
+            auto_approve=command.auto_approve,
+            incident_id=command.incident_id,
+            source=source,
+        )
+    except LookupError as exc:
+        raise NotFound(str(exc)) from None
+    return RunStarted(id=submitted.run_id, incident_id=submitted.incident_id)
