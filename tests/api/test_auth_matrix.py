@@ -34,6 +34,15 @@ ROUTES: list[tuple[str, str, str, Any, int]] = [
         {"on": "2026-03-01", "method": "first_class_mail", "count": 3},
         404,
     ),
+    (
+        "POST",
+        f"/api/v1/incidents/{INC}/notices/sent",
+        "compliance",
+        {"kind": "individuals", "sent_on": "2026-03-01", "method": "email", "count": 1},
+        404,  # the matrix incident has no obligations yet
+    ),
+    ("GET", "/api/v1/runs", "viewer", None, 200),
+    ("POST", "/api/v1/runs", "responder", {"playbook": "no-such"}, 422),
     ("GET", f"/api/v1/runs/{RUN}", "viewer", None, 200),
     ("POST", f"/api/v1/runs/{RUN}/approve", "approver", {}, 409),
     ("POST", f"/api/v1/runs/{RUN}/reject", "approver", {"comment": "no"}, 409),
