@@ -252,10 +252,20 @@ class TestBothPermissionModels:
     def test_without_irflows_origin_rotation_fails_as_a_network_refusal(
         self, svc: runtime.Services, sim: SimServer
     ) -> None:
-        """No allow-listed origin: isolation leaves only private endpoints, and the rotation step fails naming
-        the vault's network rules (ForbiddenByConnection), not a missing permission."""
+        """irflow calls from its egress IP but was not told so (no IRFLOW_EGRESS_IPS / IRFLOW_SUBNET_ID, no
+        allow_ip_rules): isolation leaves only private endpoints, and the rotation step fails as a network
+        refusal naming the vault and what to configure (ForbiddenByConnection), not a missing permission."""
+        from irflow.azure.principal import NetworkOrigin
+
+        svc.clients.origin = NetworkOrigin()
         run = submit_run(svc, PLAYBOOK, self._params(sim), actor="cli:tester", auto_approve=True)
         assert run.handle.get_result() == "failed"
-        error = run_view(svc, run.run_id)["error"]
-        assert "rotate-phi-keys" in error and "ForbiddenByConnection" in error
-        assert "network rules" in error and "permission denied" not in error
+        view = run_view(svc, run.run_id)
+        states = {(s["step"], s["state"]) for s in view["steps"]}
+        assert ("isolate-vault", "succeeded") in states and ("rotate-phi-keys", "failed") in states
+        failed = next(s for s in view["steps"] if s["state"] == "failed")
+        assert failed["step"] == "rotate-phi-keys"
+        error = failed["error"]
+        assert "network refusal" in error and "ForbiddenByConnection" in error
+        assert failed["target"].split("/keys/")[0].lower() in error.lower() and "IRFLOW_EGRESS_IPS" in error
+        assert "permission denied" not in error and "not a missing permission" in error
