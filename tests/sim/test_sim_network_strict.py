@@ -5,7 +5,8 @@ Sources: https://learn.microsoft.com/azure/virtual-network/network-security-grou
 (priorities 100-4096, unique per direction), https://learn.microsoft.com/azure/virtual-network/
 network-security-group-how-it-works (flushConnection and existing flows),
 https://learn.microsoft.com/rest/api/virtualnetwork/network-security-groups/list-all and
-https://learn.microsoft.com/rest/api/virtualnetwork/virtual-networks/list-all (list by subscription, nextLink)."""
+https://learn.microsoft.com/rest/api/virtualnetwork/virtual-networks/list-all (list by subscription,
+nextLink)."""
 
 from __future__ import annotations
 
