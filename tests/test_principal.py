@@ -56,6 +56,12 @@ def test_a_private_egress_entry_is_refused_with_what_to_configure(entry: str) ->
     assert "public address" in str(refused.value)
 
 
+@pytest.mark.parametrize("entry", ["100.64.1.2", "224.0.0.1", "255.255.255.255", "240.0.0.0/4"])
+def test_an_egress_entry_that_is_never_a_public_source_is_refused(entry: str) -> None:
+    with pytest.raises(ValueError, match="carrier-grade NAT, multicast or reserved"):
+        parse_egress_ips(entry)
+
+
 def test_an_ipv6_egress_entry_is_refused() -> None:
     with pytest.raises(ValueError, match="IPv4 only"):
         parse_egress_ips("2001:db8::1")

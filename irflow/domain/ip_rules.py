@@ -53,18 +53,32 @@ def valid_ip_rule(value: str, *, small_prefixes: bool) -> bool:
     return small_prefixes or "/" not in str(value) or network.prefixlen not in (31, 32)
 
 
+# Never the source address of a call reaching a public endpoint, though Azure's ipRules documentation does not
+# say it refuses them: shared address space behind carrier-grade NAT (RFC 6598), multicast and the reserved
+# 240.0.0.0/4 (RFC 1112, with the limited broadcast address). Refused as irflow's egress address only.
+NOT_AN_EGRESS_SOURCE = tuple(
+    ipaddress.IPv4Network(n) for n in ("100.64.0.0/10", "224.0.0.0/4", "240.0.0.0/4")
+)
+
+
 def parse_public_ipv4(raw: str, *, setting: str | None = None) -> tuple[str, ...]:
     """A comma-separated list of public IPv4 addresses or ranges, normalised (``203.0.113.7/32`` →
-    ``203.0.113.7``) and deduplicated; the first entry Azure would refuse raises ``ValueError`` naming
+    ``203.0.113.7``) and deduplicated; the first entry Azure would refuse, or that can never be the source
+    of a call, raises ``ValueError`` naming
     ``setting`` (when given) and the entry."""
     entries: list[str] = []
     for item in (part.strip() for part in raw.split(",")):
         if not item:
             continue
         problem = refusal(item)
-        if problem is not None:
+        network = ipaddress.IPv4Network(item, strict=False) if problem is None else None
+        if network is not None and any(network.overlaps(r) for r in NOT_AN_EGRESS_SOURCE):
+            problem = (
+                "is (or overlaps) carrier-grade NAT, multicast or reserved address space, never the public "
+                "address a call reaches Azure from; give the public address irflow's calls leave from"
+            )
+        if problem is not None or network is None:
             where = f"{setting}: " if setting else ""
             raise ValueError(f"{where}{item[:100]!r} {problem}")
-        network = ipaddress.IPv4Network(item, strict=False)
         entries.append(str(network.network_address) if network.num_addresses == 1 else str(network))
     return tuple(dict.fromkeys(entries))
