@@ -64,8 +64,7 @@ NOT_AN_EGRESS_SOURCE = tuple(
 def parse_public_ipv4(raw: str, *, setting: str | None = None) -> tuple[str, ...]:
     """A comma-separated list of public IPv4 addresses or ranges, normalised (``203.0.113.7/32`` →
     ``203.0.113.7``) and deduplicated; the first entry Azure would refuse, or that can never be the source
-    of a call, raises ``ValueError`` naming
-    ``setting`` (when given) and the entry."""
+    of a call, raises ``ValueError`` naming ``setting`` (when given) and the entry."""
     entries: list[str] = []
     for item in (part.strip() for part in raw.split(",")):
         if not item:
