@@ -94,10 +94,14 @@ def _arm_error(exc: Any) -> str:
 
 def granted(permission: str, entries: list[dict[str, Any]]) -> bool:
     """Whether ARM's permission entries grant ``permission``: some entry's actions (or dataActions) match it
-    and none of that entry's notActions (notDataActions) do (wildcards as in role definitions)."""
+    and none of that entry's notActions (notDataActions) do (wildcards as in role definitions). An entry
+    under an ABAC ``condition`` is not counted: whether it grants depends on the request, which doctor
+    cannot know, so it reports the permission as missing rather than promise it."""
     data = is_data_action(permission)
     wanted = permission.lower()
     for entry in entries:
+        if entry.get("condition"):
+            continue
         allow = entry.get("dataActions" if data else "actions") or []
         deny = entry.get("notDataActions" if data else "notActions") or []
         if any(fnmatch.fnmatchcase(wanted, p.lower()) for p in allow) and not any(

@@ -5,6 +5,7 @@ Build them with :func:`get_settings`; nothing is read at import time.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -141,6 +142,29 @@ class Settings(BaseSettings):
 
             check_data_key(value.get_secret_value())
         return value
+
+    @field_validator("egress_ips")
+    @classmethod
+    def _public_egress(cls, value: str) -> str:
+        from irflow.domain.ip_rules import parse_public_ipv4
+
+        parse_public_ipv4(value)  # the CLI names the setting
+        return value
+
+    @field_validator("subnet_id")
+    @classmethod
+    def _subnet_id(cls, value: str | None) -> str | None:
+        value = (value or "").strip()
+        if value and not re.fullmatch(
+            r"(?i)/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Network/virtualNetworks/[^/]+"
+            r"/subnets/[^/]+",
+            value,
+        ):
+            raise ValueError(
+                "IRFLOW_SUBNET_ID must be a subnet resource id: /subscriptions/<id>/resourceGroups/<group>/"
+                "providers/Microsoft.Network/virtualNetworks/<vnet>/subnets/<subnet>"
+            )
+        return value or None
 
     @field_validator("azure_ca_bundle")
     @classmethod

@@ -19,9 +19,17 @@ REGENERATE = "Microsoft.Storage/storageAccounts/regeneratekey/action"
 IRFLOW_ENV = ("IRFLOW_EGRESS_IPS", "IRFLOW_SUBNET_ID", "IRFLOW_SELF_OBJECT_ID", "AZURE_AUTHORITY_HOST")
 
 
+KEYS_ROTATE = "Microsoft.KeyVault/vaults/keys/rotate/action"
+
+
 @pytest.fixture
 def sim() -> Iterator[SimServer]:
-    with SimServer(Tenant.demo()) as server:
+    """The demo tenant as a deployment leaves it: irflow holds a role whose DataActions cover key rotation
+    (the generated custom role does; Key Vault Crypto Officer here). The simulated principal holds every
+    management action and the blob data actions anyway (irflow.sim.permissions)."""
+    tenant = Tenant.demo()
+    tenant.assign_role("Key Vault Crypto Officer", f"/subscriptions/{tenant.default_subscription_id}")
+    with SimServer(tenant) as server:
         yield server
 
 
@@ -90,6 +98,33 @@ def test_a_deny_below_the_scope_is_not_in_the_scopes_answer(sim: SimServer, tmp_
     assert at_account.returncode == 2 and "not an assignable scope" in at_account.stderr
 
 
+def test_the_permissions_come_from_irflows_role_assignments(sim: SimServer, tmp_path: Path) -> None:
+    # Azure lists one entry per role the caller holds at the scope or above
+    # (https://learn.microsoft.com/rest/api/authorization/permissions/list-for-resource-group): without a role
+    # granting the Key Vault data actions, rotation is reported missing, naming the action that needs it.
+    for assignment in sim.tenant.role_assignments.all():
+        sim.tenant.role_assignments.delete(assignment.scope, assignment.name)
+    scope = f"/subscriptions/{sim.subscription_id}"
+    result = doctor(sim, tmp_path, "--scope", scope, "--json", IRFLOW_EGRESS_IPS="203.0.113.7")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["permissions"]["missing"][KEYS_ROTATE] == ["keyvault.rotate_key"]
+    assert set(report["permissions"]["missing"]) == {KEYS_ROTATE, "Microsoft.KeyVault/vaults/keys/read"}
+    # assigned on one vault only: below the group, so not in the group's answer
+    vault = sim.tenant.key_vault("kv-phi-prod").id
+    sim.tenant.assign_role("Key Vault Crypto Officer", vault)
+    group = vault.split("/providers/")[0]
+    at_group = json.loads(
+        doctor(sim, tmp_path, "--scope", group, "--json", IRFLOW_EGRESS_IPS="203.0.113.7").stdout
+    )
+    assert KEYS_ROTATE in at_group["permissions"]["missing"]
+    sim.tenant.assign_role("Key Vault Crypto Officer", group)
+    at_group = json.loads(
+        doctor(sim, tmp_path, "--scope", group, "--json", IRFLOW_EGRESS_IPS="203.0.113.7").stdout
+    )
+    assert at_group["permissions"]["missing"] == {} and KEYS_ROTATE in at_group["permissions"]["present"]
+
+
 def test_an_endpoint_that_does_not_answer_fails_the_check(sim: SimServer, tmp_path: Path) -> None:
     result = doctor(
         sim, tmp_path, "--json", IRFLOW_EGRESS_IPS="203.0.113.7", IRFLOW_LOGS_ENDPOINT="https://127.0.0.1:9"
@@ -122,6 +157,9 @@ def test_permission_entries_match_as_role_definitions_do() -> None:
     assert granted(blob, [{"actions": [], "dataActions": ["Microsoft.Storage/*"]}])
     # one role's NotActions do not take away what another role grants
     assert granted("Microsoft.Storage/storageAccounts/write", [*storage_reader, {"actions": ["*"]}])
+    # an ABAC condition depends on the request: not promised
+    conditional = {"actions": [], "dataActions": ["Microsoft.Storage/*"], "condition": "@Request[...]"}
+    assert not granted(blob, [conditional])
 
 
 def test_an_entra_credential_also_needs_the_authority_to_answer(sim: SimServer) -> None:

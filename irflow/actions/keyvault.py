@@ -21,6 +21,7 @@ from irflow.actions.base import (
     Action,
     ActionError,
     Change,
+    NetworkRefused,
     PermissionDenied,
     Plan,
     ResourceMissing,
@@ -29,6 +30,7 @@ from irflow.actions.base import (
     azure_errors,
     register,
 )
+from irflow.domain import ip_rules
 from irflow.domain.resource_id import DirectoryObjectId, KeyVaultId, ResourceId
 
 READ = "Microsoft.KeyVault/vaults/read"
@@ -81,28 +83,32 @@ def uses_rbac(props: dict[str, Any]) -> bool:
     return bool(props.get("enableRbacAuthorization"))
 
 
-# Key Vault IP rules take public addresses only: "any IP range inside 10.0.0.0-10.255.255.255 (private IP
-# addresses) cannot be used to add network rules"
-# (https://learn.microsoft.com/powershell/module/az.keyvault/add-azkeyvaultnetworkrule); the rest of RFC 1918,
-# loopback, link-local and "this network" are refused too (the stricter reading). A private range would never
-# match irflow's calls anyway: the vault firewall sees irflow's public egress address.
-_NOT_PUBLIC = tuple(
-    ipaddress.IPv4Network(n)
-    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16", "0.0.0.0/8")
-)
-
-
 def _cidr(value: str) -> str:
-    """A public IPv4 address or range in canonical CIDR form (``203.0.113.7`` → ``203.0.113.7/32``)."""
-    network = ipaddress.ip_network(str(value).strip(), strict=False)
-    if network.version != 4:
-        raise ValueError(f"Key Vault IP rules are IPv4 only: {value!r}")
-    if any(network.overlaps(private) for private in _NOT_PUBLIC):
+    """A public IPv4 address or range in canonical CIDR form (``203.0.113.7`` → ``203.0.113.7/32``).
+
+    Key Vault IP rules take public IPv4 addresses only; the check and its sources are in
+    :mod:`irflow.domain.ip_rules`. A private range would never match irflow's calls anyway: the vault
+    firewall sees irflow's public egress address."""
+    problem = ip_rules.refusal(value)
+    if problem is not None:
+        if "IPv6" in problem:
+            raise ValueError(f"Key Vault IP rules are IPv4 only: {value!r}")
+        if "not an IPv4" in problem:
+            ipaddress.ip_network(str(value).strip(), strict=False)  # pydantic shows ipaddress's own message
         raise ValueError(
-            f"Key Vault IP rules take public IPv4 addresses only: {value!r} is (or overlaps) a private, "
-            "loopback or link-local range; give irflow's public egress address (IRFLOW_EGRESS_IPS)"
+            f"Key Vault IP rules take public IPv4 addresses only: {value!r} {problem.removeprefix('is ')}"
+            " (IRFLOW_EGRESS_IPS)"
         )
-    return str(network)
+    return str(ipaddress.ip_network(str(value).strip(), strict=False))
+
+
+def _origin_rules(origin: Any) -> tuple[list[str], list[dict[str, Any]]]:
+    """irflow's own origin (``IRFLOW_EGRESS_IPS`` / ``IRFLOW_SUBNET_ID``) as Key Vault IP rules (CIDR; Key
+    Vault takes /32, unlike storage) and virtual-network rules (the subnet needs the ``Microsoft.KeyVault``
+    service endpoint: https://learn.microsoft.com/azure/key-vault/general/overview-vnet-service-endpoints)."""
+    ips = [_cidr(entry) for entry in getattr(origin, "egress_ips", ()) or ()]
+    subnet = getattr(origin, "subnet_id", None)
+    return ips, ([{"id": subnet}] if subnet else [])
 
 
 def _network_state(props: dict[str, Any]) -> dict[str, Any]:
@@ -146,8 +152,9 @@ class IsolateVaultParams(BaseModel):
     allow_ip_rules: list[str] = Field(
         default_factory=list,
         max_length=127,
-        description="IPv4 addresses or CIDR ranges that keep reaching the vault (irflow's own egress "
-        "addresses, the responders' network). Every other IP rule is removed.",
+        description="Public IPv4 addresses or CIDR ranges that keep reaching the vault besides irflow's own "
+        "origin (IRFLOW_EGRESS_IPS / IRFLOW_SUBNET_ID, always kept), e.g. the responders' network. Every "
+        "other IP rule is removed.",
     )
     keep_virtual_network_rules: bool = Field(
         default=False, description="Keep the vault's existing virtual-network (subnet) rules."
@@ -166,15 +173,19 @@ class IsolateVaultParams(BaseModel):
 
 @register
 class IsolateVault(Action):
-    """Cut a key vault off every network path except an explicit allow-list.
+    """Cut a key vault off every network path except irflow's own and an explicit allow-list.
 
     Sets the firewall's default action to Deny and the trusted-services bypass to None (configurable),
-    replaces the IP rules with ``allow_ip_rules`` and drops the virtual-network rules unless
-    ``keep_virtual_network_rules``. With nothing allow-listed, public network access is Disabled (private
-    endpoints only). Azure ignores every firewall rule while public network access is Disabled, so when an
-    allow-list is given public network access stays Enabled and the firewall admits only the allow-list:
-    that is how irflow keeps reaching the vault's data plane (for ``keyvault.rotate_key``) from outside a
-    private endpoint. The prior settings are recorded for ``keyvault.restore_vault_network``.
+    replaces the IP rules with irflow's own origin (``IRFLOW_EGRESS_IPS`` as IP rules, ``IRFLOW_SUBNET_ID``
+    as a virtual-network rule: always kept, so containment never removes irflow's own path) plus
+    ``allow_ip_rules``, and drops the other virtual-network rules unless ``keep_virtual_network_rules``.
+    Azure ignores every firewall rule while public network access is Disabled, so with an allow-list public
+    network access stays Enabled and the firewall admits only the allow-list: that is how irflow keeps
+    reaching the vault's data plane (for ``keyvault.rotate_key``) from outside a private endpoint
+    (https://learn.microsoft.com/azure/key-vault/general/network-security). With nothing allow-listed
+    (irflow's origin not configured, no ``allow_ip_rules``), public network access is Disabled (private
+    endpoints only). A vault already Disabled is never re-opened, as for storage accounts. The prior
+    settings are recorded for ``keyvault.restore_vault_network``: also the evidence of what was open.
 
     Example::
 
@@ -190,23 +201,29 @@ class IsolateVault(Action):
     target_param = "vault"
 
     @staticmethod
-    def _target(params: IsolateVaultParams, state: dict[str, Any]) -> dict[str, Any]:
-        vnet_rules = state["networkAcls"]["virtualNetworkRules"] if params.keep_virtual_network_rules else []
-        allow_listed = bool(params.allow_ip_rules or vnet_rules)
+    def _target(params: IsolateVaultParams, state: dict[str, Any], origin: Any) -> dict[str, Any]:
+        origin_ips, origin_subnets = _origin_rules(origin)
+        kept = state["networkAcls"]["virtualNetworkRules"] if params.keep_virtual_network_rules else []
+        vnet_rules = copy.deepcopy(kept)
+        known = {rule["id"].lower() for rule in vnet_rules}
+        vnet_rules += [rule for rule in origin_subnets if rule["id"].lower() not in known]
+        ips = list(dict.fromkeys([*origin_ips, *params.allow_ip_rules]))
+        allow_listed = bool(ips or vnet_rules)
+        already_closed = state["publicNetworkAccess"].lower() != "enabled"
         return {
-            "publicNetworkAccess": "Enabled" if allow_listed else "Disabled",
+            "publicNetworkAccess": "Enabled" if allow_listed and not already_closed else "Disabled",
             "networkAcls": {
                 "bypass": params.bypass,
                 "defaultAction": "Deny",
-                "ipRules": [{"value": cidr} for cidr in params.allow_ip_rules],
-                "virtualNetworkRules": copy.deepcopy(vnet_rules),
+                "ipRules": [{"value": cidr} for cidr in ips],
+                "virtualNetworkRules": vnet_rules,
             },
         }
 
     def _diff(self, ctx: StepContext) -> tuple[list[Change], dict[str, Any], dict[str, Any]]:
         params: IsolateVaultParams = ctx.params  # type: ignore[assignment]
         state = _network_state(_properties(ctx, params.vault))
-        target = self._target(params, state)
+        target = self._target(params, state, ctx.clients.origin)
         changes = []
         if state["publicNetworkAccess"].lower() != target["publicNetworkAccess"].lower():
             changes.append(
@@ -229,30 +246,53 @@ class IsolateVault(Action):
         return changes, state, target
 
     @staticmethod
-    def _notes(target: dict[str, Any]) -> list[str]:
-        if target["publicNetworkAccess"] == "Disabled":
-            return [
+    def _notes(state: dict[str, Any], target: dict[str, Any], origin: Any) -> list[str]:
+        notes = []
+        if origin.configured:
+            notes.append(
+                f"irflow's own origin stays allowed ({origin.describe()}): containment keeps irflow's path "
+                "to the vault's data plane (keyvault.rotate_key)"
+            )
+        else:
+            notes.append(
+                "irflow's network origin is not configured (IRFLOW_EGRESS_IPS / IRFLOW_SUBNET_ID): once "
+                "isolated, the vault's firewall refuses irflow's own data-plane calls (keyvault.rotate_key) "
+                "unless allow_ip_rules holds irflow's public egress address"
+            )
+        if state["publicNetworkAccess"].lower() != "enabled":
+            notes.append(
+                f"public network access is already {state['publicNetworkAccess']}: left as is; irflow "
+                "reaches the data plane only through a private endpoint"
+            )
+        elif target["publicNetworkAccess"] == "Disabled":
+            notes.append(
                 "nothing allow-listed: only private endpoints reach the vault afterwards (irflow too, for "
                 "keyvault.rotate_key)"
-            ]
-        return [
-            "public network access stays Enabled because Azure ignores firewall rules while it is Disabled; "
-            "the firewall denies every address but the allow-list"
-        ]
+            )
+        else:
+            notes.append(
+                "public network access stays Enabled because Azure ignores firewall rules while it is "
+                "Disabled; the firewall denies every address but the allow-list"
+            )
+        return notes
 
     def plan(self, ctx: StepContext) -> Plan:
         params: IsolateVaultParams = ctx.params  # type: ignore[assignment]
-        changes, _, target = self._diff(ctx)
-        return Plan(action=self.name, target=params.vault, changes=changes, notes=self._notes(target))
+        changes, state, target = self._diff(ctx)
+        notes = self._notes(state, target, ctx.clients.origin)
+        return Plan(action=self.name, target=params.vault, changes=changes, notes=notes)
 
     def apply(self, ctx: StepContext) -> Result:
         params: IsolateVaultParams = ctx.params  # type: ignore[assignment]
         changes, state, target = self._diff(ctx)
+        notes = self._notes(state, target, ctx.clients.origin)
         if not changes:
-            return Result(changed=False, prior_state=state, notes=["already isolated"])
+            return Result(changed=False, prior_state=state, notes=["already isolated", *notes])
         _patch(ctx, params.vault, target)
-        ctx.log.info("key vault isolated", changes=len(changes), allow_listed=len(params.allow_ip_rules))
-        return Result(changed=True, changes=changes, prior_state=state, notes=self._notes(target))
+        ctx.log.info(
+            "key vault isolated", changes=len(changes), allow_listed=len(target["networkAcls"]["ipRules"])
+        )
+        return Result(changed=True, changes=changes, prior_state=state, notes=notes)
 
     def verify(self, ctx: StepContext) -> bool:
         changes, _, _ = self._diff(ctx)
@@ -521,10 +561,11 @@ def _data_plane_errors(*, permission: str, policy: str, scope: str) -> Iterator[
                 f"({refusal.code}); add an access policy entry for irflow's object id with keys get and "
                 "rotate"
             ) from None
-        raise ActionError(
-            f"the network rules of {vault} refuse irflow ({refusal.code}): allow-list "
-            "irflow's egress address (allow_ip_rules of keyvault.isolate_vault) or reach the vault through a "
-            "private endpoint"
+        raise NetworkRefused(
+            f"network refusal: the firewall of {vault} refuses irflow's network origin ({refusal.code}); "
+            "this is not a missing permission. Set IRFLOW_EGRESS_IPS (irflow's public egress IPs) and/or "
+            "IRFLOW_SUBNET_ID (the subnet irflow runs in) so that keyvault.isolate_vault keeps that origin "
+            "allowed (or add it to allow_ip_rules), or reach the vault through a private endpoint"
         ) from None
 
 

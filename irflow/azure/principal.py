@@ -12,12 +12,12 @@ isolation must leave irflow's origin allowed while evidence capture and revocati
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 from dataclasses import dataclass
 
 from azure.core.credentials import TokenCredential
 
+from irflow.domain import ip_rules
 from irflow.settings import Settings
 
 
@@ -42,17 +42,12 @@ class NetworkOrigin:
 
 
 def parse_egress_ips(raw: str) -> tuple[str, ...]:
-    """``"203.0.113.7, 198.51.100.0/24"`` → normalised entries; a bad entry raises ``ValueError``."""
-    entries: list[str] = []
-    for item in (part.strip() for part in raw.split(",")):
-        if not item:
-            continue
-        try:
-            network = ipaddress.ip_network(item, strict=False)
-        except ValueError:
-            raise ValueError(f"IRFLOW_EGRESS_IPS: {item!r} is not an IP address or CIDR range") from None
-        entries.append(str(network.network_address) if network.num_addresses == 1 else str(network))
-    return tuple(dict.fromkeys(entries))
+    """``"203.0.113.7, 198.51.100.0/24"`` → normalised entries; a bad entry raises ``ValueError``.
+
+    Only what Azure takes in storage and Key Vault ``ipRules`` is accepted: public IPv4 addresses or
+    ranges (:mod:`irflow.domain.ip_rules` names the sources). A private address is never matched by the
+    firewall of a public endpoint, so irflow would lock itself out while believing it kept a path."""
+    return ip_rules.parse_public_ipv4(raw, setting="IRFLOW_EGRESS_IPS")
 
 
 def network_origin(settings: Settings) -> NetworkOrigin:

@@ -43,32 +43,8 @@ DEFAULT_CALLER_IP = "192.0.2.250"
 Reason = Literal["public_network_access_disabled", "not_in_allow_list"]
 
 
-# IP rules (storage and Key Vault ``networkAcls.ipRules``) take public IPv4 addresses or ranges only.
-# Storage: "IP address ranges reserved for private networks (as defined in RFC 1918) aren't allowed", and
-# "Small address ranges using /31 or /32 prefix sizes aren't supported"
-# (https://learn.microsoft.com/en-us/azure/storage/common/storage-network-security-limitations).
-# Key Vault: "any IP range inside 10.0.0.0-10.255.255.255 (private IP addresses) cannot be used to add
-# network rules" (https://learn.microsoft.com/powershell/module/az.keyvault/add-azkeyvaultnetworkrule) and its
-# firewall admits public addresses only (https://learn.microsoft.com/en-us/azure/key-vault/general/network-security).
-# The rest of RFC 1918, loopback, link-local and "this network" are refused too: the stricter reading.
-NOT_PUBLIC_RANGES = tuple(
-    ipaddress.IPv4Network(n)
-    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16", "0.0.0.0/8")
-)
-
-
-def valid_ip_rule(value: str, *, small_prefixes: bool) -> bool:
-    """Whether ``value`` is a public IPv4 address or CIDR range an ``ipRules`` entry may hold.
-
-    ``small_prefixes=False`` refuses an explicit /31 or /32 (storage); Key Vault takes them.
-    """
-    try:
-        network = ipaddress.IPv4Network(value, strict=False)
-    except ValueError:
-        return False
-    if not small_prefixes and "/" in value and network.prefixlen in (31, 32):
-        return False
-    return not any(network.overlaps(private) for private in NOT_PUBLIC_RANGES)
+# Which addresses an ``ipRules`` entry may hold (public IPv4 only, with its Microsoft sources) is one check
+# shared with irflow's own settings and actions: irflow.domain.ip_rules.valid_ip_rule.
 
 
 @dataclass(frozen=True)

@@ -41,24 +41,31 @@ def _declared_permissions_cover_every_call(request: pytest.FixtureRequest, monke
     )
 
 
-@pytest.fixture
-def clients(tenant: Tenant) -> Iterator[AzureClients]:
+def _clients(tenant: Tenant, **settings: object) -> AzureClients:
     # The in-process mount serves every Azure API (ARM, data planes, Log Analytics, Graph) at one host.
     host = "https://management.azure.com"
-    clients = AzureClients(
-        Settings(
-            azure_token=SecretStr(tenant.token),
-            logs_endpoint=host,
-            graph_endpoint=host,
-            egress_ips=IRFLOW_EGRESS_IP,
-        )
+    return AzureClients(
+        Settings(azure_token=SecretStr(tenant.token), logs_endpoint=host, graph_endpoint=host, **settings)  # type: ignore[arg-type]
     )
+
+
+@pytest.fixture
+def clients(tenant: Tenant) -> Iterator[AzureClients]:
+    """irflow configured as a deployment would be: its egress IP known (IRFLOW_EGRESS_IPS)."""
+    clients = _clients(tenant, egress_ips=IRFLOW_EGRESS_IP)
     yield clients
     clients.close()
 
 
 @pytest.fixture
-def make_context(clients: AzureClients):  # type: ignore[no-untyped-def]
+def clients_without_origin(tenant: Tenant) -> Iterator[AzureClients]:
+    """irflow with its network origin NOT configured (no IRFLOW_EGRESS_IPS / IRFLOW_SUBNET_ID)."""
+    clients = _clients(tenant)
+    yield clients
+    clients.close()
+
+
+def _context_factory(clients: AzureClients):  # type: ignore[no-untyped-def]
     epoch = datetime.now(UTC) - timedelta(seconds=1)
 
     def build(action: str, **params: object) -> StepContext:
@@ -73,3 +80,13 @@ def make_context(clients: AzureClients):  # type: ignore[no-untyped-def]
         )
 
     return build
+
+
+@pytest.fixture
+def make_context(clients: AzureClients):  # type: ignore[no-untyped-def]
+    return _context_factory(clients)
+
+
+@pytest.fixture
+def make_context_without_origin(clients_without_origin: AzureClients):  # type: ignore[no-untyped-def]
+    return _context_factory(clients_without_origin)

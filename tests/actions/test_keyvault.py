@@ -9,7 +9,7 @@ import pytest
 from azure.keyvault.keys._shared import http_challenge_cache
 from pydantic import SecretStr, ValidationError
 
-from irflow.actions.base import ActionError, PermissionDenied, ResourceMissing, get_action
+from irflow.actions.base import ActionError, NetworkRefused, PermissionDenied, ResourceMissing, get_action
 from irflow.actions.keyvault import (
     EnablePurgeProtection,
     IsolateVault,
@@ -56,36 +56,72 @@ def _successful_writes(tenant: Tenant) -> list:  # type: ignore[type-arg]
 
 
 class TestIsolateVault:
-    def test_plan_without_allow_list_disables_public_access_and_writes_nothing(
-        self, tenant: Tenant, make_context
+    def test_plan_without_origin_or_allow_list_disables_public_access_and_writes_nothing(
+        self, tenant: Tenant, make_context_without_origin
     ) -> None:  # type: ignore[no-untyped-def]
-        plan = IsolateVault().plan(make_context("keyvault.isolate_vault", vault=_vault_id(tenant)))
+        ctx = make_context_without_origin("keyvault.isolate_vault", vault=_vault_id(tenant))
+        plan = IsolateVault().plan(ctx)
         assert {(c.field, c.before, c.after) for c in plan.changes} == {
             ("properties.publicNetworkAccess", "Enabled", "Disabled"),
             ("properties.networkAcls.defaultAction", "Allow", "Deny"),
             ("properties.networkAcls.bypass", "AzureServices", "None"),
         }
         assert any("private endpoints" in note for note in plan.notes)
+        assert any("IRFLOW_EGRESS_IPS" in note and "not configured" in note for note in plan.notes)
         assert _writes(tenant) == []
 
-    def test_plan_with_allow_list_keeps_public_access_behind_the_firewall(
-        self, tenant: Tenant, make_context
-    ) -> None:  # type: ignore[no-untyped-def]
-        ctx = make_context("keyvault.isolate_vault", vault=_vault_id(tenant), allow_ip_rules=[LOOPBACK])
-        plan = IsolateVault().plan(ctx)
+    def test_plan_keeps_irflows_origin_behind_the_firewall(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        # irflow's egress IP (IRFLOW_EGRESS_IPS, the clients fixture) is allowed without being passed.
+        plan = IsolateVault().plan(make_context("keyvault.isolate_vault", vault=_vault_id(tenant)))
         assert {(c.field, str(c.before), str(c.after)) for c in plan.changes} == {
             ("properties.networkAcls.defaultAction", "Allow", "Deny"),
             ("properties.networkAcls.bypass", "AzureServices", "None"),
             ("properties.networkAcls.ipRules", "[]", "[{'value': '192.0.2.10/32'}]"),
         }
+        assert any("irflow's own origin stays allowed (192.0.2.10)" in note for note in plan.notes)
         assert any("ignores firewall rules" in note for note in plan.notes)
         assert _writes(tenant) == []
+
+    def test_allow_ip_rules_add_to_irflows_origin(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        ctx = make_context(
+            "keyvault.isolate_vault", vault=_vault_id(tenant), allow_ip_rules=["198.51.100.0/24", LOOPBACK]
+        )
+        IsolateVault().apply(ctx)
+        acls = tenant.key_vault(VAULT).properties["networkAcls"]
+        assert acls["ipRules"] == [{"value": "192.0.2.10/32"}, {"value": "198.51.100.0/24"}]
+
+    def test_a_subnet_origin_becomes_a_virtual_network_rule(
+        self, tenant: Tenant, clients, make_context
+    ) -> None:  # type: ignore[no-untyped-def]
+        from irflow.azure.principal import NetworkOrigin
+
+        vault = tenant.key_vault(VAULT)
+        subnet = vault.id.split("/providers/")[0] + (
+            "/providers/Microsoft.Network/virtualNetworks/vnet-ops/subnets/snet-irflow"
+        )
+        clients.origin = NetworkOrigin(egress_ips=(), subnet_id=subnet)
+        result = IsolateVault().apply(make_context("keyvault.isolate_vault", vault=vault.id))
+        assert result.changed
+        acls = vault.properties["networkAcls"]
+        assert acls["virtualNetworkRules"] == [{"id": subnet}] and acls["ipRules"] == []
+        assert vault.properties["publicNetworkAccess"] == "Enabled"
+        tenant.set_caller_origin(subnet_id=subnet)  # irflow now calls from that subnet
+        assert RotateKey().plan(make_context("keyvault.rotate_key", vault=vault.id, key=KEY)).changes
+
+    def test_a_vault_already_disabled_is_not_reopened(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+        vault = tenant.key_vault(VAULT)
+        vault.apply_update({"properties": {"publicNetworkAccess": "Disabled"}}, when=tenant.now())
+        plan = IsolateVault().plan(make_context("keyvault.isolate_vault", vault=vault.id))
+        assert "properties.publicNetworkAccess" not in {c.field for c in plan.changes}
+        assert any("already Disabled" in note for note in plan.notes)
+        IsolateVault().apply(make_context("keyvault.isolate_vault", vault=vault.id))
+        assert vault.properties["publicNetworkAccess"] == "Disabled"
 
     def test_apply_twice_makes_one_change_and_irflow_keeps_its_access(
         self, tenant: Tenant, make_context
     ) -> None:  # type: ignore[no-untyped-def]
         vault = tenant.key_vault(VAULT)
-        ctx = make_context("keyvault.isolate_vault", vault=vault.id, allow_ip_rules=[LOOPBACK])
+        ctx = make_context("keyvault.isolate_vault", vault=vault.id)
         action = IsolateVault()
         assert action.verify(ctx) is False
         first = action.apply(ctx)
@@ -112,16 +148,20 @@ class TestIsolateVault:
         rotate = make_context("keyvault.rotate_key", vault=vault.id, key=KEY)
         assert RotateKey().plan(rotate).changes
 
-    def test_without_allow_list_the_data_plane_refusal_is_named_as_network(
-        self, tenant: Tenant, make_context
+    def test_without_irflows_origin_the_data_plane_refusal_is_named_as_network(
+        self, tenant: Tenant, make_context_without_origin
     ) -> None:  # type: ignore[no-untyped-def]
         vault_id = _vault_id(tenant)
-        IsolateVault().apply(make_context("keyvault.isolate_vault", vault=vault_id))
+        IsolateVault().apply(make_context_without_origin("keyvault.isolate_vault", vault=vault_id))
         assert tenant.key_vault(VAULT).properties["publicNetworkAccess"] == "Disabled"
-        with pytest.raises(ActionError, match="ForbiddenByConnection") as caught:
-            RotateKey().plan(make_context("keyvault.rotate_key", vault=vault_id, key=KEY))
+        rotate = make_context_without_origin("keyvault.rotate_key", vault=vault_id, key=KEY)
+        with pytest.raises(NetworkRefused, match="ForbiddenByConnection") as caught:
+            RotateKey().plan(rotate)
         assert not isinstance(caught.value, PermissionDenied)
-        assert vault_id in str(caught.value) and "allow_ip_rules" in str(caught.value)
+        message = str(caught.value)
+        assert (
+            vault_id in message and "IRFLOW_EGRESS_IPS" in message and "not a missing permission" in message
+        )
 
     def test_existing_rules_are_dropped_or_kept(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
         vault = tenant.key_vault(VAULT)
@@ -152,7 +192,8 @@ class TestIsolateVault:
         result = IsolateVault().apply(keep)
         assert result.prior_state["networkAcls"]["ipRules"] == [{"value": "185.220.101.0/24"}]
         assert vault.properties["networkAcls"]["virtualNetworkRules"] == [{"id": subnet}]
-        assert vault.properties["networkAcls"]["ipRules"] == []
+        # the other address range goes, irflow's own origin is allowed
+        assert vault.properties["networkAcls"]["ipRules"] == [{"value": "192.0.2.10/32"}]
         assert vault.properties["publicNetworkAccess"] == "Enabled"
 
     def test_params_are_validated(self, tenant: Tenant) -> None:
@@ -176,10 +217,14 @@ class TestIsolateVault:
 
 
 class TestRestoreVaultNetwork:
-    def test_isolate_then_restore_round_trips(self, tenant: Tenant, make_context) -> None:  # type: ignore[no-untyped-def]
+    def test_isolate_then_restore_round_trips(
+        self, tenant: Tenant, make_context, make_context_without_origin
+    ) -> None:  # type: ignore[no-untyped-def]
         vault = tenant.key_vault(VAULT)
         original = dict(vault.properties["networkAcls"])
-        isolated = IsolateVault().apply(make_context("keyvault.isolate_vault", vault=vault.id))
+        # without irflow's origin the vault is closed completely (public network access Disabled)
+        isolate = make_context_without_origin("keyvault.isolate_vault", vault=vault.id)
+        isolated = IsolateVault().apply(isolate)
         ctx = make_context("keyvault.restore_vault_network", vault=vault.id, prior=isolated.prior_state)
         action = RestoreVaultNetwork()
         before = len(_writes(tenant))

@@ -47,7 +47,6 @@ def _params(sim: SimServer) -> dict[str, str]:
     return {
         "key_vaults": vault,
         "keys": f"{vault}/keys/{KEY}",
-        "allow_ip_rules": "192.0.2.10",  # irflow's egress IP (engine fixtures): its data-plane path
         "keep_object_ids": ETL,
     }
 
@@ -82,6 +81,8 @@ def test_containment_is_complete_idempotent_audited_and_releasable(
     ]
     summary = vault.summary()
     assert summary["networkAcls"] == {"defaultAction": "Deny", "bypass": "None"}
+    # irflow's configured origin (IRFLOW_EGRESS_IPS) is the one address the vault still admits
+    assert vault.properties["networkAcls"]["ipRules"] == [{"value": "192.0.2.10/32"}]
     assert summary["enablePurgeProtection"] is True
     assert vault.access_policy(DEVELOPERS) is None
     assert vault.access_policy(ETL)["permissions"]["keys"] == ["get", "wrapKey", "unwrapKey"]
@@ -179,7 +180,7 @@ class TestBothPermissionModels:
         tenant = sim.tenant
         policies, rbac = tenant.key_vault("kv-phi-tailspin"), tenant.key_vault("kv-phi-tailspin-rbac")
         before = {a.name for a in tenant.role_assignments.all()}
-        params = self._params(sim, allow_ip_rules=EGRESS_IP)
+        params = self._params(sim)  # irflow's path: its configured origin, kept by the isolation
         run = submit_run(svc, PLAYBOOK, params, actor="cli:tester", auto_approve=True)
         assert run.handle.get_result() == "succeeded", run_view(svc, run.run_id)["error"]
         rows = {(s["step"], s["target"]): s for s in run_view(svc, run.run_id)["steps"]}
@@ -236,7 +237,7 @@ class TestBothPermissionModels:
     def test_dry_run_plans_each_models_revocation_and_writes_nothing(
         self, svc: runtime.Services, sim: SimServer
     ) -> None:
-        params = self._params(sim, allow_ip_rules=EGRESS_IP)
+        params = self._params(sim)
         dry = submit_run(svc, PLAYBOOK, params, actor="cli:tester", dry_run=True)
         assert dry.handle.get_result() == "succeeded"
         assert sim.tenant.journal.writes() == []
@@ -252,10 +253,20 @@ class TestBothPermissionModels:
     def test_without_irflows_origin_rotation_fails_as_a_network_refusal(
         self, svc: runtime.Services, sim: SimServer
     ) -> None:
-        """No allow-listed origin: isolation leaves only private endpoints, and the rotation step fails naming
-        the vault's network rules (ForbiddenByConnection), not a missing permission."""
+        """irflow calls from its egress IP but was not told so (no IRFLOW_EGRESS_IPS / IRFLOW_SUBNET_ID, no
+        allow_ip_rules): isolation leaves only private endpoints, and the rotation step fails as a network
+        refusal naming the vault and what to configure (ForbiddenByConnection), not a missing permission."""
+        from irflow.azure.principal import NetworkOrigin
+
+        svc.clients.origin = NetworkOrigin()
         run = submit_run(svc, PLAYBOOK, self._params(sim), actor="cli:tester", auto_approve=True)
         assert run.handle.get_result() == "failed"
-        error = run_view(svc, run.run_id)["error"]
-        assert "rotate-phi-keys" in error and "ForbiddenByConnection" in error
-        assert "network rules" in error and "permission denied" not in error
+        view = run_view(svc, run.run_id)
+        states = {(s["step"], s["state"]) for s in view["steps"]}
+        assert ("isolate-vault", "succeeded") in states and ("rotate-phi-keys", "failed") in states
+        failed = next(s for s in view["steps"] if s["state"] == "failed")
+        assert failed["step"] == "rotate-phi-keys"
+        error = failed["error"]
+        assert "network refusal" in error and "ForbiddenByConnection" in error
+        assert failed["target"].split("/keys/")[0].lower() in error.lower() and "IRFLOW_EGRESS_IPS" in error
+        assert "permission denied" not in error and "not a missing permission" in error

@@ -1,5 +1,9 @@
 """The simulated Activity Log (``AzureActivity`` rows for successful ARM writes, only where the subscription
-exports it and only after the ingestion delay) and the KQL functions ``extract``, ``coalesce``, ``sumif``."""
+exports it and only after the ingestion delay) and the KQL functions ``extract``, ``coalesce``, ``sumif``.
+
+Azure: the activity log reaches a workspace only through a subscription diagnostic setting
+(https://learn.microsoft.com/azure/azure-monitor/essentials/activity-log#send-to-log-analytics-workspace), and
+rows arrive minutes after the write (https://learn.microsoft.com/azure/azure-monitor/logs/data-ingestion-time)."""
 
 from __future__ import annotations
 

@@ -99,7 +99,9 @@ def test_invalid_patch_changes_nothing(sim: Sim) -> None:
     "value", ["10.1.2.3", "172.16.0.0/12", "192.168.10.0/24", "127.0.0.1", "169.254.1.0/24", "8.0.0.0/6"]
 )
 def test_ip_rules_refuse_private_loopback_and_link_local_ranges(sim: Sim, value: str) -> None:
-    """Key Vault IP rules take public IPv4 only (8.0.0.0/6 spans 10.0.0.0/8): the PATCH is refused whole."""
+    """Key Vault IP rules take public IPv4 only (8.0.0.0/6 spans 10.0.0.0/8): the PATCH is refused whole.
+    Private ranges "cannot be used to add network rules"
+    (https://learn.microsoft.com/powershell/module/az.keyvault/add-azkeyvaultnetworkrule)."""
     before = sim.tenant.key_vault(VAULT).properties.get("networkAcls")
     with pytest.raises(HttpResponseError) as caught:
         keyvault_client(sim).vaults.update(
@@ -331,6 +333,8 @@ def test_vault_names_are_global(sim: Sim) -> None:
 
 
 def test_vaults_list_by_subscription_and_group_page_through_next_link(sim: Sim) -> None:
+    """Vaults - List By Subscription / By Resource Group, paged with nextLink
+    (https://learn.microsoft.com/rest/api/keyvault/keyvault/vaults/list-by-subscription)."""
     from azure.mgmt.keyvault import KeyVaultManagementClient
 
     from irflow.azure.clients import StaticTokenCredential

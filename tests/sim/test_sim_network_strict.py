@@ -1,5 +1,12 @@
 """Microsoft.Network as strict as Azure: one rule per priority and direction, flushConnection and established
-flows, NSG in use, subnet PUT references, subnet peerings, list by subscription (paged). Both mounts."""
+flows, NSG in use, subnet PUT references, subnet peerings, list by subscription (paged). Both mounts.
+
+Sources: https://learn.microsoft.com/azure/virtual-network/network-security-groups-overview#security-rules
+(priorities 100-4096, unique per direction), https://learn.microsoft.com/azure/virtual-network/
+network-security-group-how-it-works (flushConnection and existing flows),
+https://learn.microsoft.com/rest/api/virtualnetwork/network-security-groups/list-all and
+https://learn.microsoft.com/rest/api/virtualnetwork/virtual-networks/list-all (list by subscription,
+nextLink)."""
 
 from __future__ import annotations
 

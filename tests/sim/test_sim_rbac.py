@@ -386,3 +386,69 @@ def test_role_assignment_writes_follow_deny_rules_and_reset(sim: Sim) -> None:
     assert len(sim.tenant.role_assignments.all()) == 1
     sim.tenant.reset()
     assert sim.tenant.role_assignments.all() == []
+
+
+# ---------------------------------------------------------------------------------- permissions list
+# "Permissions - List For Resource Group / List For Resource" (Microsoft.Authorization, 2022-04-01): one entry
+# per role the caller holds at the scope or above, each the role definition's actions / notActions /
+# dataActions / notDataActions (https://learn.microsoft.com/rest/api/authorization/permissions).
+KEYS_ROTATE = "Microsoft.KeyVault/vaults/keys/rotate/action"
+CRYPTO_OFFICER = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603"
+
+
+def _entries(sim: Sim, *, scope: str | None = None) -> list[dict]:  # type: ignore[type-arg]
+    if scope is None:
+        return [p.as_dict() for p in authorization_client(sim).permissions.list_for_resource_group(PHI_RG)]
+    # the raw answer, as irflow doctor reads it (for a resource the SDK's empty parentResourcePath would
+    # double a slash; its 2022-04-01 model has no condition, which later API versions carry)
+    url = f"{scope}/providers/Microsoft.Authorization/permissions?api-version=2022-04-01"
+    response = sim.client().send_request(HttpRequest("GET", url))  # any ARM client carries the pipeline
+    response.raise_for_status()
+    snake = {
+        "notActions": "not_actions",
+        "dataActions": "data_actions",
+        "notDataActions": "not_data_actions",
+        "conditionVersion": "condition_version",
+    }
+    return [{snake.get(k, k): v for k, v in entry.items()} for entry in response.json()["value"]]
+
+
+def test_the_permission_list_has_one_entry_per_role_assignment_from_its_definition(sim: Sim) -> None:
+    [standing] = _entries(sim)  # no assignment yet: only what the simulated principal holds anyway
+    assert standing["actions"] == ["*"] and standing["not_actions"] == []
+    assert standing["data_actions"] == ["Microsoft.Storage/storageAccounts/blobServices/containers/blobs/*"]
+    assert not any("KeyVault" in a for a in standing["data_actions"])  # key use needs a role
+
+    subscription = f"/subscriptions/{sim.subscription_id}"
+    sim.tenant.assign_role("Key Vault Crypto Officer", subscription)
+    sim.tenant.assign_role("Key Vault Secrets User", subscription, "6f1c2b3a-0d4e-4f5a-8b9c-1d2e3f4a5b6c")
+    standing, officer = _entries(sim)  # another principal's assignment is not the caller's
+    definition = authorization_client(sim).role_definitions.get_by_id(f"{subscription}{_definition_path()}")
+    [permission] = definition.permissions
+    assert officer["actions"] == permission.actions and officer["data_actions"] == permission.data_actions
+    assert "Microsoft.KeyVault/vaults/keys/*" in officer["data_actions"]
+
+
+def _definition_path() -> str:
+    return f"/providers/Microsoft.Authorization/roleDefinitions/{CRYPTO_OFFICER}"
+
+
+def test_an_assignment_below_the_scope_is_only_in_the_resources_answer(sim: Sim) -> None:
+    vault = _vault_scope(sim)
+    sim.tenant.assign_role("Key Vault Crypto Officer", vault)
+    assert len(_entries(sim)) == 1  # the group's answer: assigned below it, so not listed
+    at_vault = _entries(sim, scope=vault)
+    assert len(at_vault) == 2 and "Microsoft.KeyVault/vaults/keys/*" in at_vault[1]["data_actions"]
+
+
+def test_deny_rules_are_in_every_entry_and_conditions_are_carried(sim: Sim) -> None:
+    subscription = f"/subscriptions/{sim.subscription_id}"
+    assignment = sim.tenant.assign_role("Key Vault Crypto Officer", subscription)
+    assignment.condition = "@Resource[Microsoft.KeyVault/vaults/keys:name] StringEquals 'x'"
+    assignment.condition_version = "2.0"
+    sim.tenant.deny(KEYS_ROTATE, subscription)
+    sim.tenant.deny(REGENERATE, subscription)
+    standing, officer = _entries(sim, scope=f"{subscription}/resourceGroups/{PHI_RG}")
+    for entry in (standing, officer):
+        assert REGENERATE in entry["not_actions"] and KEYS_ROTATE in entry["not_data_actions"]
+    assert officer["condition"].startswith("@Resource") and officer["condition_version"] == "2.0"

@@ -16,7 +16,8 @@ import copy
 from datetime import datetime
 from typing import Any
 
-from irflow.sim import arm, errors, firewall
+from irflow.domain.ip_rules import valid_ip_rule
+from irflow.sim import arm, errors
 
 KEY_VAULT_TYPE = "Microsoft.KeyVault/vaults"
 ACCESS_POLICIES_TYPE = "Microsoft.KeyVault/vaults/accessPolicies"
@@ -52,7 +53,7 @@ def _validate_network_acls(value: Any) -> dict[str, Any]:
             raise bad_request(
                 "Each of 'networkAcls.ipRules' needs a 'value' (an IPv4 address or CIDR range)."
             )
-        if not firewall.valid_ip_rule(rule["value"], small_prefixes=True):
+        if not valid_ip_rule(rule["value"], small_prefixes=True):
             # The exact error code Azure returns is not documented: the provider's generic 400 is modelled.
             raise bad_request(
                 f"'networkAcls.ipRules' value {rule['value']!r} is not allowed: only public IPv4 addresses "

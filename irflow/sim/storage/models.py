@@ -6,7 +6,8 @@ import copy
 from datetime import datetime
 from typing import Any
 
-from irflow.sim import arm, errors, firewall
+from irflow.domain.ip_rules import valid_ip_rule
+from irflow.sim import arm, errors
 from irflow.sim.storage.blob import BlobContainer, BlobService
 
 STORAGE_ACCOUNT_TYPE = "Microsoft.Storage/storageAccounts"
@@ -126,7 +127,7 @@ def _validate_network_acls(value: Any) -> dict[str, Any]:
         for rule in rules:
             if not isinstance(rule, dict) or not isinstance(rule.get(key), str) or not rule[key]:
                 raise errors.invalid_values(f"networkAcls.{rules_field}")
-            if rules_field == "ipRules" and not firewall.valid_ip_rule(rule[key], small_prefixes=False):
+            if rules_field == "ipRules" and not valid_ip_rule(rule[key], small_prefixes=False):
                 raise errors.invalid_values(
                     f"networkAcls.ipRules ({rule[key]}: a public IPv4 address or range)"
                 )
