@@ -11,8 +11,8 @@ CSRF token, so a token planted before sign-in is worthless after it.
 ``Secure`` holds over plain http on loopback too: RFC 6265bis leaves "secure connection" to the user agent
 (httpwg/http-extensions PR 2759, "Support potentially trustworthy origins"), and Chromium lets potentially
 trustworthy origins such as http://127.0.0.1 and http://localhost set and receive Secure cookies (Chromium
-change 4545013, "Warn when secure cookies are allowed access via trustworthy urls"). tests/api/test_dashboard.py
-checks it in Chromium.
+change 4545013, "Warn when secure cookies are allowed access via trustworthy urls").
+tests/api/test_dashboard.py checks it in Chromium.
 """
 
 from __future__ import annotations

@@ -419,7 +419,7 @@ def test_an_expired_session_goes_to_sign_in_and_sign_out_ends_the_session(
     assert "/ui/sign-in" in page.url
     accessible(page, "sign-in")
 
-    # Keyboard alone: the first Tab reaches the skip link, which leads to the form; the form is filled and sent without a mouse.
+    # Keyboard alone: the first Tab reaches the skip link, which leads to the form, filled and sent by keys.
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
     page.keyboard.press("Enter")  # to the main content, past the header
