@@ -20,7 +20,7 @@ from irflow.engine.services.principals import Principal
 from irflow.engine.services.tokens import PREFIX, TokenRefused, authenticate, expires_at
 from irflow.ui import chart
 from irflow.ui.forms import ORIGINAL, FormError, fact_values, facts_update
-from irflow.ui.session import Session
+from irflow.ui.session import CSRF_FIELD, Session
 from irflow.ui.web import (
     UiError,
     load_session,
@@ -126,7 +126,7 @@ def _authenticate(request: Request, token: str) -> tuple[Principal, float]:
 async def sign_in(request: Request) -> Response:
     session = await run_in_threadpool(load_session, request)
     form = await read_form(request)
-    if not session.csrf_matches(form.get("csrf_token")):
+    if not session.csrf_matches(form.get(CSRF_FIELD)):
         raise UiError(403, "The form's security token is missing or stale. Reload the page and try again.")
     token = form.get("token", "").strip()
     if not token or len(token) > 16_000:
