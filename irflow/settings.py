@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     entra_tenant_id: str | None = None
     entra_audience: str | None = None
     entra_authority: str | None = None
+    # Dashboard sessions (/ui): the key that signs the session cookie (unset: one generated on first use and
+    # kept in the database, so every replica shares it) and how long a sign-in lasts.
+    ui_session_secret: SecretStr | None = Field(default=None, min_length=32)
+    ui_session_minutes: int = Field(default=480, ge=1, le=7 * 24 * 60)
     # A remote irflow: the CLI reads through its API with this bearer token instead of the local database.
     url: str | None = None
     token: SecretStr | None = None

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from irflow.store.db import head_revision
@@ -101,6 +104,60 @@ def test_demo_human_output(tmp_path: Path) -> None:
     ):
         assert words in result.stdout, words
     assert "FAIL" not in result.stdout
+    _dashboard_of_the_demo_signs_in(result.stdout, tmp_path)
+
+
+def _dashboard_of_the_demo_signs_in(stdout: str, cwd: Path) -> None:
+    """The demo ends with the dashboard's address, the serve command for its database and a token that
+    signs in there (the serve command run as printed, on another port)."""
+    url = re.search(r"^dashboard: (http://127\.0\.0\.1:8080/ui/incidents/[0-9a-f-]{36})$", stdout, re.M)
+    command = re.search(
+        r"serve the demo database with: IRFLOW_DATABASE_URL=(\S+) irflow serve (.+)$", stdout, re.M
+    )
+    token = stdout.strip().splitlines()[-1]
+    assert url and command and token.startswith("irf_"), stdout[-1500:]
+    port = _free_port()
+    args = command.group(2).replace("--port 8080", f"--port {port}").split()
+    env = {**os.environ, "IRFLOW_DATABASE_URL": command.group(1)}
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "irflow", "serve", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        with httpx.Client(base_url=base, timeout=30) as client:
+            page = client.get("/ui/sign-in")
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+            assert csrf, page.text[:300]
+            cookie = page.cookies["irflow_session"]
+            path = url.group(1).removeprefix("http://127.0.0.1:8080")
+            answer = client.post(
+                "/ui/sign-in",
+                data={"csrf_token": csrf.group(1), "token": token, "next": path},
+                headers={"Cookie": f"irflow_session={cookie}"},  # httpx keeps a Secure cookie off plain http
+            )
+            assert answer.status_code == 303 and answer.headers["location"] == path, answer.text[:500]
+            signed_in = answer.cookies["irflow_session"]
+            incident = client.get(path, headers={"Cookie": f"irflow_session={signed_in}"})
+            assert incident.status_code == 200 and "Demo" in incident.text and "Deadlines" in incident.text
+    finally:
+        serve.terminate()
+        serve.wait(timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def test_run_with_bad_params_is_refused_cleanly(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The HTTP application: the incident API under ``/api/v1``, liveness, readiness and metrics.
+"""The HTTP application: the incident API under ``/api/v1``, the dashboard under ``/ui``, liveness, readiness
+and metrics.
 
 Built by :func:`create_app` over the engine's services (explicit: no process global is read here). Every
 error is ``{"error": {"code", "message"}}``; every response carries ``X-Request-Id``; a refused input is
@@ -18,7 +19,7 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException
 from starlette.types import Scope
 
-from irflow import __version__
+from irflow import __version__, ui
 from irflow.api.deps import ApiContext
 from irflow.api.entra import EntraValidator
 from irflow.api.errors import ApiError, ErrorBody, payload
@@ -36,6 +37,15 @@ log = get_logger(__name__)
 SERVICE_STATUS = {"not_found": 404, "forbidden": 403, "conflict": 409, "invalid": 422, "unavailable": 503}
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
 AUDITED_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+UI_CODES = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    503: "unavailable",
+}
 
 
 class Readiness(BaseModel):
@@ -91,21 +101,27 @@ def create_app(
         except Exception:  # the refusal stands even if it cannot be recorded; the log says so
             log.exception("api.rejection_not_audited", status=status, code=code)
 
-    def error(request: Request, status: int, code: str, message: str, headers: Any = None) -> JSONResponse:
+    def error(request: Request, status: int, code: str, message: str, headers: Any = None) -> Response:
         if status not in (401, 429) and 400 <= status < 500:  # neither is audited: a flood must not fill it
             audit_rejection(request.scope, status, code, message, getattr(request.state, "actor", None))
+        if ui.is_ui(request.url.path):
+            return ui.error_page(request, status, message)
         return JSONResponse(status_code=status, content=payload(code, message), headers=headers)
 
+    @app.exception_handler(ui.UiError)
+    def ui_error(request: Request, exc: ui.UiError) -> Response:
+        return error(request, exc.status, UI_CODES.get(exc.status, "refused"), exc.message)
+
     @app.exception_handler(ApiError)
-    def api_error(request: Request, exc: ApiError) -> JSONResponse:
+    def api_error(request: Request, exc: ApiError) -> Response:
         return error(request, exc.status, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(ServiceError)
-    def service_error(request: Request, exc: ServiceError) -> JSONResponse:
+    def service_error(request: Request, exc: ServiceError) -> Response:
         return error(request, SERVICE_STATUS.get(exc.code, 409), exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
-    def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    def validation_error(request: Request, exc: RequestValidationError) -> Response:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', 'invalid')}"
             for err in exc.errors()[:20]
@@ -113,7 +129,7 @@ def create_app(
         return error(request, 422, "invalid_request", problems or "invalid request")
 
     @app.exception_handler(HTTPException)
-    def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    def http_error(request: Request, exc: HTTPException) -> Response:
         code = HTTP_CODES.get(exc.status_code, "http_error")
         return error(request, exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
@@ -173,5 +189,6 @@ def create_app(
         """Prometheus metrics (text exposition format)."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_middleware(RequestGuard, on_reject=audit_rejection)
+    ui.mount(app, svc)
+    app.add_middleware(RequestGuard, on_reject=audit_rejection, form_prefix=ui.PREFIX + "/")
     return app

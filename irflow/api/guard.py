@@ -51,9 +51,17 @@ def _too_deep(body: bytes) -> bool:
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, *, on_reject: Callable[[Scope, int, str, str], None]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        on_reject: Callable[[Scope, int, str, str], None],
+        form_prefix: str | None = None,
+    ) -> None:
         self.app = app
         self.on_reject = on_reject
+        # Paths under this prefix take HTML form posts (the dashboard): size-limited here, read by the route.
+        self.form_prefix = form_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -77,7 +85,8 @@ class RequestGuard:
             body: bytes | None = None
             if refusal is None and scope["method"] not in ("GET", "HEAD", "OPTIONS", "DELETE"):
                 body, refusal = await _read_body(receive)
-            if refusal is None and body:
+            is_form = self.form_prefix is not None and scope["path"].startswith(self.form_prefix)
+            if refusal is None and body and not is_form:
                 refusal = _check_json(headers, body)
             if refusal is not None:
                 status, code, message = refusal

@@ -21,6 +21,7 @@ from irflow.cli.runs import follow, report
 from irflow.engine import runtime
 from irflow.engine.incidents import FactsUpdate, update_facts
 from irflow.engine.runs import submit_run
+from irflow.engine.services.tokens import TokenCreate, create_token
 from irflow.settings import Settings
 from irflow.sim.models import Tenant
 from irflow.sim.server import SimServer
@@ -33,6 +34,9 @@ DRILL_AFFECTED_TOTAL = 1842
 # tenant's firewalls see this origin (irflow.sim.firewall) and irflow knows it (IRFLOW_EGRESS_IPS), so
 # isolation leaves it a data-plane path. A scenario's own ``caller`` section wins.
 DEMO_EGRESS_IP = "192.0.2.10"
+# The dashboard over the demo database: `irflow serve`'s default port, a token that expires the next day.
+DASHBOARD_PORT = 8080
+DASHBOARD_TOKEN_DAYS = 1
 
 
 def target_accounts(tenant: Tenant) -> list[str]:
@@ -73,6 +77,7 @@ def run_demo(*, scenario: str, as_json: bool, workdir: Path) -> int:
             # The evidence package (anchored audit chain, report, manifest): see docs/evidence.md.
             summary["evidence_package"] = export_demo_package(svc, tenant, run_dir, summary["incident_id"])
             summary["ok"] = summary["ok"] and summary["evidence_package"]["verified"]
+            summary["dashboard"] = _dashboard(svc, run_dir / "irflow.db", summary["incident_id"])
         finally:
             runtime.shutdown()
     summary["database"] = str(run_dir / "irflow.db")
@@ -93,7 +98,33 @@ def run_demo(*, scenario: str, as_json: bool, workdir: Path) -> int:
         )
         console.print(f"\nevidence package: {package['path']}", markup=False)
         console.print(f"  re-verify it with: irflow audit verify-package {package['path']}", markup=False)
+        board = summary["dashboard"]
+        console.print(f"\ndashboard: {board['url']}", markup=False)
+        console.print(f"  serve the demo database with: {board['command']}", markup=False, soft_wrap=True)
+        console.print(
+            f"  sign in with this API token ({board['role']}, valid {DASHBOARD_TOKEN_DAYS} day, shown once):",
+            markup=False,
+        )
+        console.print(board["token"], markup=False, soft_wrap=True)
     return 0 if summary["ok"] else 1
+
+
+def _dashboard(svc: runtime.Services, database: Path, incident_id: str) -> dict[str, str]:
+    """How to look at the drill in the dashboard: the serve command, the incident's address, and a short-lived
+    API token of the demo database (created like ``irflow tokens create``, audited)."""
+    token = create_token(
+        svc.db,
+        TokenCreate(name="demo-dashboard", role="admin", expires_days=DASHBOARD_TOKEN_DAYS),
+        actor=cli_actor(),
+    )
+    return {
+        "url": f"http://127.0.0.1:{DASHBOARD_PORT}/ui/incidents/{incident_id}",
+        "command": (
+            f"IRFLOW_DATABASE_URL=sqlite:///{database} irflow serve --no-workers --port {DASHBOARD_PORT}"
+        ),
+        "role": token.role,
+        "token": token.token,
+    }
 
 
 def _drill(svc: runtime.Services, tenant: Tenant, targets: list[str], *, quiet: bool) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import func, select
 
+from irflow.compliance.delay import tolling_periods
+from irflow.compliance.models import LawEnforcementDelay
 from irflow.engine.incidents import (
     NoticeCopy,
     NoticeSentInput,
@@ -17,7 +19,7 @@ from irflow.engine.incidents import (
 from irflow.engine.incidents import record_notice_sent as record_notice_by_kind
 from irflow.engine.services.errors import Conflict, NotFound, problems
 from irflow.engine.services.principals import Principal
-from irflow.engine.services.views import DeadlineView, NoticeSentView, Page
+from irflow.engine.services.views import DeadlineView, Facts, NoticeSentView, Page
 from irflow.store.db import Database
 from irflow.store.models import Deadline, Incident, Notification
 
@@ -213,3 +215,18 @@ def record_notice(
         deadline_changes=recorded.deadline_changes,
         warnings=recorded.warnings,
     )
+class TollingView(BaseModel):
+    """A period a law-enforcement delay covers: ``start`` inclusive, ``end`` exclusive (the day it ends)."""
+
+    start: date
+    end: date
+    source: str
+
+
+def tolling(facts: Facts) -> list[TollingView]:
+    """The periods the incident's law-enforcement delay covers (45 CFR 164.412), merged."""
+    if not facts.law_enforcement_delay:
+        return []
+    delay = LawEnforcementDelay.model_validate(facts.law_enforcement_delay)
+    periods, _warnings = tolling_periods(delay)
+    return [TollingView(start=p.start, end=p.end, source=p.source) for p in periods]

@@ -8,7 +8,13 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from sqlalchemy import func, select
 
-from irflow.engine.incidents import FactsUpdate, incident_view, update_facts
+from irflow.engine.incidents import (
+    FactsUpdate,
+    RiskAssessmentInput,
+    incident_view,
+    record_risk_assessment,
+    update_facts,
+)
 from irflow.engine.playbook import PlaybookError, coerce_inputs, list_playbooks, load_playbook
 from irflow.engine.runtime import Services
 from irflow.engine.services.errors import Invalid, NotFound, Unavailable, messages
@@ -70,6 +76,9 @@ class IncidentFilter(BaseModel):
     source: Literal["api", "sentinel", "cli"] | None = None
     detected_after: datetime | None = None
     detected_before: datetime | None = None
+    q: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Title contains this text (case-insensitive)."
+    )
     limit: int = Field(default=50, ge=1, le=200)
     offset: int = Field(default=0, ge=0, le=1_000_000)
 
@@ -143,6 +152,8 @@ def list_incidents(db: Database, query: IncidentFilter) -> Page[IncidentSummary]
         conditions.append(Incident.detected_at >= query.detected_after)
     if query.detected_before:
         conditions.append(Incident.detected_at < query.detected_before)
+    if query.q:
+        conditions.append(Incident.title.icontains(query.q, autoescape=True))
     with db.transaction() as session:
         total = session.execute(select(func.count()).select_from(Incident).where(*conditions)).scalar_one()
         rows = session.execute(
@@ -195,6 +206,26 @@ def change_facts(db: Database, incident_id: str, command: FactsUpdate, *, by: Pr
         raise Invalid(str(exc)) from None
     return FactsResult(
         changed=change.changed,
+        deadline_changes=change.deadline_changes,
+        warnings=change.warnings,
+        deadlines=[DeadlineView.model_validate(d) for d in change.deadlines],
+    )
+
+
+def assess_risk(
+    db: Database, incident_id: str, command: RiskAssessmentInput, *, by: Principal
+) -> FactsResult:
+    """Record the 164.402(2) four-factor assessment; its outcome (an audited decision) switches duties."""
+    try:
+        change = record_risk_assessment(db, incident_id, command, author=by.actor)
+    except LookupError:
+        raise NotFound(f"no incident {incident_id}") from None
+    except ValidationError as exc:
+        raise Invalid(messages(exc)) from None
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
+    return FactsResult(
+        changed={"risk_outcome": {"new": command.outcome}},
         deadline_changes=change.deadline_changes,
         warnings=change.warnings,
         deadlines=[DeadlineView.model_validate(d) for d in change.deadlines],

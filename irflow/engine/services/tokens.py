@@ -135,3 +135,23 @@ def authenticate(db: Database, token: str) -> Principal:
         if row.expires_at is not None and row.expires_at <= clock.now():
             raise TokenRefused("API token expired")
         return Principal(kind="token", id=row.id, name=row.name, roles=frozenset({row.role}))  # type: ignore[arg-type]
+
+
+def still_valid(db: Database, token_id: str) -> Principal:
+    """The principal of the API token *token_id* if it is still live (a dashboard session re-checks it on
+    every request, so revoking the token ends the session); :class:`TokenRefused` otherwise."""
+    with db.transaction() as session:
+        row = session.get(ApiToken, token_id)
+        if row is None:
+            raise TokenRefused("unknown API token")
+        if row.revoked_at is not None:
+            raise TokenRefused("API token revoked")
+        if row.expires_at is not None and row.expires_at <= clock.now():
+            raise TokenRefused("API token expired")
+        return Principal(kind="token", id=row.id, name=row.name, roles=frozenset({row.role}))  # type: ignore[arg-type]
+
+
+def expires_at(db: Database, token_id: str) -> datetime | None:
+    with db.transaction() as session:
+        row = session.get(ApiToken, token_id)
+        return None if row is None else row.expires_at
