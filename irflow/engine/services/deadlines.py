@@ -215,6 +215,8 @@ def record_notice(
         deadline_changes=recorded.deadline_changes,
         warnings=recorded.warnings,
     )
+
+
 class TollingView(BaseModel):
     """A period a law-enforcement delay covers: ``start`` inclusive, ``end`` exclusive (the day it ends)."""
 
