@@ -38,9 +38,15 @@ def submit_run(
     severity: str = "high",
     source: str = "cli",
     playbooks_dir: Path | None = None,
+    dedupe_key: str | None = None,
 ) -> Submitted:
-    """Validate everything first (nothing is written for bad input), then record and start the run."""
-    from irflow.engine.interpreter import start_run_workflow
+    """Validate everything first (nothing is written for bad input), then record the run and queue it.
+
+    Any process may submit: the run waits on the runs queue for a worker (this process's, when it runs
+    the engine). *dedupe_key* (a Sentinel incident id) keeps a second active run of the same key off the
+    queue: such a duplicate run is cancelled, with the run it duplicates as the reason.
+    """
+    from irflow.engine.runtime import run_handle, submit
 
     loaded = load_playbook(find_playbook(playbook, playbooks_dir or svc.settings.playbooks_dir))
     params = coerce_inputs(loaded.spec, raw_params)
@@ -58,8 +64,13 @@ def submit_run(
         auto_approve=auto_approve,
         incident_id=incident_id,
     )
-    handle = start_run_workflow(created.run_id)
-    return Submitted(incident_id=created.incident_id, run_id=created.run_id, handle=handle)
+    workflow_id = submit(svc.settings, created.run_id, dedupe_key=dedupe_key)
+    if workflow_id != created.run_id:
+        reason = f"duplicate of run {workflow_id} (same key {dedupe_key!r})"
+        svc.state.transition_run(created.run_id, "cancel", actor=actor, payload={"reason": reason})
+        log.warning("duplicate run not started", run_id=created.run_id, duplicate_of=workflow_id)
+        return Submitted(created.incident_id, workflow_id, run_handle(svc.settings, workflow_id))
+    return Submitted(created.incident_id, created.run_id, run_handle(svc.settings, created.run_id))
 
 
 def run_view(svc: Services, run_id: str) -> dict[str, Any]:
@@ -128,8 +139,11 @@ def decide_approvals(
     if not waiting:
         where = f"step {step_key!r} of run" if step_key else "run"
         raise LookupError(f"{where} {run_id} has no step waiting for approval")
+    from irflow.engine import runtime
+
+    through_client = None if runtime.launched() else svc.settings
     for step in waiting:
-        decide(step["workflow_id"], approved=approved, actor=actor, comment=comment)
+        decide(step["workflow_id"], approved=approved, actor=actor, comment=comment, settings=through_client)
     return waiting
 
 
