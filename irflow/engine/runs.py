@@ -161,29 +161,25 @@ class WorkflowState:
 
 def workflow_states(settings: Any, run_ids: list[str]) -> dict[str, WorkflowState]:
     """The DBOS state of each run's workflow (the workflow id is the run id), read without an executor."""
-    from dbos import DBOSClient
-
-    from irflow.engine.runtime import system_database_url
-
     if not run_ids:
         return {}
     from irflow.engine.interpreter import RETRY_SUFFIX, current_workflow_id
 
-    client = DBOSClient(system_database_url=system_database_url(settings.database_url))
-    try:
-        retries = client.list_workflows(
-            workflow_id_prefix=[run_id + RETRY_SUFFIX for run_id in run_ids],
-            load_input=False,
-            load_output=False,
-        )
-        ids = [status.workflow_id for status in retries]
-        current = {run_id: current_workflow_id(run_id, ids) for run_id in run_ids}
-        found = {
-            s.workflow_id: s
-            for s in client.list_workflows(workflow_ids=list(current.values()), load_input=False)
-        }
-    finally:
-        client.destroy()
+    from irflow.engine.runtime import dbos_client, engine_ready
+
+    if not engine_ready(settings):  # no worker ever ran here: no workflow exists yet
+        return {}
+    client = dbos_client(settings)
+    retries = client.list_workflows(
+        workflow_id_prefix=[run_id + RETRY_SUFFIX for run_id in run_ids],
+        load_input=False,
+        load_output=False,
+    )
+    ids = [status.workflow_id for status in retries]
+    current = {run_id: current_workflow_id(run_id, ids) for run_id in run_ids}
+    found = {
+        s.workflow_id: s for s in client.list_workflows(workflow_ids=list(current.values()), load_input=False)
+    }
     return {run_id: _state_of(found[wid]) for run_id, wid in current.items() if wid in found}
 
 
