@@ -130,6 +130,7 @@ def run_command(
             console.print(
                 f"{mode} {submitted.run_id} of {playbook} for incident {submitted.incident_id}{served}",
                 markup=False,
+                soft_wrap=True,
             )
         view = follow(svc, submitted.run_id, quiet=as_json, keeper=worker)
         while view["status"] == "awaiting_approval" and is_tty() and not as_json:
