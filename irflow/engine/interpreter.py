@@ -13,7 +13,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from dbos import DBOS, SetWorkflowID, SetWorkflowTimeout
+from dbos import DBOS, SetWorkflowTimeout
 from dbos._error import DBOSAwaitedWorkflowCancelledError
 from pydantic import ValidationError
 
@@ -561,12 +561,19 @@ def current_workflow_id(run_id: str, workflow_ids: list[str]) -> str:
     return f"{run_id}{RETRY_SUFFIX}{max(retries)}" if retries else run_id
 
 
-def start_retry_workflow(run_id: str, actor: str, existing: list[str]) -> Any:
-    """Start the next retry of a run; the same retry number twice is one workflow (DBOS ids are unique)."""
+def next_retry_id(run_id: str, existing: list[str]) -> str:
+    """The workflow id of the run's next retry; the same retry number twice is one workflow."""
     latest = current_workflow_id(run_id, existing)
     number = int(latest.removeprefix(run_id + RETRY_SUFFIX)) + 1 if latest != run_id else 1
-    with SetWorkflowID(f"{run_id}{RETRY_SUFFIX}{number}"):
-        return DBOS.start_workflow(retry_workflow, run_id, actor)
+    return f"{run_id}{RETRY_SUFFIX}{number}"
+
+
+def start_retry_workflow(run_id: str, actor: str, existing: list[str]) -> Any:
+    """Queue the next retry of a run on the runs queue (any worker executes it)."""
+    from irflow.engine.runtime import run_handle, submit_retry
+
+    settings = services().settings
+    return run_handle(settings, submit_retry(settings, run_id, actor, next_retry_id(run_id, existing)))
 
 
 def start_orphaned_runs() -> list[str]:

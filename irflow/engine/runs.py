@@ -370,14 +370,14 @@ def _waiting_for_humans(svc: Services, workflow_ids: list[str]) -> set[str]:
 
 def retry_run(svc: Services, run_id: str, *, actor: str) -> Any:
     """Run a failed run's failed targets again (what succeeded is reused); the new workflow's handle."""
-    from dbos import DBOS
-
-    from irflow.engine.interpreter import RETRY_SUFFIX, start_retry_workflow
+    from irflow.engine.interpreter import RETRY_SUFFIX, next_retry_id
+    from irflow.engine.runtime import dbos_client, run_handle, submit_retry
 
     status = svc.state.run_snapshot(run_id)["status"]
     if status != "failed":
         raise ValueError(f"run {run_id} is {status}: only a failed run can be retried")
-    retries = DBOS.list_workflows(
+    retries = dbos_client(svc.settings).list_workflows(
         workflow_id_prefix=run_id + RETRY_SUFFIX, load_input=False, load_output=False
     )
-    return start_retry_workflow(run_id, actor, [s.workflow_id for s in retries])
+    workflow_id = next_retry_id(run_id, [s.workflow_id for s in retries])
+    return run_handle(svc.settings, submit_retry(svc.settings, run_id, actor, workflow_id))

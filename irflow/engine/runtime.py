@@ -32,6 +32,7 @@ RUN_QUEUE = "irflow-runs"
 APPLICATION = "irflow"
 # The registered name of the run workflow (irflow.engine.interpreter.playbook_workflow), for the client.
 RUN_WORKFLOW = "playbook_workflow"
+RETRY_WORKFLOW = "retry_workflow"
 
 
 class EngineBusy(RuntimeError):
@@ -100,12 +101,13 @@ def open_database(settings: Settings) -> Database:
 
 
 def launch(
-    settings: Settings, db: Database | None = None, *, kind: str = "worker", ephemeral: bool = False
+    settings: Settings, db: Database | None = None, *, kind: str = "run", ephemeral: bool = False
 ) -> Services:
     """Make this process a worker: DBOS starts here, this replica's pending runs resume from their last
     completed step, and queued runs, fan-out and scheduled work are executed here.
 
-    *kind* is what the replica is (``serve``, ``worker``, or ``run`` for a foreground run's own worker).
+    *kind* is what the replica is: ``serve`` and ``worker`` also install the scheduled work (outbox,
+    reminders); ``run`` (a command's or a test's own worker) executes runs only.
     An *ephemeral* worker (a foreground ``irflow run``) takes a per-process executor id on PostgreSQL, so
     that it never shares one with a long-lived replica of the same host; on SQLite the engine lock already
     makes it the only executor.
@@ -247,8 +249,20 @@ def close_clients() -> None:
         _clients.clear()
 
 
+_ready: set[str] = set()
+
+
 def engine_ready(settings: Settings) -> bool:
     """Whether a worker has ever launched on this database (DBOS's system tables exist)."""
+    if settings.database_url in _ready:
+        return True
+    ready = _has_dbos_tables(settings)
+    if ready:
+        _ready.add(settings.database_url)
+    return ready
+
+
+def _has_dbos_tables(settings: Settings) -> bool:
     from sqlalchemy import create_engine, inspect
 
     url = make_url(system_database_url(settings.database_url))
@@ -278,6 +292,14 @@ def submit(settings: Settings, run_id: str, *, dedupe_key: str | None = None) ->
         options["duplication_policy"] = "return-existing"
     handle = dbos_client(settings).enqueue(options, run_id)
     return str(handle.get_workflow_id())
+
+
+def submit_retry(settings: Settings, run_id: str, actor: str, workflow_id: str) -> str:
+    """Queue a retry of a failed run (``retry_workflow``) under *workflow_id*; any process may."""
+    from dbos import EnqueueOptions
+
+    options: EnqueueOptions = {"workflow_name": RETRY_WORKFLOW, "queue_name": RUN_QUEUE, "workflow_id": workflow_id}
+    return str(dbos_client(settings).enqueue(options, run_id, actor).get_workflow_id())
 
 
 def run_handle(settings: Settings, workflow_id: str) -> Any:
