@@ -1146,7 +1146,8 @@ def serve_command(
 @app.command("worker")
 def worker_command() -> None:
     """A worker without HTTP: executes queued runs and their fan-out, takes over silent replicas (on
-    PostgreSQL), and runs the scheduled work (outbox delivery, deadline reminders). Stops on SIGTERM/SIGINT."""
+    PostgreSQL), and runs the scheduled work (outbox delivery, deadline reminders). Stops on SIGTERM/SIGINT.
+    """
     import signal
 
     settings = load_settings()
@@ -1160,7 +1161,9 @@ def worker_command() -> None:
             markup=False,
         )
         stop.wait()
-        errors.print("worker stopping: runs in flight resume on a live replica or at the next start", markup=False)
+        errors.print(
+            "worker stopping: runs in flight resume on a live replica or at the next start", markup=False
+        )
 
 
 @app.command("demo")

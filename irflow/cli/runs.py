@@ -120,9 +120,12 @@ def follow(
         return _wait(svc, run_id, lambda view: None, keeper)
     if live:
         board = _LiveBoard()
-        with Live(console=console, refresh_per_second=8, transient=False, redirect_stderr=True) as screen:
-            with _logs_above_live():
-                return _wait(svc, run_id, lambda view: screen.update(board.render(view, screen)), keeper)
+        stderr = sys.stderr
+        with (
+            Live(console=console, refresh_per_second=8, transient=False, redirect_stderr=True) as screen,
+            _logs_above_live(stderr),
+        ):
+            return _wait(svc, run_id, lambda view: screen.update(board.render(view, screen)), keeper)
     seen: dict[str, str] = {}
 
     def print_changes(view: dict[str, Any]) -> None:
@@ -168,17 +171,19 @@ class _LiveBoard:
             if name not in self.tasks:
                 self.tasks[name] = self.progress.add_task(name[:22], total=len(targets), states=states)
             self.progress.update(self.tasks[name], total=len(targets), completed=done, states=states)
-        header = Text(f"run {view['id']} · {view['playbook']} v{view['version']} · {view['status']}", style="bold")
+        header = Text(
+            f"run {view['id']} · {view['playbook']} v{view['version']} · {view['status']}", style="bold"
+        )
         return Group(header, self.progress.get_renderable())
 
 
 @contextmanager
-def _logs_above_live() -> Any:
-    """Log handlers writing to the real stderr write through Live's proxy instead: above the live view."""
-    original = sys.__stderr__
+def _logs_above_live(stderr: Any) -> Any:
+    """Log handlers that write to *stderr* write through Live's proxy meanwhile: above the live view, never
+    into it."""
     moved = []
     for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler) and handler.stream in (original, getattr(sys, "_stderr", None)):
+        if isinstance(handler, logging.StreamHandler) and handler.stream in (stderr, sys.__stderr__):
             moved.append((handler, handler.setStream(sys.stderr)))
     try:
         yield

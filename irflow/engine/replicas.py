@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, or_, select, text, update
+from sqlalchemy import Connection, and_, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from irflow import __version__, clock
@@ -85,8 +85,8 @@ def claim(db: Database, executor_id: str, kind: str, lease: float) -> None:
             if not same_process_slot:
                 raise ExecutorIdInUse(
                     f"executor id {executor_id!r} is in use by process {row.pid} on {row.host} "
-                    f"(heartbeat {(now - row.heartbeat_at).total_seconds():.0f} s ago): give each replica its "
-                    "own IRFLOW_EXECUTOR_ID"
+                    f"(heartbeat {(now - row.heartbeat_at).total_seconds():.0f} s ago): "
+                    "give each replica its own IRFLOW_EXECUTOR_ID"
                 )
         values = {
             "kind": kind,
@@ -102,10 +102,12 @@ def claim(db: Database, executor_id: str, kind: str, lease: float) -> None:
         if row is None:
             try:
                 with conn.begin_nested():
-                    conn.execute(Replica.__table__.insert().values(executor_id=executor_id, **values))
+                    conn.execute(insert(Replica).values(executor_id=executor_id, **values))
                 return
             except IntegrityError:  # a process registering the same id this very moment: it won
-                raise ExecutorIdInUse(f"executor id {executor_id!r} is being registered by another process") from None
+                raise ExecutorIdInUse(
+                    f"executor id {executor_id!r} is being registered by another process"
+                ) from None
         conn.execute(update(Replica).where(Replica.executor_id == executor_id).values(**values))
 
 
@@ -152,9 +154,7 @@ def live_replicas(db: Database, lease: float, *, kinds: tuple[str, ...] = KINDS)
         )
 
 
-def take_over(
-    db: Database, me: str, lease: float, recover: Callable[[list[str]], int]
-) -> list[TakenOver]:
+def take_over(db: Database, me: str, lease: float, recover: Callable[[list[str]], int]) -> list[TakenOver]:
     """On PostgreSQL: if elected (the advisory lock is free), recover every silent or stopped replica once.
 
     *recover* is DBOS's recovery entry point for a list of executor ids; it returns how many workflows it
@@ -164,7 +164,9 @@ def take_over(
         return []
     taken: list[TakenOver] = []
     with db.engine.connect() as conn, conn.begin():
-        if not conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": TAKEOVER_LOCK_KEY}).scalar():
+        if not conn.execute(
+            text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": TAKEOVER_LOCK_KEY}
+        ).scalar():
             return []  # another replica sweeps right now
         now = db_now(conn)
         silent = conn.execute(

@@ -164,7 +164,6 @@ def workflow_states(settings: Any, run_ids: list[str]) -> dict[str, WorkflowStat
     if not run_ids:
         return {}
     from irflow.engine.interpreter import RETRY_SUFFIX, current_workflow_id
-
     from irflow.engine.runtime import dbos_client, engine_ready
 
     if not engine_ready(settings):  # no worker ever ran here: no workflow exists yet

@@ -3,7 +3,8 @@
 Submitting is not executing. :func:`submit` puts a run's workflow on the ``irflow-runs`` queue through a
 :class:`dbos.DBOSClient` (any process may do it, without becoming an executor); :func:`launch` makes this
 process a worker (a DBOS executor and replica, see :mod:`irflow.engine.replicas`) that dequeues runs and
-their fan-out, recovers its own pending workflows, and runs the scheduled work (:mod:`irflow.engine.scheduled`).
+their fan-out, recovers its own pending workflows, and runs the scheduled work
+(:mod:`irflow.engine.scheduled`).
 
 DBOS steps are module-level functions; they reach these services through :func:`services`, which is set
 by :func:`launch` before DBOS recovers any workflow.
@@ -22,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 from irflow import __version__
 from irflow.engine.state import StateStore
+from irflow.logs import get_logger
 from irflow.settings import Settings
 from irflow.store.db import Database, ensure_schema
 from irflow.store.installation import install_keys
@@ -33,6 +35,8 @@ APPLICATION = "irflow"
 # The registered name of the run workflow (irflow.engine.interpreter.playbook_workflow), for the client.
 RUN_WORKFLOW = "playbook_workflow"
 RETRY_WORKFLOW = "retry_workflow"
+
+log = get_logger("irflow.engine")
 
 
 class EngineBusy(RuntimeError):
@@ -117,7 +121,6 @@ def launch(
 
     import irflow.engine.interpreter  # noqa: F401  (registers the workflows before recovery)
     import irflow.engine.scheduled  # noqa: F401
-
     from irflow.engine import replicas
 
     if _services is not None:
@@ -125,7 +128,9 @@ def launch(
     db = db or open_database(settings)
     embedded = _lock_embedded(settings)
     if ephemeral and not embedded:
-        settings = settings.model_copy(update={"executor_id": f"{settings.executor_id}-{kind}-{os.getpid()}"[:100]})
+        settings = settings.model_copy(
+            update={"executor_id": f"{settings.executor_id}-{kind}-{os.getpid()}"[:100]}
+        )
     try:
         replicas.claim(db, settings.executor_id, kind, settings.replica_lease)
     except Exception:
@@ -138,7 +143,8 @@ def launch(
         "application_version": __version__,
         "executor_id": settings.executor_id,
         "log_level": "WARNING",
-        "runtimeConfig": {"scheduler_polling_interval_sec": max(1.0, min(30.0, settings.replica_lease))},
+        # How soon a replica sees schedules another one created or changed.
+        "scheduler_polling_interval_sec": max(1.0, min(30.0, settings.replica_lease)),
     }
     DBOS(config=config)
     DBOS.launch()
@@ -206,8 +212,8 @@ def shutdown() -> None:
     if _services is not None:
         try:
             replicas.mark_stopped(_services.db, _services.settings.executor_id)
-        except Exception:  # noqa: BLE001 — the database may be what stopped us; the lease covers it
-            pass
+        except Exception as exc:  # the database may be what stopped us; the lease covers it
+            log.warning("could not mark this replica stopped", error_type=type(exc).__name__)
         if _services._clients is not None:
             _services._clients.close()
         if _services._target_locks is not None:
@@ -298,7 +304,11 @@ def submit_retry(settings: Settings, run_id: str, actor: str, workflow_id: str) 
     """Queue a retry of a failed run (``retry_workflow``) under *workflow_id*; any process may."""
     from dbos import EnqueueOptions
 
-    options: EnqueueOptions = {"workflow_name": RETRY_WORKFLOW, "queue_name": RUN_QUEUE, "workflow_id": workflow_id}
+    options: EnqueueOptions = {
+        "workflow_name": RETRY_WORKFLOW,
+        "queue_name": RUN_QUEUE,
+        "workflow_id": workflow_id,
+    }
     return str(dbos_client(settings).enqueue(options, run_id, actor).get_workflow_id())
 
 
@@ -351,8 +361,8 @@ def _lock_embedded(settings: Settings) -> bool:
     except BlockingIOError:
         handle.close()
         raise EngineBusy(
-            f"another irflow process (see {path}) is running the engine on {Path(url.database).resolve()}; "
-            "wait for it, or point IRFLOW_DATABASE_URL elsewhere"
+            f"another irflow process (see {path}) is running the engine on "
+            f"{Path(str(url.database)).resolve()}; wait for it, or point IRFLOW_DATABASE_URL elsewhere"
         ) from None
     handle.seek(0)
     handle.truncate()

@@ -60,15 +60,14 @@ def queue_reminders() -> dict[str, int]:
 
 
 @DBOS.workflow()
-def outbox_workflow(scheduled_at: datetime, context: Any) -> dict[str, int]:
-    return deliver_outbox_pass()
+def outbox_workflow(scheduled_at: datetime, context: Any) -> None:
+    deliver_outbox_pass()  # its counts are recorded as the step's output
 
 
 @DBOS.workflow()
-def reminders_workflow(scheduled_at: datetime, context: Any) -> dict[str, int]:
-    queued = queue_reminders()
-    delivered = deliver_outbox_pass() if queued["queued"] else {"sent": 0, "retrying": 0, "failed": 0}
-    return {**queued, **delivered}
+def reminders_workflow(scheduled_at: datetime, context: Any) -> None:
+    if queue_reminders()["queued"]:
+        deliver_outbox_pass()
 
 
 def install(outbox_cron: str, reminder_cron: str, timezone: str) -> None:

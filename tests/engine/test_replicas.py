@@ -137,7 +137,11 @@ def test_three_replicas_share_runs_and_a_live_one_takes_over_a_killed_one(replic
             f"Microsoft.Storage/storageAccounts/{name}"
         )
         submitted = submit_run(
-            svc, "storage-sas-exfiltration", {"storage_accounts": account}, actor="cli:tester", auto_approve=True
+            svc,
+            "storage-sas-exfiltration",
+            {"storage_accounts": account},
+            actor="cli:tester",
+            auto_approve=True,
         )
         runs[submitted.run_id] = name
     assert not runtime.launched()
@@ -168,7 +172,10 @@ def test_three_replicas_share_runs_and_a_live_one_takes_over_a_killed_one(replic
     victim = owners[victim_run]
     _wait(lambda: progress(victim_run) >= 2, "the victim's run to complete some steps")
     with sql.connect() as conn:
-        assert conn.execute(text("SELECT status FROM runs WHERE id = :r"), {"r": victim_run}).scalar_one() == "running"
+        assert (
+            conn.execute(text("SELECT status FROM runs WHERE id = :r"), {"r": victim_run}).scalar_one()
+            == "running"
+        )
     group.processes[victim].kill()  # SIGKILL: no clean stop, no stopped_at; it stays down
     group.processes[victim].wait(timeout=10)
     killed_at = time.monotonic()

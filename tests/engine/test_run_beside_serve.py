@@ -62,12 +62,24 @@ def test_run_is_executed_by_the_serving_worker(sim_process, tmp_path: Path) -> N
             f"/subscriptions/{info['subscription_id']}/resourceGroups/rg-phi-prod/providers/"
             "Microsoft.Storage/storageAccounts/phiimaging"
         )
-        command = [sys.executable, "-m", "irflow", "run", "storage-sas-exfiltration", "-p", f"storage_accounts={account}"]
-        human = subprocess.run([*command, "--dry-run"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+        command = [
+            sys.executable,
+            "-m",
+            "irflow",
+            "run",
+            "storage-sas-exfiltration",
+            "-p",
+            f"storage_accounts={account}",
+        ]
+        human = subprocess.run(
+            [*command, "--dry-run"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180
+        )
         assert human.returncode == 0, human.stderr
         assert "executed by worker serve-1" in human.stdout
         assert "dry run: nothing was changed" in human.stdout
-        run = subprocess.run([*command, "--yes", "--json"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+        run = subprocess.run(
+            [*command, "--yes", "--json"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180
+        )
         assert run.returncode == 0, run.stderr
         view = json.loads(run.stdout)
         assert view["status"] == "succeeded"
@@ -79,7 +91,8 @@ def test_run_is_executed_by_the_serving_worker(sim_process, tmp_path: Path) -> N
     with sqlite3.connect(tmp_path / "irflow.dbos.db") as conn:
         executors = dict(
             conn.execute(
-                "SELECT workflow_uuid, executor_id FROM workflow_status WHERE workflow_uuid = ?", (view["id"],)
+                "SELECT workflow_uuid, executor_id FROM workflow_status WHERE workflow_uuid = ?",
+                (view["id"],),
             ).fetchall()
         )
         all_executors = {row[0] for row in conn.execute("SELECT DISTINCT executor_id FROM workflow_status")}
