@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, insert, or_, select, text, update
+from sqlalchemy import Connection, and_, delete, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from irflow import __version__, clock
@@ -196,6 +196,10 @@ def take_over(db: Database, me: str, lease: float, recover: Callable[[list[str]]
                 silent_s=round((now - heartbeat_at).total_seconds(), 1),
                 workflows=workflows,
             )
+        # Foreground runs' own replicas come and go: their rows are dropped a day after they were taken over.
+        conn.execute(
+            delete(Replica).where(Replica.kind == "run", Replica.recovered_at < now - timedelta(days=1))
+        )
     return taken
 
 
@@ -228,12 +232,14 @@ class ReplicaMonitor:
 
     def _loop(self) -> None:
         interval = heartbeat_interval(self.lease)
-        while not self._stop.wait(interval):
+        while True:  # a first sweep at once: a replica that stopped cleanly is taken over without delay
             try:
                 beat(self.db, self.executor_id)
                 take_over(self.db, self.executor_id, self.lease, self.recover)
             except Exception as exc:  # a database blip: the next beat tries again
                 log.warning("replica heartbeat failed", error_type=type(exc).__name__)
+            if self._stop.wait(interval):
+                return
 
     def stop(self) -> None:
         self._stop.set()

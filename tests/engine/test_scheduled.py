@@ -168,7 +168,11 @@ def test_outbox_schedule_fires_once_per_interval_across_two_replicas(
     assert len(fired) >= 6
     assert all(workflow_id.startswith("sched-irflow-outbox-") for workflow_id, _, _ in fired)
     assert set(passes.values()) == {1} and len(passes) == len([f for f in fired if f[1] == "SUCCESS"])
-    assert {executor for _, _, executor in fired} <= {"replica-a", "replica-b"}
+    ran = [executor for _, status, executor in fired if status == "SUCCESS"]
+    assert set(ran) <= {
+        "replica-a",
+        "replica-b",
+    }  # a firing enqueued as the workers stopped waits for the next
     assert schedules == 2  # outbox and reminders, created once though both replicas installed them
     assert len(sink.messages) == 1 and sent == 1
     assert sink.messages[0]["Subject"].startswith("[irflow][HIGH] Escalation")
