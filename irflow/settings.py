@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     # Engine: a stable id per replica (DBOS executor id), by default this host's name; the embedded SQLite
     # mode runs one replica. See docs/operations.md.
     executor_id: str = Field(
-        default_factory=lambda: default_executor_id(), pattern=r"^[A-Za-z0-9._:-]{1,100}$"
+        default_factory=lambda: default_executor_id(), pattern=r"^[A-Za-z0-9._:@-]{1,100}$"
     )
     # Seconds a replica may stay silent (no heartbeat) before a live replica recovers its workflows.
     replica_lease: float = Field(default=30.0, ge=1, le=3600)
@@ -170,7 +170,7 @@ def default_executor_id() -> str:
     import re
     import socket
 
-    name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:100].strip("-.")
+    name = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())[:100].strip("-.")
     return name or "local"
 
 

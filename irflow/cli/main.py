@@ -143,7 +143,7 @@ def run_command(
                 f"(or reject); it is kept and resumes when decided",
                 markup=False,
             )
-        worker.finish(exclude=submitted.run_id)
+        worker.finish()
     raise typer.Exit(code)
 
 

@@ -87,14 +87,13 @@ class ForegroundWorker:
             time.sleep(0.2)
         return True
 
-    def finish(self, *, exclude: str) -> None:
-        """Before exiting: the runs this process executes (resumed ones included) are let finish."""
+    def finish(self) -> None:
+        """Before exiting: the workflows this process executes (other runs' included) are let finish, except
+        those waiting for a human (they are durable and resume on any worker); bounded."""
         if not self.local:
             return
         from irflow.cli.main import _finish_own_workflows
-        from irflow.engine.runs import wait_for_unfinished_runs
 
-        wait_for_unfinished_runs(self.services, exclude=exclude)
         _finish_own_workflows(self.services)
 
     def __exit__(self, *exc: object) -> None:

@@ -88,3 +88,19 @@ def test_a_silent_replica_is_taken_over_once_by_one_elected_replica(postgres_url
     replicas.beat(db, "dead")
     assert set(replicas.live_replicas(db, 2)) == {"dead", "quiet-but-alive"}
     db.dispose()
+
+
+def test_the_executor_id_defaults_to_the_host_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from pydantic import ValidationError
+
+    from irflow.settings import Settings
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "ir-worker_0.example")
+    assert Settings().executor_id == "ir-worker-0.example"
+    monkeypatch.setenv("IRFLOW_EXECUTOR_ID", "replica-b")
+    assert Settings().executor_id == "replica-b"
+    monkeypatch.setenv("IRFLOW_EXECUTOR_ID", "two words")
+    with pytest.raises(ValidationError, match="executor_id"):
+        Settings()
