@@ -24,7 +24,7 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, and_, delete, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -60,7 +60,7 @@ def db_now(conn: Connection) -> datetime:
     """The time every replica agrees on: the database server's on PostgreSQL, the clock on SQLite."""
     if conn.dialect.name == "postgresql":
         value = conn.execute(text("SELECT now()")).scalar_one()
-        return value if value.tzinfo else value.replace(tzinfo=clock.now().tzinfo)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     return clock.now()
 
 
