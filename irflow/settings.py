@@ -94,8 +94,18 @@ class Settings(BaseSettings):
     anchor_prefix: str = Field(default="chain", max_length=200)
     anchor_retention_days: int = Field(default=2190, ge=1, le=146000)
 
-    # Engine: a stable id per replica (DBOS executor id); the embedded SQLite mode runs one replica.
-    executor_id: str = "local"
+    # Engine: a stable id per replica (DBOS executor id), by default this host's name; the embedded SQLite
+    # mode runs one replica. See docs/operations.md.
+    executor_id: str = Field(
+        default_factory=lambda: default_executor_id(), pattern=r"^[A-Za-z0-9._:@-]{1,100}$"
+    )
+    # Seconds a replica may stay silent (no heartbeat) before a live replica recovers its workflows.
+    replica_lease: float = Field(default=30.0, ge=1, le=3600)
+    # Runs one replica executes at once (the rest wait in the runs queue for any replica).
+    run_worker_concurrency: int = Field(default=8, ge=1, le=1000)
+    # Scheduled work inside workers (cron with seconds): outbox delivery with its retries; deadline reminders.
+    outbox_schedule: str = "*/30 * * * * *"
+    reminder_schedule: str = "0 0 * * * *"
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
     # Polling of DBOS queues (seconds); tests lower it.
@@ -109,6 +119,15 @@ class Settings(BaseSettings):
     def _known_scheme(cls, value: str) -> str:
         if not value.startswith(("sqlite", "postgresql")):
             raise ValueError("IRFLOW_DATABASE_URL must be a sqlite:// or postgresql+psycopg:// URL")
+        return value
+
+    @field_validator("outbox_schedule", "reminder_schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(value, second_at_beginning=True):
+            raise ValueError("not a cron expression (six fields, seconds first: '*/30 * * * * *')")
         return value
 
     @field_validator("timezone")
@@ -181,6 +200,16 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def default_executor_id() -> str:
+    """This host's name, as a DBOS executor id: stable across restarts of a replica on the same host
+    (a Kubernetes StatefulSet pod, a VM); set IRFLOW_EXECUTOR_ID where host names are not stable."""
+    import re
+    import socket
+
+    name = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())[:100].strip("-.")
+    return name or "local"
 
 
 def reset_settings_cache() -> None:

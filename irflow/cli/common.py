@@ -127,14 +127,18 @@ def cli_actor() -> str:
 
 
 @contextmanager
-def engine(settings: Settings) -> Iterator:
-    """Launch the engine for this command (resuming unfinished runs) and shut it down afterwards."""
+def engine(settings: Settings, *, kind: str = "run", ephemeral: bool | None = None) -> Iterator:
+    """Launch the engine for this command (resuming unfinished runs) and shut it down afterwards.
+
+    A command's own worker (*kind* ``run``) takes a per-process executor id on PostgreSQL unless told
+    otherwise (``irflow runs resume`` resumes under the configured one)."""
     from irflow.engine import runtime
+    from irflow.engine.replicas import ExecutorIdInUse
     from irflow.store.db import SchemaOutOfDate
 
     try:
-        svc = runtime.launch(settings)
-    except (SchemaOutOfDate, runtime.EngineBusy) as exc:
+        svc = runtime.launch(settings, kind=kind, ephemeral=kind == "run" if ephemeral is None else ephemeral)
+    except (SchemaOutOfDate, runtime.EngineBusy, ExecutorIdInUse) as exc:
         fail(str(exc))
     try:
         yield svc

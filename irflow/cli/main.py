@@ -102,10 +102,13 @@ def run_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
     incident: Annotated[str | None, typer.Option(help="Attach the run to this incident id.")] = None,
 ) -> None:
-    """Run one playbook in the foreground against the configured cloud. Exit 0 only when the run succeeded."""
-    from irflow.cli.runs import follow, report
+    """Run one playbook in the foreground against the configured cloud. Exit 0 only when the run succeeded.
+
+    The run is submitted to the runs queue and followed live; this process executes it only when no
+    worker (``irflow serve``, ``irflow worker``) serves the database."""
+    from irflow.cli.runs import ForegroundWorker, follow, report
     from irflow.engine.playbook import PlaybookError
-    from irflow.engine.runs import submit_run, wait_for_unfinished_runs
+    from irflow.engine.runs import submit_run
 
     settings = load_settings()
     params = _parse_params(param)
@@ -120,7 +123,8 @@ def run_command(
         finally:
             api.close()
         raise typer.Exit(code)
-    with engine(settings) as svc:
+    with ForegroundWorker(settings) as worker:
+        svc = worker.services
         try:
             submitted = submit_run(
                 svc,
@@ -137,13 +141,16 @@ def run_command(
             fail(str(exc))
         if not as_json:
             mode = "dry run" if dry_run else "run"
+            served = "" if worker.local else f" (executed by worker {', '.join(worker.serving)})"
             console.print(
-                f"{mode} {submitted.run_id} of {playbook} for incident {submitted.incident_id}", markup=False
+                f"{mode} {submitted.run_id} of {playbook} for incident {submitted.incident_id}{served}",
+                markup=False,
+                soft_wrap=True,
             )
-        view = follow(svc, submitted.run_id, quiet=as_json)
+        view = follow(svc, submitted.run_id, quiet=as_json, keeper=worker)
         while view["status"] == "awaiting_approval" and is_tty() and not as_json:
             _ask_for_approvals(svc, submitted.run_id)
-            view = follow(svc, submitted.run_id)
+            view = follow(svc, submitted.run_id, keeper=worker)
         code = report(view, as_json=as_json)
         if view["status"] == "awaiting_approval":
             errors.print(
@@ -151,8 +158,7 @@ def run_command(
                 f"(or reject); it is kept and resumes when decided",
                 markup=False,
             )
-        wait_for_unfinished_runs(svc, exclude=submitted.run_id)
-        _finish_own_workflows(svc)
+        worker.finish()
     raise typer.Exit(code)
 
 
@@ -346,7 +352,7 @@ def runs_resume() -> None:
     from irflow.engine.runs import wait_for_unfinished_runs
 
     settings = load_settings()
-    with engine(settings) as svc:
+    with engine(settings, ephemeral=False) as svc:
         finished = wait_for_unfinished_runs(svc)
         _finish_own_workflows(svc)
         for run_id, status in finished:
@@ -1185,8 +1191,31 @@ def serve_command(
         entra = EntraValidator.from_settings(settings)
     except ValueError as exc:
         fail(f"invalid Entra ID configuration: {exc}")
-    with engine(settings) if workers else _reader() as svc:
+    with engine(settings, kind="serve") if workers else _reader() as svc:
         uvicorn.run(create_app(svc, entra=entra, worker=workers), host=host, port=port, log_config=None)
+
+
+@app.command("worker")
+def worker_command() -> None:
+    """A worker without HTTP: executes queued runs and their fan-out, takes over silent replicas (on
+    PostgreSQL), and runs the scheduled work (outbox delivery, deadline reminders). Stops on SIGTERM/SIGINT.
+    """
+    import signal
+
+    settings = load_settings()
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    with engine(settings, kind="worker") as svc:
+        errors.print(
+            f"worker {svc.settings.executor_id} executing runs on {svc.db.describe()} "
+            f"(lease {svc.settings.replica_lease:g} s); stop with Ctrl-C or SIGTERM",
+            markup=False,
+        )
+        stop.wait()
+        errors.print(
+            "worker stopping: runs in flight resume on a live replica or at the next start", markup=False
+        )
 
 
 @app.command("demo")

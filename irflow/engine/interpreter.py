@@ -13,7 +13,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from dbos import DBOS, SetWorkflowID, SetWorkflowTimeout
+from dbos import DBOS, SetWorkflowTimeout
 from dbos._error import DBOSAwaitedWorkflowCancelledError
 from pydantic import ValidationError
 
@@ -540,9 +540,12 @@ def _as_target(value: Any) -> str | None:
 
 # --- starting ------------------------------------------------------------------------------------------
 def start_run_workflow(run_id: str) -> Any:
-    """Start (or find) the run's workflow; the workflow id is the run id, so a second start is a no-op."""
-    with SetWorkflowID(run_id):
-        return DBOS.start_workflow(playbook_workflow, run_id)
+    """Queue (or find) the run's workflow on the runs queue; the workflow id is the run id, so a second
+    start is a no-op. Any worker of the database may dequeue it."""
+    from irflow.engine.runtime import run_handle, submit
+
+    settings = services().settings
+    return run_handle(settings, submit(settings, run_id))
 
 
 RETRY_SUFFIX = "-retry-"
@@ -558,18 +561,26 @@ def current_workflow_id(run_id: str, workflow_ids: list[str]) -> str:
     return f"{run_id}{RETRY_SUFFIX}{max(retries)}" if retries else run_id
 
 
-def start_retry_workflow(run_id: str, actor: str, existing: list[str]) -> Any:
-    """Start the next retry of a run; the same retry number twice is one workflow (DBOS ids are unique)."""
+def next_retry_id(run_id: str, existing: list[str]) -> str:
+    """The workflow id of the run's next retry; the same retry number twice is one workflow."""
     latest = current_workflow_id(run_id, existing)
     number = int(latest.removeprefix(run_id + RETRY_SUFFIX)) + 1 if latest != run_id else 1
-    with SetWorkflowID(f"{run_id}{RETRY_SUFFIX}{number}"):
-        return DBOS.start_workflow(retry_workflow, run_id, actor)
+    return f"{run_id}{RETRY_SUFFIX}{number}"
+
+
+def start_retry_workflow(run_id: str, actor: str, existing: list[str]) -> Any:
+    """Queue the next retry of a run on the runs queue (any worker executes it)."""
+    from irflow.engine.runtime import run_handle, submit_retry
+
+    settings = services().settings
+    return run_handle(settings, submit_retry(settings, run_id, actor, next_retry_id(run_id, existing)))
 
 
 def start_orphaned_runs() -> list[str]:
     """Runs committed as pending whose workflow never started (the process died in between)."""
     from sqlalchemy import select
 
+    from irflow.engine.runtime import submit
     from irflow.store.models import Run
 
     with services().db.transaction() as session:
@@ -577,13 +588,21 @@ def start_orphaned_runs() -> list[str]:
     started = []
     for run_id in pending:
         if DBOS.get_workflow_status(run_id) is None:
-            start_run_workflow(run_id)
+            submit(services().settings, run_id)
             started.append(run_id)
     return started
 
 
-def decide(step_workflow_id: str, *, approved: bool, actor: str, comment: str = "") -> None:
-    """Deliver a human decision to a step waiting for approval (durably: it survives restarts)."""
-    DBOS.send(
-        step_workflow_id, {"approved": approved, "actor": actor, "comment": comment[:500]}, APPROVAL_TOPIC
-    )
+def decide(
+    step_workflow_id: str, *, approved: bool, actor: str, comment: str = "", settings: Any = None
+) -> None:
+    """Deliver a human decision to a step waiting for approval (durably: it survives restarts).
+
+    Through the DBOS client when this process is not a worker (*settings* name the database)."""
+    message = {"approved": approved, "actor": actor, "comment": comment[:500]}
+    if settings is not None:
+        from irflow.engine.runtime import dbos_client
+
+        dbos_client(settings).send(step_workflow_id, message, APPROVAL_TOPIC)
+        return
+    DBOS.send(step_workflow_id, message, APPROVAL_TOPIC)

@@ -38,9 +38,15 @@ def submit_run(
     severity: str = "high",
     source: str = "cli",
     playbooks_dir: Path | None = None,
+    dedupe_key: str | None = None,
 ) -> Submitted:
-    """Validate everything first (nothing is written for bad input), then record and start the run."""
-    from irflow.engine.interpreter import start_run_workflow
+    """Validate everything first (nothing is written for bad input), then record the run and queue it.
+
+    Any process may submit: the run waits on the runs queue for a worker (this process's, when it runs
+    the engine). *dedupe_key* (a Sentinel incident id) keeps a second active run of the same key off the
+    queue: such a duplicate run is cancelled, with the run it duplicates as the reason.
+    """
+    from irflow.engine.runtime import run_handle, submit
 
     loaded = load_playbook(find_playbook(playbook, playbooks_dir or svc.settings.playbooks_dir))
     params = coerce_inputs(loaded.spec, raw_params)
@@ -58,8 +64,13 @@ def submit_run(
         auto_approve=auto_approve,
         incident_id=incident_id,
     )
-    handle = start_run_workflow(created.run_id)
-    return Submitted(incident_id=created.incident_id, run_id=created.run_id, handle=handle)
+    workflow_id = submit(svc.settings, created.run_id, dedupe_key=dedupe_key)
+    if workflow_id != created.run_id:
+        reason = f"duplicate of run {workflow_id} (same key {dedupe_key!r})"
+        svc.state.transition_run(created.run_id, "cancel", actor=actor, payload={"reason": reason})
+        log.warning("duplicate run not started", run_id=created.run_id, duplicate_of=workflow_id)
+        return Submitted(created.incident_id, workflow_id, run_handle(svc.settings, workflow_id))
+    return Submitted(created.incident_id, created.run_id, run_handle(svc.settings, created.run_id))
 
 
 def run_view(svc: Services, run_id: str) -> dict[str, Any]:
@@ -128,8 +139,11 @@ def decide_approvals(
     if not waiting:
         where = f"step {step_key!r} of run" if step_key else "run"
         raise LookupError(f"{where} {run_id} has no step waiting for approval")
+    from irflow.engine import runtime
+
+    through_client = None if runtime.launched() else svc.settings
     for step in waiting:
-        decide(step["workflow_id"], approved=approved, actor=actor, comment=comment)
+        decide(step["workflow_id"], approved=approved, actor=actor, comment=comment, settings=through_client)
     return waiting
 
 
@@ -147,29 +161,24 @@ class WorkflowState:
 
 def workflow_states(settings: Any, run_ids: list[str]) -> dict[str, WorkflowState]:
     """The DBOS state of each run's workflow (the workflow id is the run id), read without an executor."""
-    from dbos import DBOSClient
-
-    from irflow.engine.runtime import system_database_url
-
     if not run_ids:
         return {}
     from irflow.engine.interpreter import RETRY_SUFFIX, current_workflow_id
+    from irflow.engine.runtime import dbos_client, engine_ready
 
-    client = DBOSClient(system_database_url=system_database_url(settings.database_url))
-    try:
-        retries = client.list_workflows(
-            workflow_id_prefix=[run_id + RETRY_SUFFIX for run_id in run_ids],
-            load_input=False,
-            load_output=False,
-        )
-        ids = [status.workflow_id for status in retries]
-        current = {run_id: current_workflow_id(run_id, ids) for run_id in run_ids}
-        found = {
-            s.workflow_id: s
-            for s in client.list_workflows(workflow_ids=list(current.values()), load_input=False)
-        }
-    finally:
-        client.destroy()
+    if not engine_ready(settings):  # no worker ever ran here: no workflow exists yet
+        return {}
+    client = dbos_client(settings)
+    retries = client.list_workflows(
+        workflow_id_prefix=[run_id + RETRY_SUFFIX for run_id in run_ids],
+        load_input=False,
+        load_output=False,
+    )
+    ids = [status.workflow_id for status in retries]
+    current = {run_id: current_workflow_id(run_id, ids) for run_id in run_ids}
+    found = {
+        s.workflow_id: s for s in client.list_workflows(workflow_ids=list(current.values()), load_input=False)
+    }
     return {run_id: _state_of(found[wid]) for run_id, wid in current.items() if wid in found}
 
 
@@ -360,14 +369,14 @@ def _waiting_for_humans(svc: Services, workflow_ids: list[str]) -> set[str]:
 
 def retry_run(svc: Services, run_id: str, *, actor: str) -> Any:
     """Run a failed run's failed targets again (what succeeded is reused); the new workflow's handle."""
-    from dbos import DBOS
-
-    from irflow.engine.interpreter import RETRY_SUFFIX, start_retry_workflow
+    from irflow.engine.interpreter import RETRY_SUFFIX, next_retry_id
+    from irflow.engine.runtime import dbos_client, run_handle, submit_retry
 
     status = svc.state.run_snapshot(run_id)["status"]
     if status != "failed":
         raise ValueError(f"run {run_id} is {status}: only a failed run can be retried")
-    retries = DBOS.list_workflows(
+    retries = dbos_client(svc.settings).list_workflows(
         workflow_id_prefix=run_id + RETRY_SUFFIX, load_input=False, load_output=False
     )
-    return start_retry_workflow(run_id, actor, [s.workflow_id for s in retries])
+    workflow_id = next_retry_id(run_id, [s.workflow_id for s in retries])
+    return run_handle(svc.settings, submit_retry(svc.settings, run_id, actor, workflow_id))

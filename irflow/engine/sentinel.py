@@ -62,6 +62,7 @@ def receive(svc: Services, delivery: Delivery, *, actor: str) -> Intake:
                 actor=actor,
                 incident_id=incident_id,
                 source="sentinel",
+                dedupe_key=f"sentinel:{delivery.external_ref}",
             )
         except ValueError as exc:  # the playbook changed on disk between routing and submitting
             _start_failed(svc, incident_id, decision.playbook, str(exc), actor)

@@ -313,3 +313,24 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Replica(Base):
+    """One irflow process that executes workflows (a DBOS executor), with its heartbeat.
+
+    A replica silent past the lease (``IRFLOW_REPLICA_LEASE``) or stopped is taken over: one live replica,
+    elected with a PostgreSQL advisory lock, recovers its pending workflows and records when and by whom.
+    """
+
+    __tablename__ = "replicas"
+
+    executor_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # serve | worker | run (a foreground run's own worker)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(String(40))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    recovered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    recovered_by: Mapped[str | None] = mapped_column(String(100))

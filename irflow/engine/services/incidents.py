@@ -84,15 +84,14 @@ class IncidentFilter(BaseModel):
 
 
 def require_engine(svc: Services) -> None:
-    """Starting or steering a run needs the engine (DBOS) launched in this process."""
+    """Submitting a run needs the runs queue: a worker must have started on this database once (any process
+    then submits through the DBOS client; a worker, here or elsewhere, executes)."""
     from irflow.engine import runtime
 
-    try:
-        launched = runtime.services() is svc
-    except RuntimeError:
-        launched = False
-    if not launched:
-        raise Unavailable("the engine does not run in this process (irflow serve --no-workers)")
+    if not (runtime.launched() or runtime.engine_ready(svc.settings)):
+        raise Unavailable(
+            "no worker has started on this database yet: start `irflow worker` or `irflow serve` with workers"
+        )
 
 
 def playbook_named(name: str, playbooks_dir):  # type: ignore[no-untyped-def]
