@@ -167,7 +167,10 @@ def test_outbox_schedule_fires_once_per_interval_across_two_replicas(
     # one workflow per scheduled time (its id names the time), each with one delivery pass, on either replica
     assert len(fired) >= 6
     assert all(workflow_id.startswith("sched-irflow-outbox-") for workflow_id, _, _ in fired)
-    assert set(passes.values()) == {1} and len(passes) == len([f for f in fired if f[1] == "SUCCESS"])
+    # every finished firing made exactly one pass; a firing cut off by SIGTERM may have made its one pass too
+    succeeded = {workflow_id for workflow_id, status, _ in fired if status == "SUCCESS"}
+    assert set(passes.values()) == {1}
+    assert succeeded <= set(passes) <= {workflow_id for workflow_id, _, _ in fired}
     ran = [executor for _, status, executor in fired if status == "SUCCESS"]
     assert set(ran) <= {
         "replica-a",
