@@ -1,0 +1,169 @@
+"""The crash test: a real worker running a containment against ``irflow sim serve`` is SIGKILLed at 20 points
+chosen at random, half at random moments, half right after an Azure write (the simulator applied and journaled
+the write and holds its answer: irflow changed Azure but does not know it yet). After each restart the run
+goes on; in the end it completes, the simulator's journal shows no mutation made twice, and
+``irflow audit verify`` passes.
+
+The worker: ``irflow run`` executes the run in-process and is the first one killed; each restart is
+``RESTART`` (``irflow runs resume``, which recovers the run's workflows). The seed is printed;
+``IRFLOW_CRASH_SEED`` fixes it to replay a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from irflow_procs import (
+    ACCOUNTS,
+    SimProcess,
+    irflow_command,
+    irflow_env,
+    run_cli,
+    seed_from_env,
+    sim_serve,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+KILLS = 20
+RESTART = ("runs", "resume")  # the command that restarts a worker on the database
+PLAYBOOK = "storage-sas-exfiltration"
+STEPS = 5 * len(ACCOUNTS) + 3  # five steps per account; two state captures and the escalation
+
+
+def _start(args: tuple[str, ...], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        irflow_command(*args),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    process.kill()  # SIGKILL
+    process.wait(timeout=30)
+
+
+def _kill_at_random_moment(process: subprocess.Popen[bytes], delay: float) -> bool:
+    """SIGKILL after ``delay`` seconds, unless it ended before; True when killed."""
+    try:
+        process.wait(timeout=delay)
+        return False
+    except subprocess.TimeoutExpired:
+        _kill(process)
+        return True
+
+
+def _kill_after_write(process: subprocess.Popen[bytes], sim: SimProcess, nth: int) -> bool:
+    """SIGKILL while the simulator holds the answer to the ``nth`` write from now; True when killed."""
+    sim.pause_after_write(nth, hold_s=120)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if sim.hook()["paused"]:
+                _kill(process)
+                return True
+            if process.poll() is not None:
+                return False
+            time.sleep(0.01)
+        raise AssertionError(f"no {nth}th write within 240 s and the worker did not end: it hangs")
+    finally:
+        sim.release()
+
+
+def _run_row(db: Path) -> tuple[str, list[tuple[str, int]]] | None:
+    """The run's status and its steps by state; None while no run is recorded (read-only: never creates)."""
+    if not db.exists():
+        return None
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
+            runs = conn.execute("SELECT status FROM runs").fetchall()
+            states = conn.execute("SELECT state, count(*) FROM steps GROUP BY state").fetchall()
+    except sqlite3.OperationalError:  # the schema is not there yet
+        return None
+    assert len(runs) <= 1, runs
+    return (runs[0][0], states) if runs else None
+
+
+def _assert_no_duplicated_mutation(mutations: list[dict[str, Any]]) -> None:
+    same = Counter((m["method"], m["path"].lower(), json.dumps(m["body"], sort_keys=True)) for m in mutations)
+    assert [k for k, n in same.items() if n > 1] == [], "a mutation was made twice"
+    arm = [m for m in mutations if m["path"].startswith("/subscriptions/")]
+
+    def per_account(route: str) -> Counter[str]:
+        return Counter(m["path"].split("/")[8] for m in arm if m["route"] == route)
+
+    once = Counter(dict.fromkeys(ACCOUNTS, 1))
+    keys = Counter(
+        (m["path"].split("/")[8], m["body"]["keyName"])
+        for m in arm
+        if m["route"] == "storage.accounts.regenerate_key"
+    )
+    assert keys == Counter({(name, key): 1 for name in ACCOUNTS for key in ("key1", "key2")})
+    assert per_account("storage.accounts.revoke_user_delegation_keys") == once
+    # isolation, then the revocation tag: two account PATCHes each; data protection: one PUT each
+    assert per_account("storage.accounts.update") == Counter(dict.fromkeys(ACCOUNTS, 2))
+    assert Counter(m["path"].split("/")[8] for m in arm if m["method"] == "PUT") == once
+    assert (
+        len([m for m in mutations if not m["path"].startswith("/subscriptions/")]) == 1
+    )  # one stored policy
+
+
+def test_sigkilled_worker_recovers_without_repeating_an_azure_write(tmp_path: Path) -> None:
+    seed = seed_from_env("IRFLOW_CRASH_SEED")
+    rng = random.Random(seed)
+    began = time.monotonic()
+    kills: list[str] = []
+    rounds = 0
+    with sim_serve() as sim:
+        accounts = ",".join(sim.account_id(name) for name in ACCOUNTS)
+        while len(kills) < KILLS:
+            rounds += 1
+            sim.reset()  # the tenant back to its scenario, an empty journal
+            db = tmp_path / f"round{rounds}.db"
+            env = irflow_env(sim, db)
+            budget = min(KILLS - len(kills), rng.randint(4, 7))  # kills in this round
+            start = ("run", PLAYBOOK, "--param", f"storage_accounts={accounts}", "--yes")
+            process = _start(start, env)
+            killed_here = 0
+            while killed_here < budget:
+                if rng.random() < 0.5:
+                    point = f"{rng.uniform(0.5, 6.0):.2f}s"
+                    killed = _kill_at_random_moment(process, float(point[:-1]))
+                else:
+                    nth = rng.randint(1, 4)
+                    point = f"write+{nth}"
+                    killed = _kill_after_write(process, sim, nth)
+                if not killed:  # it finished first: no kill at this point
+                    break
+                killed_here += 1
+                kills.append(f"r{rounds}:{point}")
+                if _run_row(db) is None:  # killed before the run was recorded: the responder runs it again
+                    process = _start(start, env)
+                else:
+                    process = _start(RESTART, env)  # the worker restarts and recovers the run
+            try:
+                code = process.wait(timeout=300)
+            except subprocess.TimeoutExpired:
+                _kill(process)
+                raise AssertionError(f"round {rounds}: the restarted worker did not finish the run") from None
+            assert code == 0, f"round {rounds}: the last worker exited {code}"
+            recorded = _run_row(db)
+            assert recorded is not None, f"round {rounds}: no run recorded"
+            status, states = recorded
+            assert status == "succeeded", (rounds, states)
+            assert states == [("succeeded", STEPS)], states
+            _assert_no_duplicated_mutation(sim.journal(mutations=True))
+            verify = run_cli(env, "audit", "verify", timeout=120)
+            assert verify.returncode == 0, verify.stdout + verify.stderr
+    print(f"{len(kills)} SIGKILLs in {rounds} rounds, {time.monotonic() - began:.0f} s: {' '.join(kills)}")
