@@ -148,10 +148,9 @@ def test_sigkilled_worker_recovers_without_repeating_an_azure_write(tmp_path: Pa
                     break
                 killed_here += 1
                 kills.append(f"r{rounds}:{point}")
-                if _run_row(db) is None:  # killed before the run was recorded: the responder runs it again
-                    process = _start(start, env)
-                else:
-                    process = _start(RESTART, env)  # the worker restarts and recovers the run
+                # the worker restarts and recovers the run; killed before the run was recorded, the responder
+                # runs the command again
+                process = _start(RESTART if _run_row(db) is not None else start, env)
             try:
                 code = process.wait(timeout=300)
             except subprocess.TimeoutExpired:
