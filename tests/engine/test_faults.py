@@ -29,10 +29,11 @@ from irflow_procs import (
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 TERMINAL = {"succeeded", "failed", "skipped", "cancelled"}
+TARGETS = ACCOUNTS[:2]  # two accounts: every kind of call, half the suite's time of three
 
 
 def _containment(sim: SimProcess, db: Path, playbook: str = "storage-sas-exfiltration") -> Any:
-    accounts = ",".join(sim.account_id(name) for name in ACCOUNTS)
+    accounts = ",".join(sim.account_id(name) for name in TARGETS)
     return run_cli(
         irflow_env(sim, db), "run", playbook, "--param", f"storage_accounts={accounts}", "--yes", "--json"
     )
@@ -159,12 +160,13 @@ def test_a_step_timeout_fires_and_the_failed_run_blocks_nothing(tmp_path: Path) 
         timed_out = _containment(sim, db, str(playbook))
         view = assert_clear_outcome(timed_out, sim, before)
         assert view["status"] == "failed"
-        assert [s["error"] for s in view["steps"]] == ["timed out after 2 s"] * len(ACCOUNTS)
+        assert [s["error"] for s in view["steps"]] == ["timed out after 2 s"] * len(TARGETS)
         assert sim.journal(mutations=True) == []
         sim.set_faults(timeout_rate=0.0)
         fine = _containment(sim, db, str(playbook))
         assert fine.returncode == 0, fine.stdout[-2000:] + fine.stderr[-2000:]
-        assert [s["state"] for s in assert_clear_outcome(fine, sim, before)["steps"]] == ["succeeded"] * 3
+        states = [s["state"] for s in assert_clear_outcome(fine, sim, before)["steps"]]
+        assert states == ["succeeded"] * len(TARGETS)
         listed = run_cli(irflow_env(sim, db), "runs", "list", "--json", timeout=120)
         assert json.loads(listed.stdout)["items"] == []  # nothing left unfinished
 
@@ -173,7 +175,7 @@ def test_runs_resume_exits_non_zero_when_the_resumed_run_failed(tmp_path: Path) 
     with sim_serve("--latency-ms", "100") as sim:
         db = tmp_path / "irflow.db"
         env = irflow_env(sim, db)
-        accounts = ",".join(sim.account_id(name) for name in ACCOUNTS)
+        accounts = ",".join(sim.account_id(name) for name in TARGETS)
         run = subprocess.Popen(
             irflow_command(
                 "run", "storage-sas-exfiltration", "--param", f"storage_accounts={accounts}", "--yes"
