@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ class SimProcess:
 
     process: subprocess.Popen[str]
     info: dict[str, Any]
+    session: requests.Session = field(default_factory=requests.Session)  # one TLS connection, reused
 
     @property
     def env(self) -> dict[str, str]:
@@ -58,7 +59,7 @@ class SimProcess:
         )
 
     def _admin(self, method: str, path: str, body: Any = None) -> Any:
-        answer = requests.request(
+        answer = self.session.request(
             method,
             f"{self.info['endpoint']}{path}",
             json=body,
@@ -107,7 +108,11 @@ def sim_serve(*flags: str) -> Iterator[SimProcess]:
         assert process.stdout is not None
         line = process.stdout.readline()
         assert line, f"irflow sim serve {' '.join(flags)} did not start"
-        yield SimProcess(process, json.loads(line))
+        sim = SimProcess(process, json.loads(line))
+        try:
+            yield sim
+        finally:
+            sim.session.close()
     finally:
         process.send_signal(signal.SIGTERM)
         try:

@@ -82,15 +82,18 @@ def _kill_after_write(process: subprocess.Popen[bytes], sim: SimProcess, nth: in
 
 
 def _run_row(db: Path) -> tuple[str, list[tuple[str, int]]] | None:
-    """The run's status and its steps by state; None while no run is recorded (read-only: never creates)."""
+    """The run's status and its steps by state; None while no run is recorded. A read-write connection, so
+    that a journal left hot by a SIGKILL is rolled back as any SQLite client would."""
     if not db.exists():
         return None
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
+        with sqlite3.connect(db, timeout=30) as conn:
             runs = conn.execute("SELECT status FROM runs").fetchall()
             states = conn.execute("SELECT state, count(*) FROM steps GROUP BY state").fetchall()
-    except sqlite3.OperationalError:  # the schema is not there yet
-        return None
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):  # killed before the schema was made
+            return None
+        raise
     assert len(runs) <= 1, runs
     return (runs[0][0], states) if runs else None
 
