@@ -45,7 +45,45 @@ class NetworkRefused(ActionError):
 
 
 class AzureCallFailed(ActionError):
+    """A call Azure answered with an error that may pass (5xx, 429, 409 conflicts...).
+
+    ``retry_after``: the seconds Azure asked the caller to wait before the next request (``Retry-After``),
+    when it said so; the engine does not retry the step sooner."""
+
     retryable = True
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+# Azure never needs longer; a larger (or hostile) value would park a step for good.
+MAX_RETRY_AFTER_S = 600.0
+
+
+def retry_after_of(exc: BaseException) -> float | None:
+    """The wait an Azure error answer asked for, in seconds: ``retry-after-ms`` / ``x-ms-retry-after-ms``
+    (milliseconds) or ``Retry-After`` (seconds or an HTTP date), as azure-core's RetryPolicy reads them
+    (https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling:
+    "the number of seconds your application should wait (or sleep) before sending the next request")."""
+    if isinstance(exc, AzureCallFailed):
+        return exc.retry_after
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    from azure.core.pipeline.policies._utils import parse_retry_after
+
+    for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001), ("Retry-After", 1.0)):
+        value = headers.get(name)
+        if not value:
+            continue
+        try:
+            seconds = float(value) * scale if scale != 1.0 else parse_retry_after(value)
+        except (TypeError, ValueError):
+            continue
+        return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
+    return None
 
 
 class Change(BaseModel):
@@ -249,7 +287,9 @@ def azure_errors(*, permission: str, scope: str) -> Iterator[None]:
             raise NetworkRefused(_refused(scope, exc)) from None
         if exc.status_code == 403:
             raise PermissionDenied(_denied(permission, scope, exc)) from None
-        raise AzureCallFailed(f"Azure answered {exc.status_code} for {scope}: {_arm_message(exc)}") from None
+        raise AzureCallFailed(
+            f"Azure answered {exc.status_code} for {scope}: {_arm_message(exc)}", retry_after_of(exc)
+        ) from None
 
 
 # The 403 codes Azure's data planes give for a network refusal (the firewall, not a role):

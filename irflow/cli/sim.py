@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from irflow.sim.scenario import load_scenario, packaged_scenarios
+from irflow.sim.scenario import FAULT_PROFILES, load_scenario, packaged_scenarios
 from irflow.sim.server import SimServer
 from irflow.sim.throttle import BucketLimit
 
@@ -102,6 +102,40 @@ def serve(
         float | None,
         typer.Option(min=0.0, help="How long a timed-out call hangs (s); default: the scenario's, else 30."),
     ] = None,
+    reset_rate: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of Azure calls whose connection is reset (TCP RST, no answer) at once; default: the "
+            "scenario's, else 0.",
+        ),
+    ] = None,
+    burst_rate: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of ARM calls that open a 429 burst on their subscription: every call on it answers "
+            "429 TooManyRequests with Retry-After until --burst-retry-after seconds have passed; default: "
+            "the scenario's, else 0.",
+        ),
+    ] = None,
+    burst_retry_after: Annotated[
+        int | None,
+        typer.Option(min=1, help="Length of a 429 burst, the Retry-After it announces (s); default 2."),
+    ] = None,
+    fault_profile: Annotated[
+        str | None,
+        typer.Option(
+            help="A named set of fault knobs, applied before the other flags: "
+            + "; ".join(
+                f"{name}: {', '.join(f'{k}={v}' for k, v in knobs.items())}"
+                for name, knobs in FAULT_PROFILES.items()
+            )
+            + ".",
+        ),
+    ] = None,
     lro_seconds: Annotated[
         float | None,
         typer.Option(
@@ -129,7 +163,9 @@ def serve(
     ] = None,
     seed: Annotated[
         int | None,
-        typer.Option(help="Seed of the error-rate, timeout and LRO-failure draws, for repeatable drills."),
+        typer.Option(
+            help="Seed of the error-rate, timeout, reset, 429-burst and LRO-failure draws (repeatable)."
+        ),
     ] = None,
     page_size: Annotated[int | None, typer.Option(min=1, help="List page size (nextLink beyond it).")] = None,
     deny: Annotated[
@@ -179,7 +215,14 @@ def serve(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    # Command-line knobs win over the scenario's ``faults:`` section.
+    if fault_profile is not None:
+        if fault_profile not in FAULT_PROFILES:
+            typer.echo(
+                f"error: no fault profile {fault_profile!r} (profiles: {', '.join(FAULT_PROFILES)})", err=True
+            )
+            raise typer.Exit(2)
+        tenant.configure_faults(FAULT_PROFILES[fault_profile])
+    # Command-line knobs win over the fault profile and the scenario's ``faults:`` section.
     if latency_ms is not None:
         tenant.faults.latency_ms = latency_ms
     if error_rate is not None:
@@ -188,7 +231,13 @@ def serve(
         tenant.faults.throttle = throttle
     for kind, limit in limits.items():
         tenant.faults.set_limit(kind, limit.burst, limit.per_second)
-    knobs: dict[str, Any] = {"timeout_rate": timeout_rate, "timeout_s": timeout_seconds}
+    knobs: dict[str, Any] = {
+        "timeout_rate": timeout_rate,
+        "timeout_s": timeout_seconds,
+        "reset_rate": reset_rate,
+        "burst_rate": burst_rate,
+        "burst_retry_after": burst_retry_after,
+    }
     lro = {"duration_s": lro_seconds, "failure_rate": lro_fail_rate, "retry_after": lro_retry_after}
     knobs = {k: v for k, v in knobs.items() if v is not None}
     if any(v is not None for v in lro.values()):

@@ -17,7 +17,7 @@ from dbos import DBOS, SetWorkflowTimeout
 from dbos._error import DBOSAwaitedWorkflowCancelledError
 from pydantic import ValidationError
 
-from irflow.actions.base import ActionError, StepContext, get_action
+from irflow.actions.base import ActionError, StepContext, get_action, retry_after_of
 from irflow.engine.evidence import EvidenceRecorder
 from irflow.engine.machines import IllegalTransition
 from irflow.engine.notifier import OutboxNotifier
@@ -204,12 +204,12 @@ def plan_target(step_id: str) -> dict[str, Any]:
             action, ctx = _context(row)
             plan = action.plan(ctx).model_dump(mode="json")
         except ActionError as exc:
-            return {"ok": False, "error": _safe_error(exc), "retryable": exc.retryable}
+            return _failure(exc, exc.retryable)
         except (ValidationError, KeyError) as exc:  # params that can never be valid: no retry
-            return {"ok": False, "error": _safe_error(exc), "retryable": False}
+            return _failure(exc, False)
         except Exception as exc:  # an SDK or transport failure (a connection error): the retry policy decides
             log.warning("plan raised", action=row["action"], error_type=type(exc).__name__)
-            return {"ok": False, "error": _safe_error(exc), "retryable": True}
+            return _failure(exc, True)
     if row["state"] == "pending":
         services().state.transition_step(
             step_id, "plan", plan=plan, payload={"changes": plan["changes"], "notes": plan["notes"]}
@@ -229,10 +229,10 @@ def apply_target(step_id: str) -> dict[str, Any]:
                 result = action.apply(ctx)
                 verified = action.verify(ctx)
         except ActionError as exc:
-            return {"ok": False, "error": _safe_error(exc), "retryable": exc.retryable}
-        except Exception as exc:  # an SDK or transport failure we did not classify: retry it
+            return _failure(exc, exc.retryable)
+        except Exception as exc:  # an SDK or transport failure we did not classify, in apply or verify: retry
             log.warning("action raised", action=row["action"], error_type=type(exc).__name__)
-            return {"ok": False, "error": _safe_error(exc), "retryable": True}
+            return _failure(exc, True)
     outcome = result.model_dump(mode="json")
     if not verified:
         return {
@@ -242,6 +242,20 @@ def apply_target(step_id: str) -> dict[str, Any]:
             "result": outcome,
         }
     return {"ok": True, "result": outcome}
+
+
+def _failure(exc: BaseException, retryable: bool) -> dict[str, Any]:
+    """A failed plan or apply as a step's plain result: the redacted reason, whether the retry policy may try
+    again, and how long Azure asked to wait first (``Retry-After``), if it did."""
+    error = _safe_error(exc)
+    return {"ok": False, "error": error, "retryable": retryable, "retry_after": retry_after_of(exc)}
+
+
+def _retry_delay(step: StepSpec, attempt: int, failed: dict[str, Any]) -> float:
+    """The policy's backoff before ``attempt``, never shorter than the ``Retry-After`` Azure last gave: ARM
+    does not process a request sent before it elapsed
+    (https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling)."""
+    return max(step.retry.delay_before(attempt), float(failed.get("retry_after") or 0.0))
 
 
 def _context(row: dict[str, Any]) -> tuple[Any, StepContext]:
@@ -305,11 +319,11 @@ def _run_target(step_id: str, step: StepSpec, dry_run: bool, auto_approve: bool)
         change_step(
             step_id, "approve", payload={"by": actor, "comment": str(decision.get("comment", ""))[:500]}
         )
-    last_error = ""
+    outcome: dict[str, Any] = {}
     for attempt in range(1, step.retry.max_attempts + 1):
         if attempt > 1:
-            delay = step.retry.delay_before(attempt)
-            change_step(step_id, "retry_later", payload={"error": last_error, "delay_s": delay})
+            delay = _retry_delay(step, attempt, outcome)
+            change_step(step_id, "retry_later", payload={"error": outcome["error"], "delay_s": delay})
             DBOS.sleep(delay)
         change_step(step_id, "start")
         outcome = apply_target(step_id)
@@ -326,9 +340,9 @@ def _run_target(step_id: str, step: StepSpec, dry_run: bool, auto_approve: bool)
                 },
             )
             return {"state": "succeeded", "result": result}
-        last_error = outcome["error"]
         if not outcome.get("retryable"):
             break
+    last_error = outcome["error"]
     change_step(step_id, "fail", {"error": last_error}, {"error": last_error})
     return {"state": "failed", "error": last_error}
 
@@ -338,7 +352,7 @@ def _plan_with_retries(step_id: str, step: StepSpec) -> dict[str, Any]:
     planned: dict[str, Any] = {}
     for attempt in range(1, step.retry.max_attempts + 1):
         if attempt > 1:
-            delay = step.retry.delay_before(attempt)
+            delay = _retry_delay(step, attempt, planned)
             note_step(step_id, "step.plan_retrying", {"error": planned["error"], "delay_s": delay})
             DBOS.sleep(delay)
         planned = plan_target(step_id)

@@ -1,14 +1,16 @@
 """Admin routes under ``/_sim/`` (never on an Azure path): for tests that run the server as a process.
 
-``GET /_sim/journal`` (the redacted journal), ``POST /_sim/reset`` (back to the scenario baseline),
-``GET /_sim/state`` (a secret-free summary), ``GET /_sim/rbac`` (the deny rules), ``POST /_sim/rbac/deny``
-``{"permission", "scope"}``, ``POST /_sim/rbac/allow-all``, ``GET /_sim/faults`` (every fault knob, LRO knobs
-under ``lro``) and ``POST /_sim/faults`` (a partial JSON object of the same shape, e.g.
+``GET /_sim/journal`` (the redacted journal; ``?writes=1``: write requests only, ``?mutations=1``: writes
+Azure accepted only), ``GET /_sim/hooks``, ``POST /_sim/hooks/pause-after-write`` ``{"after": N,
+"hold_s": S}`` and ``POST /_sim/hooks/release`` (hold the answer to a chosen write: :mod:`irflow.sim.hooks`),
+``POST /_sim/reset`` (back to the scenario baseline), ``GET /_sim/state`` (a secret-free summary),
+``GET /_sim/rbac`` (the deny rules), ``POST /_sim/rbac/deny`` ``{"permission", "scope"}``,
+``POST /_sim/rbac/allow-all``, ``GET /_sim/faults`` (every fault knob, LRO knobs under ``lro``) and
+``POST /_sim/faults`` (a partial JSON object of the same shape, e.g.
 ``{"timeout_rate": 0.2, "lro": {"duration_s": 30, "failure_rate": 0.5}}``: all or nothing, 400 on an
 unknown key or a bad value; answers the knobs now in force), ``GET``/``POST /_sim/caller`` (where
 data-plane callers come from, ``{"ip", "subnet_id"}``, both null for the default: see
-:mod:`irflow.sim.firewall`). They need the tenant's bearer token and are
-not journaled.
+:mod:`irflow.sim.firewall`). They need the tenant's bearer token and are not journaled.
 """
 
 from __future__ import annotations
@@ -27,7 +29,25 @@ def journal(tenant: Tenant, request: SimRequest) -> SimResponse:
     entries = tenant.journal.to_list()
     if (request.query_param("writes") or "").lower() in ("1", "true"):
         entries = [entry for entry in entries if entry["is_write"]]
+    if (request.query_param("mutations") or "").lower() in ("1", "true"):
+        entries = [entry for entry in entries if entry["mutation"]]
     return SimResponse(200, entries)
+
+
+def hooks(tenant: Tenant, request: SimRequest) -> SimResponse:
+    return SimResponse(200, tenant.write_hook.status())
+
+
+def pause_after_write(tenant: Tenant, request: SimRequest) -> SimResponse:
+    body = request.json_object()
+    try:
+        return SimResponse(200, tenant.write_hook.arm(body.get("after", 1), body.get("hold_s", 60.0)))
+    except ValueError as exc:
+        raise errors.invalid_request_content(str(exc)) from exc
+
+
+def release_hook(tenant: Tenant, request: SimRequest) -> SimResponse:
+    return SimResponse(200, tenant.write_hook.release())
 
 
 def reset(tenant: Tenant, request: SimRequest) -> SimResponse:
@@ -94,6 +114,9 @@ def set_faults(tenant: Tenant, request: SimRequest) -> SimResponse:
 ROUTES = [
     Route("GET", "/_sim/journal", journal, "sim.journal"),
     Route("POST", "/_sim/reset", reset, "sim.reset"),
+    Route("GET", "/_sim/hooks", hooks, "sim.hooks"),
+    Route("POST", "/_sim/hooks/pause-after-write", pause_after_write, "sim.hooks.pause_after_write"),
+    Route("POST", "/_sim/hooks/release", release_hook, "sim.hooks.release"),
     Route("GET", "/_sim/state", state, "sim.state"),
     Route("GET", "/_sim/rbac", rbac, "sim.rbac"),
     Route("POST", "/_sim/rbac/deny", rbac_deny, "sim.rbac.deny"),

@@ -90,6 +90,19 @@ def internal_server_error() -> ArmError:
     )
 
 
+def too_many_requests(retry_after: int) -> ArmError:
+    """A 429 burst (the ``burst_rate`` knob): ARM or a resource provider asks the caller to wait
+    ``Retry-After`` seconds; "some resource providers return 429 to report a temporary problem"
+    (https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling)."""
+    return ArmError(
+        429,
+        "TooManyRequests",
+        f"The request is being throttled. Please try again after '{retry_after}' seconds. "
+        "Diagnostic information: injected by the irflow.sim burst rate.",
+        {"Retry-After": str(retry_after)},
+    )
+
+
 def subscription_requests_throttled(
     kind: str, subscription_id: str, limit: int, retry_after: int
 ) -> ArmError:

@@ -94,6 +94,12 @@ class JournalEntry:
     route: str | None  # the route's name, e.g. "storage.accounts.regenerate_key"; None when unknown
     response: Any  # response body, redacted
 
+    @property
+    def mutation(self) -> bool:
+        """A write Azure accepted (2xx): the only entries that may have changed state. A refused, failed,
+        throttled, timed-out (status 0) or reset request is journaled, but never as a mutation."""
+        return self.is_write and 200 <= self.status < 300
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "seq": self.seq,
@@ -104,6 +110,7 @@ class JournalEntry:
             "body": self.body,
             "status": self.status,
             "is_write": self.is_write,
+            "mutation": self.mutation,
             "route": self.route,
             "response": self.response,
         }
@@ -157,6 +164,10 @@ class Journal:
     def writes(self) -> list[JournalEntry]:
         """Entries of requests that change state (PUT/PATCH/DELETE and non-read-only POSTs)."""
         return [entry for entry in self.entries() if entry.is_write]
+
+    def mutations(self) -> list[JournalEntry]:
+        """Writes Azure accepted (2xx), oldest first: what changed (or may have changed) the tenant."""
+        return [entry for entry in self.entries() if entry.mutation]
 
     def clear(self) -> None:
         with self._lock:

@@ -28,6 +28,7 @@ from irflow.sim import arm, errors
 from irflow.sim.authorization.models import RoleAssignment, RoleAssignments
 from irflow.sim.firewall import CallerOrigin
 from irflow.sim.graph.models import Directory
+from irflow.sim.hooks import WriteHook
 from irflow.sim.journal import Journal
 from irflow.sim.keyvault.models import KEY_VAULT_TYPE, KeyVault
 from irflow.sim.loganalytics.models import LogAnalytics
@@ -52,7 +53,18 @@ class FaultSettings:
     path, ARM or data plane; never ``/_sim/``) hangs ``timeout_s`` seconds on the tenant's ``sleep`` and then
     answers nothing, without touching state (:class:`SimTimeout`: the HTTPS server closes the connection, the
     ``responses`` mount raises ``requests.exceptions.ReadTimeout``); the journal records it with status 0.
+    ``reset_rate``: probability (0..1) that a call (same paths as the timeout knob) is read and then answered
+    with a TCP reset, at once and without touching state (:class:`SimConnectionReset`); journal status 0.
+    ``burst_rate``: probability (0..1) that an ARM call on a subscription opens a 429 burst of
+    ``burst_retry_after`` seconds (tenant clock) on that subscription: that call and every call on the
+    subscription until the window closes answer 429 ``TooManyRequests`` with ``Retry-After`` (the seconds
+    left), without touching state. ARM documents that "the response includes a Retry-After value, which
+    specifies the number of seconds your application should wait (or sleep) before sending the next request.
+    If you send a request before the retry value has elapsed, your request isn't processed and a new retry
+    value is returned", and that resource providers also answer 429 for temporary conditions
+    (https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling).
     The LRO knobs live on ``tenant.lro``; :meth:`Tenant.configure_faults` sets both from one dict.
+    Every draw comes from the tenant's seeded ``random`` and only when its knob is set, so a seed replays.
     """
 
     latency_ms: int = 0
@@ -61,6 +73,9 @@ class FaultSettings:
     throttle_limits: ThrottleLimits = field(default_factory=ThrottleLimits)
     timeout_rate: float = 0.0
     timeout_s: float = 30.0
+    reset_rate: float = 0.0
+    burst_rate: float = 0.0
+    burst_retry_after: int = 2
 
     def __post_init__(self) -> None:
         if self.latency_ms < 0:
@@ -71,11 +86,25 @@ class FaultSettings:
             raise ValueError("timeout_rate must be between 0 and 1")
         if self.timeout_s < 0:
             raise ValueError("timeout_s must be >= 0")
+        if not 0.0 <= self.reset_rate <= 1.0:
+            raise ValueError("reset_rate must be between 0 and 1")
+        if not 0.0 <= self.burst_rate <= 1.0:
+            raise ValueError("burst_rate must be between 0 and 1")
+        if self.burst_retry_after < 1:
+            raise ValueError("burst_retry_after must be >= 1 (seconds)")
 
     def draw_timeout(self, rng: random.Random) -> bool:
         """Whether this call times out (draws only when ``timeout_rate`` is set, so seeded drills without
         the knob see the same error-rate draws as before)."""
         return bool(self.timeout_rate) and rng.random() < self.timeout_rate
+
+    def draw_reset(self, rng: random.Random) -> bool:
+        """Whether this call's connection is reset (draws only when ``reset_rate`` is set)."""
+        return bool(self.reset_rate) and rng.random() < self.reset_rate
+
+    def draw_burst(self, rng: random.Random) -> bool:
+        """Whether this call opens a 429 burst (draws only when ``burst_rate`` is set)."""
+        return bool(self.burst_rate) and rng.random() < self.burst_rate
 
     def set_limit(self, kind: str, burst: int, per_second: float) -> None:
         """Change one bucket (``"reads"``, ``"writes"``, ``"deletes"``); takes effect on the next request."""
@@ -91,6 +120,9 @@ class FaultSettings:
             "throttle_limits": self.throttle_limits.to_dict(),
             "timeout_rate": self.timeout_rate,
             "timeout_s": self.timeout_s,
+            "reset_rate": self.reset_rate,
+            "burst_rate": self.burst_rate,
+            "burst_retry_after": self.burst_retry_after,
         }
 
 
@@ -100,7 +132,22 @@ class SimTimeout(requests.exceptions.ReadTimeout, TimeoutError):
     the ``TimeoutError`` it also is and closes the connection without an answer."""
 
 
-_FAULT_FIELDS = ("latency_ms", "error_rate", "throttle", "throttle_limits", "timeout_rate", "timeout_s")
+class SimConnectionReset(requests.exceptions.ConnectionError, ConnectionResetError):
+    """A call the reset knob refused. The ``responses`` mount hands it to the caller as the
+    ``requests.exceptions.ConnectionError`` it is; the HTTPS server resets the TCP connection (RST)."""
+
+
+_FAULT_FIELDS = (
+    "latency_ms",
+    "error_rate",
+    "throttle",
+    "throttle_limits",
+    "timeout_rate",
+    "timeout_s",
+    "reset_rate",
+    "burst_rate",
+    "burst_retry_after",
+)
 
 
 def _merge(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -194,6 +241,7 @@ class Tenant:
         self.throttler = Throttler(clock=self.now)
         self.rbac = Rbac()
         self.role_assignments = RoleAssignments()  # irflow.sim.authorization: roles granted at scopes
+        self.write_hook = WriteHook()  # holds a chosen write's answer (crash tests; irflow.sim.hooks)
         self.lro = Lro(random=self.random)  # long-running operations and their knobs (irflow.sim.network.lro)
         self._baseline: tuple[dict[str, Subscription], set[str]] = ({}, set())
         self._authorization_baseline = RoleAssignments()

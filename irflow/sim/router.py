@@ -159,6 +159,8 @@ class Router:
             )
             if is_arm and route is not None and route.is_write and 200 <= response.status < 300:
                 _record_activity(tenant, request, route, response, entry.time)
+        if entry.mutation:
+            tenant.write_hook.after_mutation(entry)  # a crash test may hold this answer (irflow.sim.hooks)
         log.debug("%s %s -> %s", request.method, request.path, response.status)
         return response
 
@@ -166,8 +168,9 @@ class Router:
         self, tenant: Tenant, request: SimRequest, route: Route | None
     ) -> tuple[SimResponse | None, dict[str, str]]:
         """Everything before the handler, outside the tenant lock (the latency knob sleeps here):
-        token → api-version → ARM throttling → route → RBAC → latency → injected error. Returns the refusal,
-        if any, and the remaining-quota headers every answer past authentication carries."""
+        token → api-version → ARM throttling (token buckets, then 429 bursts) → route → RBAC → latency →
+        injected error. Returns the refusal, if any, and the remaining-quota headers every answer past
+        authentication carries."""
         quota: dict[str, str] = {}
         try:
             _authenticate(tenant, request)
@@ -192,6 +195,11 @@ class Router:
                         faults.throttle_limits.for_kind(decision.kind).burst,
                         decision.retry_after,
                     )
+                burst = tenant.throttler.burst_left(subscription_id)
+                if not burst and faults.draw_burst(tenant.random):
+                    burst = tenant.throttler.open_burst(subscription_id, faults.burst_retry_after)
+                if burst:
+                    raise errors.too_many_requests(burst)
             if route is None:
                 raise errors.route_not_found(request.method, request.path)
             api_versions.check(

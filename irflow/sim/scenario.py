@@ -54,6 +54,9 @@ tenant clock (``created_days_ago``, ``keys_created_days_ago``) or absolute (``cr
       error_rate: 0.0
       timeout_rate: 0.0                    # share of calls that hang timeout_s, then answer nothing
       timeout_s: 30
+      reset_rate: 0.0                      # share of calls answered with a TCP reset
+      burst_rate: 0.0                      # share of ARM calls opening a 429 burst on their subscription
+      burst_retry_after: 2                 # the burst's length: the Retry-After (s) it announces
       lro: {duration_s: 20, retry_after: 1, failure_rate: 0.1}   # also failure: {code, message}
       throttle: true
       throttle_limits:                     # optional: ARM's limits unless given (burst / tokens per second)
@@ -261,6 +264,9 @@ class FaultsSpec(_Strict):
     throttle_limits: ThrottleLimitsSpec = Field(default_factory=ThrottleLimitsSpec)
     timeout_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     timeout_s: float = Field(default=30.0, ge=0)
+    reset_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    burst_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    burst_retry_after: int = Field(default=2, ge=1, le=3600)
     lro: LroSpec = Field(default_factory=LroSpec)
 
     def settings(self) -> FaultSettings:
@@ -271,7 +277,21 @@ class FaultsSpec(_Strict):
             throttle_limits=self.throttle_limits.limits(),
             timeout_rate=self.timeout_rate,
             timeout_s=self.timeout_s,
+            reset_rate=self.reset_rate,
+            burst_rate=self.burst_rate,
+            burst_retry_after=self.burst_retry_after,
         )
+
+
+# Named sets of fault knobs (``irflow sim serve --fault-profile NAME``), each a partial ``faults:`` section.
+FAULT_PROFILES: dict[str, dict[str, Any]] = {
+    # a loaded Azure: one call in ten answers 500, and now and then a subscription throttles for a second
+    "flaky": {"error_rate": 0.1, "burst_rate": 0.03, "burst_retry_after": 1},
+    # a bad network: half the calls hang 2 s and then lose their connection
+    "timeouts": {"timeout_rate": 0.5, "timeout_s": 2.0},
+    # connections reset at once, one call in five
+    "resets": {"reset_rate": 0.2},
+}
 
 
 class DenyRuleSpec(_Strict):

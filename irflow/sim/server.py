@@ -18,6 +18,7 @@ import shutil
 import socket
 import socketserver
 import ssl
+import struct
 import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,7 +27,7 @@ from typing import Any
 
 from irflow.sim import ca
 from irflow.sim.http import SimRequest
-from irflow.sim.models import Tenant
+from irflow.sim.models import SimConnectionReset, Tenant
 from irflow.sim.urls import router
 
 log = logging.getLogger("irflow.sim")
@@ -55,7 +56,13 @@ class _Handler(BaseHTTPRequestHandler):
             body,
             peer=self.client_address[0],
         )
-        response = router.dispatch(self.server.tenant, request)
+        try:
+            response = router.dispatch(self.server.tenant, request)
+        except SimConnectionReset:
+            # SO_LINGER 0: closing sends a TCP RST instead of a FIN, as a reset connection looks to a client
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            raise
         payload = response.encoded()
         self.send_response(response.status)
         for name, value in response.wire_headers().items():

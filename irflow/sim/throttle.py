@@ -9,6 +9,11 @@ a write whatever it does (``listKeys`` included), so the kind follows the HTTP m
 
 Time comes from the tenant's clock, so a frozen clock keeps buckets still until a test advances it.
 Buckets are always kept (the headers are always sent); 429s are answered only when ``faults.throttle`` is on.
+
+Bursts (the ``burst_rate`` fault knob) are windows of tenant-clock time during which every call on a
+subscription answers 429 with ``Retry-After`` the seconds left: ARM processes no request sent before a
+``Retry-After`` has elapsed and answers it with a new retry value
+(https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 KINDS = ("reads", "writes", "deletes")
@@ -108,6 +113,7 @@ class Throttler:
         self._clock = clock
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str, str, str], _Bucket] = {}
+        self._bursts: dict[str, datetime] = {}  # lower-cased subscription id → end of its 429 burst
 
     @staticmethod
     def principal_key(token: str) -> str:
@@ -137,9 +143,31 @@ class Throttler:
             wait = math.ceil((1.0 - bucket.tokens) / limit.per_second - 1e-9)
             return Decision(False, kind, 0, max(wait, 1))
 
+    def burst_left(self, subscription_id: str) -> int:
+        """Whole seconds (rounded up) left in the subscription's 429 burst; 0 when none is open."""
+        with self._lock:
+            end = self._bursts.get(subscription_id.lower())
+            if end is None:
+                return 0
+            left = (end - self._clock()).total_seconds()
+            if left <= 0:
+                del self._bursts[subscription_id.lower()]
+                return 0
+            return max(math.ceil(left - 1e-9), 1)
+
+    def open_burst(self, subscription_id: str, seconds: int) -> int:
+        """Open a 429 burst of ``seconds`` on the subscription (unless one is open); the seconds left."""
+        with self._lock:
+            key = subscription_id.lower()
+            now = self._clock()
+            if key not in self._bursts or self._bursts[key] <= now:
+                self._bursts[key] = now + timedelta(seconds=seconds)
+        return self.burst_left(subscription_id)
+
     def reset(self) -> None:
         with self._lock:
             self._buckets.clear()
+            self._bursts.clear()
 
     def snapshot(self) -> list[dict[str, Any]]:
         with self._lock:

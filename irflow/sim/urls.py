@@ -3,7 +3,8 @@
 ``router`` (what both mounts dispatch to) is a :class:`SimRouter`: the shared pipeline of
 :mod:`irflow.sim.router`, plus two steps ahead of it for every Azure path (not ``/_sim/``): the timeout knob
 (``tenant.faults.timeout_rate``: hang ``timeout_s`` on the tenant's sleep, journal status 0, raise
-:class:`irflow.sim.models.SimTimeout`) and blob content kept out of the journal
+:class:`irflow.sim.models.SimTimeout`), the reset knob (``reset_rate``: journal status 0 at once, raise
+:class:`irflow.sim.models.SimConnectionReset`) and blob content kept out of the journal
 (:func:`irflow.sim.storage.blob_data.opaque_content`).
 """
 
@@ -18,7 +19,7 @@ from irflow.sim.keyvault import data as keyvault_data
 from irflow.sim.keyvault import lists as keyvault_lists
 from irflow.sim.keyvault import urls as keyvault_urls
 from irflow.sim.loganalytics import urls as loganalytics_urls
-from irflow.sim.models import SimTimeout
+from irflow.sim.models import SimConnectionReset, SimTimeout
 from irflow.sim.monitor import urls as monitor_urls
 from irflow.sim.network import urls as network_urls
 from irflow.sim.router import ADMIN_PREFIX, WRITE_METHODS, DataPlane, Route, Router
@@ -56,20 +57,29 @@ class SimRouter(Router):
         with tenant.lock:
             timed_out = faults.draw_timeout(tenant.random)
             timeout_s = faults.timeout_s
+            reset = not timed_out and faults.draw_reset(tenant.random)
+        if reset:
+            _journal_no_answer(tenant, request)
+            raise SimConnectionReset(f"irflow.sim: {request.method} {request.path} reset (the reset knob)")
         if timed_out:
             tenant.sleep(timeout_s)  # outside the lock: other calls go on while this one hangs
-            tenant.journal.record(
-                method=request.method,
-                path=request.path,
-                query=request.query,
-                body=None,
-                status=0,  # no answer
-                is_write=request.method in WRITE_METHODS,
-                route=None,
-                response=None,
-            )
+            _journal_no_answer(tenant, request)
             raise SimTimeout(f"irflow.sim: {request.method} {request.path} timed out (the timeout knob)")
         return super().dispatch(tenant, request)
+
+
+def _journal_no_answer(tenant: Tenant, request: SimRequest) -> None:
+    """A call the timeout or reset knob swallowed: journaled with status 0, never as a mutation."""
+    tenant.journal.record(
+        method=request.method,
+        path=request.path,
+        query=request.query,
+        body=None,
+        status=0,  # no answer
+        is_write=request.method in WRITE_METHODS,
+        route=None,
+        response=None,
+    )
 
 
 router = SimRouter(ROUTES, ADMIN_ROUTES, DATA_PLANES)
