@@ -2,9 +2,9 @@
 
     python bench/containment.py [--accounts 100] [--latency-ms 100] [--subscriptions 10] [--no-throttle]
 
-Both sides talk to the HTTPS simulator (``irflow.sim``) with ``latency_ms`` added to every Azure call and ARM's
-documented throttling enforced (token buckets per subscription: reads 250 / 25 per s, writes 200 / 10 per s,
-https://learn.microsoft.com/en-us/azure/azure-resource-manager/management/request-limits-and-throttling).
+Both talk to the HTTPS simulator (``irflow.sim``) with ``latency_ms`` added to every Azure call and ARM's
+documented throttling enforced (token buckets per subscription: reads 250 / 25 per s, writes 200 / 10 per
+s, https://learn.microsoft.com/en-us/azure/azure-resource-manager/management/request-limits-and-throttling).
 The accounts are spread over ``--subscriptions`` subscriptions (one subscription makes ARM's write budget,
 not irflow, the floor: its bound is printed as well).
 

@@ -54,9 +54,14 @@ def _wait(svc: Any, run_id: str, show: Any) -> dict[str, Any]:
 
 
 def _settled_at_gates(view: dict[str, Any]) -> bool:
-    """Waiting for approval, with every sibling target either at its gate too or finished."""
+    """Waiting for approval, with every sibling target either at its gate too or finished; in a pipeline
+    (``pipeline: true``) an item's later steps wait, pending, behind the item's gate."""
+    gated = {step["item"] for step in view["steps"] if step["state"] == "awaiting_approval"}
     return view["status"] == "awaiting_approval" and all(
-        step["state"] == "awaiting_approval" or step["state"] in STEP_TERMINAL for step in view["steps"]
+        step["state"] == "awaiting_approval"
+        or step["state"] in STEP_TERMINAL
+        or (step["state"] == "pending" and step["item"] in gated)
+        for step in view["steps"]
     )
 
 
