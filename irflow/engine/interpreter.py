@@ -552,8 +552,9 @@ def chain_workflow(
 ) -> list[dict[str, Any] | None]:
     """One item through the consecutive steps of a pipeline, each as its own target workflow (a child).
 
-    A target that fails under ``on_failure: stop`` or ``escalate`` ends the item's chain: its later steps are
-    skipped (the run decides after the pipeline). ``None`` links were settled before (a retried run)."""
+    A target that fails under ``on_failure: stop`` or ``escalate`` ends the item's chain: its later steps stay
+    ``pending``, not run (a retry of the run runs them), and the run fails after the pipeline. ``None``
+    links were settled before (a retried run)."""
     outcomes: list[dict[str, Any] | None] = []
     stopped = ""
     for step_id, spec in zip(step_ids, specs, strict=True):
@@ -562,8 +563,8 @@ def chain_workflow(
             continue
         step = StepSpec.model_validate(spec)
         if stopped:
-            change_step(step_id, "skip", payload={"reason": stopped})
-            outcomes.append({"state": "skipped", "error": stopped})
+            note_step(step_id, "step.not_run", {"reason": stopped})
+            outcomes.append({"state": "pending", "error": stopped})
             continue
         if step.timeout is None:  # a child run inline: its result without any wait
             outcome = target_workflow(step_id, spec, dry_run, auto_approve)
