@@ -17,6 +17,7 @@ from dbos import DBOS, SetWorkflowID, SetWorkflowTimeout
 from dbos._error import DBOSAwaitedWorkflowCancelledError
 from pydantic import ValidationError
 
+from irflow import clock
 from irflow.actions.base import ActionError, StepContext, get_action
 from irflow.engine.evidence import EvidenceRecorder
 from irflow.engine.machines import IllegalTransition
@@ -216,7 +217,7 @@ def plan_target(step_id: str, then_apply: bool = False) -> dict[str, Any]:
                 plan = action.plan(ctx).model_dump(mode="json")
                 _record_plan(step_id, row, plan)
                 services().state.transition_step(step_id, "start")
-                ctx.first_attempt_at = services().state.step_row(step_id)["first_attempt_at"]
+                ctx.first_attempt_at = row["first_attempt_at"] or clock.now()  # what "start" just recorded
                 applied = _apply_and_verify(action, ctx, row)
             return {"ok": True, "plan": plan, "applied": applied}
         except ActionError as exc:
@@ -306,6 +307,10 @@ def target_workflow(step_id: str, spec: dict[str, Any], dry_run: bool, auto_appr
     Never raises for a failure of the step itself: whatever goes wrong ends as the step's failure with its
     reason. Only a cancellation (DBOS's own, a BaseException) passes through.
     """
+    return _guarded_target(step_id, spec, dry_run, auto_approve)
+
+
+def _guarded_target(step_id: str, spec: dict[str, Any], dry_run: bool, auto_approve: bool) -> dict[str, Any]:
     try:
         return _run_target(step_id, StepSpec.model_validate(spec), dry_run, auto_approve)
     except Exception as exc:
@@ -566,9 +571,9 @@ def chain_workflow(
             note_step(step_id, "step.not_run", {"reason": stopped})
             outcomes.append({"state": "pending", "error": stopped})
             continue
-        if step.timeout is None:  # a child run inline: its result without any wait
-            outcome = target_workflow(step_id, spec, dry_run, auto_approve)
-        else:
+        if step.timeout is None:  # in this workflow: no workflow of its own to start, record or wait for
+            outcome = _guarded_target(step_id, spec, dry_run, auto_approve)
+        else:  # its own workflow, which DBOS cancels past the timeout
             with SetWorkflowTimeout(step.timeout):
                 handle = DBOS.start_workflow(target_workflow, step_id, spec, dry_run, auto_approve)
             outcome = _outcome(handle, step_id, step.timeout)

@@ -23,6 +23,9 @@ from irflow.store.installation import install_keys
 
 FANOUT_QUEUE = "irflow-targets"
 FANOUT_WORKER_CONCURRENCY = 64
+# Targets (or pipeline chains) running at once across every replica: with the ARM rate limiter per
+# subscription (irflow.azure.ratelimit), what keeps N replicas from multiplying the load on Azure by N.
+FANOUT_GLOBAL_CONCURRENCY = 128
 
 
 class EngineBusy(RuntimeError):
@@ -108,6 +111,7 @@ def launch(settings: Settings, db: Database | None = None) -> Services:
     DBOS.register_queue(
         FANOUT_QUEUE,
         worker_concurrency=FANOUT_WORKER_CONCURRENCY,
+        global_concurrency=FANOUT_GLOBAL_CONCURRENCY,
         polling_interval_sec=settings.queue_polling_interval,
     )
     from irflow.engine.interpreter import start_orphaned_runs
