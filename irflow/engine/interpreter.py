@@ -517,11 +517,14 @@ def _run_pipeline(members: list[_Prepared], run: dict[str, Any], queue: Any) -> 
     outcomes: list[list[dict[str, Any] | None]] = [[None] * count for _ in members]
     window: dict[int, Any] = {}
     for index in range(count):
-        links = []
+        links: list[str | None] = []
+        stopped = ""
         for position, member in enumerate(members):
-            settled = member.settled(index)
+            settled = {"state": "pending", "error": stopped} if stopped else member.settled(index)
             outcomes[position][index] = settled
             links.append(None if settled else member.step_ids[index])
+            if settled and settled["state"] == "failed" and member.step.on_failure != "continue":
+                stopped = f"not run: {member.step.id} failed for this target"  # e.g. unrenderable params
         if all(link is None for link in links):
             continue
         if len(window) >= concurrency:

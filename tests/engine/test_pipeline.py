@@ -184,3 +184,32 @@ def test_a_failed_target_ends_its_own_chain_and_a_retry_finishes_it(
     assert retried.get_result() == "succeeded", run_view(svc, submitted.run_id)["error"]
     rotated = [e for e in sim.tenant.journal.writes() if e.route == "storage.accounts.regenerate_key"]
     assert sorted(e.path.split("/")[8] for e in rotated) == ["phiclaimsarchive"] * 2 + ["phiimaging"] * 2
+
+
+def test_a_target_whose_params_do_not_render_ends_its_chain_before_it_starts(
+    svc: runtime.Services, sim: SimServer, tmp_path: Path
+) -> None:
+    text = FAILING.replace(
+        "    action: storage.isolate_account\n    for_each: '{{ inputs.storage_accounts }}'\n",
+        "    action: storage.isolate_account\n    for_each: '{{ inputs.storage_accounts }}'\n"
+        "    with: {account: \"{{ item if 'phiimaging' in item else item.nope }}\"}\n",
+    )
+    (tmp_path / "unrenderable.yaml").write_text(text)
+    a, b = (sim.tenant.storage_account(n) for n in ("phiimaging", "phiclaimsarchive"))
+    submitted = submit_run(
+        svc,
+        str(tmp_path / "unrenderable.yaml"),
+        {"storage_accounts": f"{a.id},{b.id}"},
+        actor="cli:responder",
+        auto_approve=True,
+    )
+    assert submitted.handle.get_result() == "failed"
+    states = [(s["step"], s["item"], s["state"]) for s in run_view(svc, submitted.run_id)["steps"]]
+    assert states == [
+        ("isolate", 0, "succeeded"),
+        ("isolate", 1, "failed"),
+        ("rotate", 0, "succeeded"),
+        ("rotate", 1, "pending"),  # never started: its chain ended at the unrenderable isolation
+    ]
+    rotated = {e.path.split("/")[8] for e in sim.tenant.journal.writes() if "regenerate" in (e.route or "")}
+    assert rotated == {"phiimaging"}
