@@ -80,6 +80,22 @@ def system_database_url(app_url: str) -> str:
     return app_url
 
 
+def use_wal(system_url: str) -> None:
+    """Put DBOS's SQLite system database in WAL mode (persistent in the file) before DBOS opens it: its
+    pollers (queue, waits) then read while a step commits, instead of blocking and being blocked by every
+    commit of the rollback journal DBOS leaves it in (https://www.sqlite.org/wal.html)."""
+    url = make_url(system_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    import sqlite3
+
+    connection = sqlite3.connect(url.database, timeout=30)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+    finally:
+        connection.close()
+
+
 def open_database(settings: Settings) -> Database:
     db = Database(settings.database_url)
     ensure_schema(db.engine)
@@ -106,6 +122,7 @@ def launch(settings: Settings, db: Database | None = None) -> Services:
         "executor_id": settings.executor_id,
         "log_level": "WARNING",
     }
+    use_wal(config["system_database_url"])
     DBOS(config=config)
     DBOS.launch()
     DBOS.register_queue(
