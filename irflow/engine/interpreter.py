@@ -307,10 +307,6 @@ def target_workflow(step_id: str, spec: dict[str, Any], dry_run: bool, auto_appr
     Never raises for a failure of the step itself: whatever goes wrong ends as the step's failure with its
     reason. Only a cancellation (DBOS's own, a BaseException) passes through.
     """
-    return _guarded_target(step_id, spec, dry_run, auto_approve)
-
-
-def _guarded_target(step_id: str, spec: dict[str, Any], dry_run: bool, auto_approve: bool) -> dict[str, Any]:
     try:
         return _run_target(step_id, StepSpec.model_validate(spec), dry_run, auto_approve)
     except Exception as exc:
@@ -510,80 +506,62 @@ def _run_step(member: _Prepared, run: dict[str, Any], queue: Any) -> list[dict[s
 
 
 def _run_pipeline(members: list[_Prepared], run: dict[str, Any], queue: Any) -> list[list[dict[str, Any]]]:
-    """A pipeline: one chain per item through the fan-out queue (item A may be at step 3 while item B is
-    still at step 1); at most the smallest ``concurrency`` of its steps chains at once."""
+    """A pipeline: an item moves on to the next step as soon as its target of this step ended, so item A
+    may be at step 3 while item B is still at step 1. Each step keeps its own window of ``concurrency``
+    (isolating the last account never waits for another account's later steps), and a slot frees as soon
+    as any of its targets ends. A target failing under ``on_failure: stop`` or ``escalate`` ends its item's
+    chain: the item's later steps stay ``pending`` (not run; a retry of the run runs them)."""
     count = len(members[0].step_ids)
-    concurrency = min(member.step.concurrency for member in members)
     outcomes: list[list[dict[str, Any] | None]] = [[None] * count for _ in members]
-    window: dict[int, Any] = {}
-    for index in range(count):
-        links: list[str | None] = []
-        stopped = ""
+    ready: list[list[int]] = [[] for _ in members]  # items waiting for a slot, per step
+    running = [0] * len(members)
+    in_flight: dict[str, tuple[int, int, Any]] = {}  # workflow id → (step, item, handle)
+
+    def stop(position: int, item: int, reason: str) -> None:
+        for later in range(position, len(members)):
+            outcomes[later][item] = {"state": "pending", "error": reason}
+            note_step(members[later].step_ids[item], "step.not_run", {"reason": reason})
+
+    def advance(position: int, item: int) -> None:
+        """The item is ready for ``position``: queue it there, after settling what is already done."""
+        while position < len(members):
+            member = members[position]
+            settled = member.settled(item)
+            if settled is None:
+                ready[position].append(item)
+                return
+            outcomes[position][item] = settled
+            if settled["state"] == "failed" and member.step.on_failure != "continue":
+                return stop(position + 1, item, f"not run: {member.step.id} failed for this target")
+            position += 1
+
+    for item in range(count):
+        advance(0, item)
+    while True:
         for position, member in enumerate(members):
-            settled = {"state": "pending", "error": stopped} if stopped else member.settled(index)
-            outcomes[position][index] = settled
-            links.append(None if settled else member.step_ids[index])
-            if settled and settled["state"] == "failed" and member.step.on_failure != "continue":
-                stopped = f"not run: {member.step.id} failed for this target"  # e.g. unrenderable params
-        if all(link is None for link in links):
-            continue
-        if len(window) >= concurrency:
-            waited = _first_done(window)
-            _chain_outcome(window.pop(waited), members, outcomes, waited)
-        # Named after the run's workflow: a chain held at a gate is recognised as the run's (waiting for a
-        # human), not as work in flight.
-        with SetWorkflowID(f"{DBOS.workflow_id}{CHAIN_SUFFIX}{members[0].step.id}-{index}"):
-            window[index] = queue.enqueue(
-                chain_workflow, links, [m.spec for m in members], run["dry_run"], run["auto_approve"]
-            )
-    while window:
-        waited = _first_done(window)
-        _chain_outcome(window.pop(waited), members, outcomes, waited)
+            while ready[position] and running[position] < member.step.concurrency:
+                item = ready[position].pop(0)
+                step_id = member.step_ids[item]
+                with SetWorkflowTimeout(member.step.timeout):
+                    handle = queue.enqueue(
+                        target_workflow, step_id, member.spec, run["dry_run"], run["auto_approve"]
+                    )
+                in_flight[handle.workflow_id] = (position, item, handle)
+                running[position] += 1
+        if not in_flight:
+            break
+        handles = [handle for _, _, handle in in_flight.values()]
+        done = DBOS.wait_first(handles, polling_interval_sec=WAIT_POLL_S)
+        position, item, handle = in_flight.pop(done.workflow_id)
+        running[position] -= 1
+        member = members[position]
+        outcome = _outcome(handle, member.step_ids[item], member.step.timeout)
+        outcomes[position][item] = outcome
+        if outcome["state"] == "failed" and member.step.on_failure != "continue":
+            stop(position + 1, item, f"not run: {member.step.id} failed for this target")
+        else:
+            advance(position + 1, item)
     return [[o for o in column if o is not None] for column in outcomes]
-
-
-def _chain_outcome(
-    handle: Any, members: list[_Prepared], outcomes: list[list[dict[str, Any] | None]], index: int
-) -> None:
-    try:
-        results = handle.get_result()
-    except Exception as exc:  # the chain's workflow ended in an error or was cancelled
-        results = [{"state": "failed", "error": _safe_error(exc)}] * len(members)
-    for position, result in enumerate(results):
-        if outcomes[position][index] is None:
-            outcomes[position][index] = result
-
-
-@DBOS.workflow()
-def chain_workflow(
-    step_ids: list[str | None], specs: list[dict[str, Any]], dry_run: bool, auto_approve: bool
-) -> list[dict[str, Any] | None]:
-    """One item through the consecutive steps of a pipeline, each as its own target workflow (a child).
-
-    A target that fails under ``on_failure: stop`` or ``escalate`` ends the item's chain: its later steps stay
-    ``pending``, not run (a retry of the run runs them), and the run fails after the pipeline. ``None``
-    links were settled before (a retried run)."""
-    outcomes: list[dict[str, Any] | None] = []
-    stopped = ""
-    for step_id, spec in zip(step_ids, specs, strict=True):
-        if step_id is None:
-            outcomes.append(None)
-            continue
-        step = StepSpec.model_validate(spec)
-        if stopped:
-            note_step(step_id, "step.not_run", {"reason": stopped})
-            outcomes.append({"state": "pending", "error": stopped})
-            continue
-        if step.timeout is None:  # in this workflow: no workflow of its own to start, record or wait for
-            outcome = _guarded_target(step_id, spec, dry_run, auto_approve)
-        else:  # its own workflow, which DBOS cancels past the timeout
-            with SetWorkflowTimeout(step.timeout):
-                handle = DBOS.start_workflow(target_workflow, step_id, spec, dry_run, auto_approve)
-            outcome = _outcome(handle, step_id, step.timeout)
-        outcomes.append(outcome)
-        if outcome["state"] == "failed" and step.on_failure != "continue":
-            stopped = f"not run: {step.id} failed for this target"
-    return outcomes
 
 
 def _aligned(members: list[_Prepared]) -> bool:
@@ -737,12 +715,6 @@ def start_run_workflow(run_id: str) -> Any:
 
 
 RETRY_SUFFIX = "-retry-"
-CHAIN_SUFFIX = "-chain-"
-
-
-def run_of_workflow(workflow_id: str) -> str:
-    """The run a workflow drives: the run's own (its id), a retry's, or a pipeline chain's of either."""
-    return workflow_id.split(CHAIN_SUFFIX)[0].split(RETRY_SUFFIX)[0]
 
 
 def current_workflow_id(run_id: str, workflow_ids: list[str]) -> str:

@@ -339,7 +339,7 @@ def wait_for_own_workflows(svc: Services, *, limit_s: float = 600.0) -> list[str
 
 
 def _waiting_for_humans(svc: Services, workflow_ids: list[str]) -> set[str]:
-    from irflow.engine.interpreter import run_of_workflow
+    from irflow.engine.interpreter import RETRY_SUFFIX
 
     if not workflow_ids:
         return set()
@@ -349,7 +349,7 @@ def _waiting_for_humans(svc: Services, workflow_ids: list[str]) -> set[str]:
                 Step.workflow_id.in_(workflow_ids), Step.state == "awaiting_approval"
             )
         ).scalars()
-        run_of = {wid: run_of_workflow(wid) for wid in workflow_ids}  # a retry, a pipeline chain: its run
+        run_of = {wid: wid.split(RETRY_SUFFIX)[0] for wid in workflow_ids}  # a retry drives its run too
         held = set(
             session.execute(
                 select(Run.id).where(Run.id.in_(set(run_of.values())), Run.status == "awaiting_approval")
