@@ -9,16 +9,22 @@ needs, a docstring with a YAML example, and three methods:
 
 Idempotency comes from Azure-side state, never from local memory. Actions never see the database: they
 meet the engine through :class:`StepContext`.
+
+Reads are made once where the engine allows it (``ctx.observations`` is a dict, not None): what ``plan``
+read is what ``apply`` diffs against when both run in one engine step under the target's lock (nothing of
+irflow's changes the resource in between), and ``verify`` checks the resource Azure returned from the write
+itself (an ARM PUT/PATCH answers with the resource as stored) instead of reading it once more. See
+:meth:`StepContext.read_once` and :meth:`StepContext.remember`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from pydantic import BaseModel, ConfigDict, Field
@@ -113,6 +119,9 @@ class Result(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
+T = TypeVar("T")
+
+
 @dataclass
 class StepContext:
     """What an action may see: its validated params, the target, a bound logger and Azure clients.
@@ -132,6 +141,27 @@ class StepContext:
     notifier: Any = None
     # What forensics.* actions need: the engine's evidence port (records a capture with its audit event).
     evidence: Any = None
+    # Reads handed from plan to apply and from a write's answer to verify (None: every call reads Azure).
+    observations: dict[str, Any] | None = None
+
+    def read_once(self, key: str, read: Callable[[], T]) -> T:
+        """``read()``, unless an earlier call of this target left what it saw under ``key`` (taken once)."""
+        if self.observations is not None and key in self.observations:
+            value: T = self.observations.pop(key)
+            return value
+        value = read()
+        if self.observations is not None:
+            self.observations[key] = value
+        return value
+
+    def remember(self, key: str, value: Any) -> None:
+        """What Azure answered to a write (the resource as stored): the next ``read_once(key)`` uses it."""
+        if self.observations is not None:
+            self.observations[key] = value
+
+    def forget(self, key: str) -> None:
+        if self.observations is not None:
+            self.observations.pop(key, None)
 
 
 class Action(ABC):

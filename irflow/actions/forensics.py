@@ -18,7 +18,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from irflow import clock
 from irflow.actions.base import (
@@ -101,18 +101,39 @@ def _supported_resource(value: str) -> str:
 class CaptureResourceStateParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    resources: list[str] = Field(
+    resource: str | None = Field(
+        default=None,
+        description="One resource id (the target of a for_each step: each resource is its own target, "
+        "captured in parallel with the others).",
+    )
+    resources: list[str] | None = Field(
+        default=None,
         min_length=1,
-        description="Resource ids: storage accounts, key vaults, NSGs, virtual networks, subnets, peerings.",
+        description="Resource ids: storage accounts, key vaults, NSGs, virtual networks, subnets, peerings "
+        "(one target reading them in turn; prefer for_each with resource).",
     )
     phase: Literal["before", "after"] = Field(
         default="before", description="Before or after containment (one capture of each per incident)."
     )
 
+    @field_validator("resource")
+    @classmethod
+    def _resource(cls, value: str | None) -> str | None:
+        return None if value is None else _supported_resource(value)
+
     @field_validator("resources")
     @classmethod
-    def _resources(cls, values: list[str]) -> list[str]:
-        return [_supported_resource(v) for v in values]
+    def _resources(cls, values: list[str] | None) -> list[str] | None:
+        return None if values is None else [_supported_resource(v) for v in values]
+
+    @model_validator(mode="after")
+    def _one_of(self) -> CaptureResourceStateParams:
+        if (self.resource is None) == (self.resources is None):
+            raise ValueError("give resource (one, in a for_each step) or resources (a list), not both")
+        return self
+
+    def all_resources(self) -> list[str]:
+        return [self.resource] if self.resource is not None else list(self.resources or [])
 
 
 @register
@@ -121,19 +142,21 @@ class CaptureResourceState(Action):
 
     Reads each resource with its management client and stores its canonical JSON (sorted keys) in the
     evidence store with its SHA-256; the audit chain records the capture. Writes nothing to Azure. One
-    capture per incident, resource and phase: re-running the step does not capture again.
+    capture per incident, resource and phase: re-running the step does not capture again. Over a list, use
+    ``for_each`` (each resource its own target, read in parallel, once for plan and apply).
 
     Example::
 
         - id: capture-before
           action: forensics.capture_resource_state
-          with: {resources: "{{ inputs.storage_accounts }}", phase: before}
+          for_each: "{{ inputs.storage_accounts }}"
+          with: {resource: "{{ item }}", phase: before}
     """
 
     name = "forensics.capture_resource_state"
     Params = CaptureResourceStateParams
     permissions = (STORAGE_READ, KEYVAULT_READ, NSG_READ, VNET_READ, SUBNET_READ, PEERING_READ)
-    target_param = None
+    target_param = "resource"
 
     @staticmethod
     def _read(ctx: StepContext, resource: str) -> dict[str, Any]:
@@ -163,8 +186,8 @@ class CaptureResourceState(Action):
         """The resource's ARM JSON; after containment, a resource that is gone (a deleted peering) is itself
         the evidence: ``{"id", "absent": true}``."""
         params: CaptureResourceStateParams = ctx.params  # type: ignore[assignment]
-        try:
-            return self._read(ctx, resource)
+        try:  # plan's read is apply's capture when both run in one engine step (ctx.read_once)
+            return ctx.read_once(f"state:{resource.lower()}", lambda: self._read(ctx, resource))
         except ResourceMissing:
             if params.phase == "before":
                 raise
@@ -173,7 +196,7 @@ class CaptureResourceState(Action):
     def _pending(self, ctx: StepContext) -> list[str]:
         params: CaptureResourceStateParams = ctx.params  # type: ignore[assignment]
         port = _port(ctx)
-        return [r for r in dict.fromkeys(params.resources) if not port.exists(self._key(ctx, r))]
+        return [r for r in dict.fromkeys(params.all_resources()) if not port.exists(self._key(ctx, r))]
 
     def plan(self, ctx: StepContext) -> Plan:
         params: CaptureResourceStateParams = ctx.params  # type: ignore[assignment]

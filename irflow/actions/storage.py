@@ -7,6 +7,7 @@ import ipaddress
 from datetime import datetime
 from typing import Any, Literal
 
+from azure.mgmt.storage.models import StorageAccountKey
 from pydantic import BaseModel, ConfigDict, Field
 
 from irflow.actions.base import (
@@ -33,13 +34,37 @@ CONTAINER_GET_ACL = "Microsoft.Storage/storageAccounts/blobServices/containers/g
 CONTAINER_SET_ACL = "Microsoft.Storage/storageAccounts/blobServices/containers/setAcl/action"
 
 
-def _get_account(ctx: StepContext, account_id: str) -> Any:
+def get_account(ctx: StepContext, account_id: str) -> Any:
+    """The account as ARM shows it, read once per target where the engine allows (see ``read_once``).
+
+    Storage accounts carry no ETag (the RP's ``StorageAccount`` has none, so there is no If-Match to send):
+    plan and apply share one read only inside one engine step holding the target's lock."""
     rid = ResourceId.parse(account_id)
-    with azure_errors(permission=READ, scope=account_id):
-        account = ctx.clients.storage(rid.subscription_id).storage_accounts.get_properties(
-            rid.resource_group, rid.name
+
+    def read() -> Any:
+        with azure_errors(permission=READ, scope=account_id):
+            return ctx.clients.storage(rid.subscription_id).storage_accounts.get_properties(
+                rid.resource_group, rid.name
+            )
+
+    return ctx.read_once(account_key(account_id), read)
+
+
+def account_key(account_id: str) -> str:
+    return f"account:{account_id.lower()}"
+
+
+def _update_account(ctx: StepContext, account_id: str, body: dict[str, Any]) -> Any:
+    """PATCH the account; Azure answers 200 with the account as stored
+    (https://learn.microsoft.com/en-us/rest/api/storagerp/storage-accounts/update), which verify checks
+    instead of reading it again."""
+    rid = ResourceId.parse(account_id)
+    with azure_errors(permission=WRITE, scope=account_id):
+        updated = ctx.clients.storage(rid.subscription_id).storage_accounts.update(
+            rid.resource_group, rid.name, body
         )
-    return account
+    ctx.remember(account_key(account_id), updated)
+    return updated
 
 
 def _network_state(props: dict[str, Any]) -> dict[str, Any]:
@@ -156,7 +181,7 @@ class IsolateAccount(Action):
 
     def _state(self, ctx: StepContext) -> dict[str, Any]:
         params: IsolateAccountParams = ctx.params  # type: ignore[assignment]
-        return _network_state(_get_account(ctx, params.account).as_dict().get("properties", {}))
+        return _network_state(get_account(ctx, params.account).as_dict().get("properties", {}))
 
     def plan(self, ctx: StepContext) -> Plan:
         params: IsolateAccountParams = ctx.params  # type: ignore[assignment]
@@ -179,11 +204,7 @@ class IsolateAccount(Action):
         if state["networkAcls"].get("resourceAccessRules"):
             acls["resourceAccessRules"] = []  # resource-instance rules admit other Azure resources: removed
         body = {"properties": {"allowBlobPublicAccess": False, "networkAcls": acls}}
-        rid = ResourceId.parse(params.account)
-        with azure_errors(permission=WRITE, scope=params.account):
-            ctx.clients.storage(rid.subscription_id).storage_accounts.update(
-                rid.resource_group, rid.name, body
-            )
+        _update_account(ctx, params.account, body)
         ctx.log.info("storage account isolated", changes=len(changes))
         return Result(changed=True, changes=changes, prior_state=state, notes=notes)
 
@@ -220,7 +241,7 @@ class SealAccount(Action):
 
     def _state(self, ctx: StepContext) -> dict[str, Any]:
         params: SealAccountParams = ctx.params  # type: ignore[assignment]
-        properties = _get_account(ctx, params.account).as_dict().get("properties", {})
+        properties = get_account(ctx, params.account).as_dict().get("properties", {})
         return {"publicNetworkAccess": properties.get("publicNetworkAccess", "Enabled")}
 
     @staticmethod
@@ -242,11 +263,7 @@ class SealAccount(Action):
         changes = self._changes(state)
         if not changes:
             return Result(changed=False, prior_state=state, notes=["already sealed"])
-        rid = ResourceId.parse(params.account)
-        with azure_errors(permission=WRITE, scope=params.account):
-            ctx.clients.storage(rid.subscription_id).storage_accounts.update(
-                rid.resource_group, rid.name, {"properties": {"publicNetworkAccess": "Disabled"}}
-            )
+        _update_account(ctx, params.account, {"properties": {"publicNetworkAccess": "Disabled"}})
         ctx.log.info("storage account sealed")
         return Result(changed=True, changes=changes, prior_state=state)
 
@@ -295,7 +312,7 @@ class UnsealAccount(Action):
 
     def _diff(self, ctx: StepContext) -> tuple[list[Change], dict[str, Any]]:
         params: UnsealAccountParams = ctx.params  # type: ignore[assignment]
-        properties = _get_account(ctx, params.account).as_dict().get("properties", {})
+        properties = get_account(ctx, params.account).as_dict().get("properties", {})
         current = {"publicNetworkAccess": properties.get("publicNetworkAccess", "Enabled")}
         wanted = params.prior.publicNetworkAccess
         if current["publicNetworkAccess"] == wanted:
@@ -313,11 +330,7 @@ class UnsealAccount(Action):
         changes, current = self._diff(ctx)
         if not changes:
             return Result(changed=False, prior_state=current, notes=["already unsealed"])
-        rid = ResourceId.parse(params.account)
-        with azure_errors(permission=WRITE, scope=params.account):
-            ctx.clients.storage(rid.subscription_id).storage_accounts.update(
-                rid.resource_group, rid.name, {"properties": {"publicNetworkAccess": changes[0].after}}
-            )
+        _update_account(ctx, params.account, {"properties": {"publicNetworkAccess": changes[0].after}})
         ctx.log.info("storage account unsealed")
         return Result(changed=True, changes=changes, prior_state=current)
 
@@ -366,11 +379,7 @@ class RotateAccountKeys(Action):
     def _stale_keys(self, ctx: StepContext) -> tuple[list[Change], dict[str, Any]]:
         params: RotateAccountKeysParams = ctx.params  # type: ignore[assignment]
         since = params.rotated_since or ctx.reference_time
-        account = _get_account(ctx, params.account)
-        created = account.key_creation_time
-        times = {
-            key: getattr(created, key, None) if created is not None else None for key in ("key1", "key2")
-        }
+        times = ctx.read_once(KEY_TIMES, lambda: _key_times(get_account(ctx, params.account)))
         changes = [
             Change(
                 field=f"keys.{key}",
@@ -407,15 +416,31 @@ class RotateAccountKeys(Action):
                 listed = client.storage_accounts.regenerate_key(
                     rid.resource_group, rid.name, {"keyName": key_name}
                 )
-            for key in listed.as_dict().get("keys", []):
-                if key.get("keyName") == key_name and key.get("value"):
-                    fingerprints[key_name] = fingerprint(key["value"])
+            keys = [StorageAccountKey(key) for key in listed.as_dict().get("keys", [])]
+            for key in keys:
+                if key.key_name == key_name and key.value:
+                    fingerprints[key_name] = fingerprint(key.value)
             ctx.log.info("storage account key regenerated", key_name=key_name)
+        # Azure answers regenerateKey with the account's keys and their creationTime
+        # (https://learn.microsoft.com/en-us/rest/api/storagerp/storage-accounts/regenerate-key): verify
+        # checks that answer rather than reading the account again.
+        answered = {key.key_name: key.creation_time for key in keys}
+        if all(answered.get(name) is not None for name in ("key1", "key2")):
+            ctx.remember(KEY_TIMES, {name: answered[name] for name in ("key1", "key2")})
+        ctx.forget(account_key(params.account))
         return Result(changed=True, changes=changes, prior_state=prior, outputs={"new_keys": fingerprints})
 
     def verify(self, ctx: StepContext) -> bool:
         changes, _ = self._stale_keys(ctx)
         return not changes
+
+
+KEY_TIMES = "key_creation_times"
+
+
+def _key_times(account: Any) -> dict[str, datetime | None]:
+    created = account.key_creation_time
+    return {key: getattr(created, key, None) if created is not None else None for key in ("key1", "key2")}
 
 
 class NetworkState(BaseModel):
@@ -462,7 +487,7 @@ class RestoreAccountNetwork(Action):
 
     def _diff(self, ctx: StepContext) -> tuple[list[Change], dict[str, Any]]:
         params: RestoreAccountNetworkParams = ctx.params  # type: ignore[assignment]
-        current = _network_state(_get_account(ctx, params.account).as_dict().get("properties", {}))
+        current = _network_state(get_account(ctx, params.account).as_dict().get("properties", {}))
         target = params.prior.model_dump()
         changes = [
             Change(field=f"properties.{key}", before=current[key], after=target[key])
@@ -481,12 +506,8 @@ class RestoreAccountNetwork(Action):
         changes, current = self._diff(ctx)
         if not changes:
             return Result(changed=False, prior_state=current, notes=["already restored"])
-        rid = ResourceId.parse(params.account)
         body = {"properties": {change.field.removeprefix("properties."): change.after for change in changes}}
-        with azure_errors(permission=WRITE, scope=params.account):
-            ctx.clients.storage(rid.subscription_id).storage_accounts.update(
-                rid.resource_group, rid.name, body
-            )
+        _update_account(ctx, params.account, body)
         ctx.log.info("storage account network restored", changes=len(changes))
         return Result(changed=True, changes=changes, prior_state=current)
 
@@ -576,6 +597,9 @@ class BlockPublicContainers(Action):
         return not self._changes(self._public(ctx))
 
 
+BLOB_SERVICE = "blob_service"
+
+
 class EnableDataProtectionParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -619,16 +643,24 @@ class EnableDataProtection(Action):
     def _current(self, ctx: StepContext) -> dict[str, Any]:
         params: EnableDataProtectionParams = ctx.params  # type: ignore[assignment]
         rid = ResourceId.parse(params.account)
-        with azure_errors(permission=BLOB_SERVICE_READ, scope=f"{params.account}/blobServices/default"):
-            service = ctx.clients.storage(rid.subscription_id).blob_services.get_service_properties(
-                rid.resource_group, rid.name
-            )
-        return service.as_dict().get("properties", {})
+
+        def read() -> Any:
+            with azure_errors(permission=BLOB_SERVICE_READ, scope=f"{params.account}/blobServices/default"):
+                return ctx.clients.storage(rid.subscription_id).blob_services.get_service_properties(
+                    rid.resource_group, rid.name
+                )
+
+        return dict(ctx.read_once(BLOB_SERVICE, read).as_dict().get("properties", {}))
 
     @staticmethod
     def _hierarchical(ctx: StepContext) -> bool:
+        """Whether the account has a hierarchical namespace (fixed at creation: read once per target)."""
         params: EnableDataProtectionParams = ctx.params  # type: ignore[assignment]
-        properties = _get_account(ctx, params.account).as_dict().get("properties", {})
+        key = "hierarchical"
+        if ctx.observations is not None and key in ctx.observations:
+            return bool(ctx.observations[key])
+        properties = get_account(ctx, params.account).as_dict().get("properties", {})
+        ctx.remember(key, bool(properties.get("isHnsEnabled")))
         return bool(properties.get("isHnsEnabled"))
 
     def _target(
@@ -681,9 +713,12 @@ class EnableDataProtection(Action):
             return Result(changed=False, prior_state=current, notes=["data protection already on", *notes])
         rid = ResourceId.parse(params.account)
         with azure_errors(permission=BLOB_SERVICE_WRITE, scope=f"{params.account}/blobServices/default"):
-            ctx.clients.storage(rid.subscription_id).blob_services.set_service_properties(
+            stored = ctx.clients.storage(rid.subscription_id).blob_services.set_service_properties(
                 rid.resource_group, rid.name, {"properties": target}
             )
+        # Azure answers 200 with the blob service properties as stored
+        # (https://learn.microsoft.com/en-us/rest/api/storagerp/blob-services/set-service-properties).
+        ctx.remember(BLOB_SERVICE, stored)
         ctx.log.info("blob data protection enabled", changes=len(changes))
         return Result(changed=True, changes=changes, prior_state=current, notes=notes)
 
@@ -727,19 +762,26 @@ class RemoveStoredAccessPolicies(Action):
     def _policies(self, ctx: StepContext) -> tuple[Any, dict[str, dict[str, Any]]]:
         """The blob service client and, per container, its ACL: public access and the policies to remove."""
         params: RemoveStoredAccessPoliciesParams = ctx.params  # type: ignore[assignment]
-        properties = _get_account(ctx, params.account).as_dict().get("properties", {})
+        account = get_account(ctx, params.account)
+        ctx.remember(account_key(params.account), account)  # this action changes no account setting
+        properties = account.as_dict().get("properties", {})
         endpoint = (properties.get("primaryEndpoints") or {}).get("blob")
         public_allowed = bool(properties.get("allowBlobPublicAccess", False))
         if not endpoint:
             raise ResourceMissing(f"not found: a blob endpoint on {params.account}")
         rid = ResourceId.parse(params.account)
-        with azure_errors(permission=CONTAINERS_READ, scope=params.account):
-            names = [
-                c.name
-                for c in ctx.clients.storage(rid.subscription_id).blob_containers.list(
-                    rid.resource_group, rid.name
-                )
-            ]
+
+        def list_names() -> list[str]:
+            with azure_errors(permission=CONTAINERS_READ, scope=params.account):
+                return [
+                    c.name
+                    for c in ctx.clients.storage(rid.subscription_id).blob_containers.list(
+                        rid.resource_group, rid.name
+                    )
+                ]
+
+        names = ctx.read_once("containers", list_names)
+        ctx.remember("containers", names)  # nor the list of containers
         if params.containers is not None:
             missing = sorted(set(params.containers) - set(names))
             if missing:
@@ -748,10 +790,16 @@ class RemoveStoredAccessPolicies(Action):
         service = ctx.clients.blob_service(endpoint)
         acls: dict[str, dict[str, Any]] = {}
         for name in names:
-            with azure_errors(
-                permission=CONTAINER_GET_ACL, scope=f"{params.account}/blobServices/default/containers/{name}"
-            ):
-                acl = service.get_container_client(name).get_container_access_policy()
+
+            def read_acl(name: str = name) -> Any:
+                with azure_errors(
+                    permission=CONTAINER_GET_ACL,
+                    scope=f"{params.account}/blobServices/default/containers/{name}",
+                ):
+                    return service.get_container_client(name).get_container_access_policy()
+
+            # Set Container ACL answers without the ACL: verify reads it again (taken once, not kept).
+            acl = ctx.read_once(f"acl:{name}", read_acl)
             identifiers = {i.id: i.access_policy for i in acl.get("signed_identifiers") or []}
             remove = [i for i in identifiers if params.policy_ids is None or i in params.policy_ids]
             public = acl.get("public_access")

@@ -25,7 +25,7 @@ from irflow.actions.storage import (
     CONTAINERS_READ,
     CONTAINERS_WRITE,
     READ,
-    _get_account,
+    get_account,
 )
 from irflow.domain.resource_id import ResourceId, StorageAccountId
 
@@ -37,7 +37,7 @@ def _container_scope(account: str, container: str) -> str:
 
 
 def _account_properties(ctx: StepContext, account: str) -> dict[str, Any]:
-    return _get_account(ctx, account).as_dict().get("properties", {}) or {}
+    return get_account(ctx, account).as_dict().get("properties", {}) or {}
 
 
 # ----------------------------------------------------------------------------- restore public containers

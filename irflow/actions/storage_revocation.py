@@ -27,6 +27,7 @@ from irflow.actions.base import (
     register,
 )
 from irflow.actions.monitor import QUERY_READ, run_query
+from irflow.actions.storage import account_key, get_account
 from irflow.domain.resource_id import ResourceId, StorageAccountId, WorkspaceGuid
 
 READ = "Microsoft.Storage/storageAccounts/read"
@@ -138,11 +139,7 @@ class RevokeUserDelegationKeys(Action):
 
     def _state(self, ctx: StepContext) -> dict[str, Any]:
         params: RevokeUserDelegationKeysParams = ctx.params  # type: ignore[assignment]
-        rid = ResourceId.parse(params.account)
-        with azure_errors(permission=READ, scope=params.account):
-            account = ctx.clients.storage(rid.subscription_id).storage_accounts.get_properties(
-                rid.resource_group, rid.name
-            )
+        account = get_account(ctx, params.account)
         since = self._since(ctx)
         tags = dict(account.tags or {})
         tagged = _parse(tags.get(MARKER_TAG))
@@ -203,7 +200,8 @@ class RevokeUserDelegationKeys(Action):
         tags = {**state["tags"], MARKER_TAG: _stamp(answered)}
         try:
             with azure_errors(permission=WRITE, scope=params.account):
-                client.storage_accounts.update(rid.resource_group, rid.name, {"tags": tags})
+                updated = client.storage_accounts.update(rid.resource_group, rid.name, {"tags": tags})
+            ctx.remember(account_key(params.account), updated)  # verify reads the tag from the answer
         except ActionError as exc:
             notes.append(f"revoked (Azure answered 2xx), but the marker tag was not written: {exc}")
         return Result(

@@ -12,9 +12,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import requests
 from azure.core.credentials import AccessToken, TokenCredential
+from urllib3.util.retry import Retry
 
 from irflow.azure.principal import network_origin, self_object_id
+from irflow.azure.ratelimit import ArmRateLimiter, ArmRateLimitPolicy
 from irflow.settings import Settings
 
 
@@ -170,10 +173,39 @@ def build_credential(settings: Settings, endpoints: CloudEndpoints) -> TokenCred
     return DefaultAzureCredential(authority=authority)
 
 
-class AzureClients:
-    """Client factory for one process: one credential, one client per (kind, subscription)."""
+# Connections kept per host: as many as targets may call Azure at once (the fan-out queue's worker
+# concurrency), so a busy fan-out reuses its TLS connections instead of opening and dropping them.
+POOL_SIZE = 64
 
-    def __init__(self, settings: Settings, credential: TokenCredential | None = None) -> None:
+
+def pooled_session(pool_size: int = POOL_SIZE) -> requests.Session:
+    """A ``requests`` session whose per-host pool holds ``pool_size`` connections (requests keeps 10), with
+    retries left to azure-core's retry policy, as its own transport sets them."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(
+        pool_connections=8,
+        pool_maxsize=pool_size,
+        max_retries=Retry(total=False, redirect=False, raise_on_status=False),
+    )
+    for prefix in ("http://", "https://"):
+        session.mount(prefix, adapter)
+    return session
+
+
+class AzureClients:
+    """Client factory for one process: one credential, one client per (kind, subscription).
+
+    Every ARM client shares one connection pool sized to the fan-out and one :class:`ArmRateLimiter`
+    (ARM's budget per subscription and kind, :mod:`irflow.azure.ratelimit`)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        credential: TokenCredential | None = None,
+        *,
+        rate_limiter: ArmRateLimiter | None = None,
+        pool_size: int = POOL_SIZE,
+    ) -> None:
         self.endpoints = resolve_endpoints(settings)
         self.credential = credential or build_credential(settings, self.endpoints)
         self.verify: str | bool = str(settings.azure_ca_bundle) if settings.azure_ca_bundle else True
@@ -183,6 +215,9 @@ class AzureClients:
         self._settings = settings
         self._self_object_id: str | None = None
         self.origin = network_origin(settings)
+        self.rate_limiter = rate_limiter or ArmRateLimiter()
+        self.pool_size = pool_size
+        self._arm_session = pooled_session(pool_size)
 
     def self_object_id(self) -> str:
         """irflow's own object id (configured, or its token's ``oid``); cached for the process."""
@@ -195,10 +230,16 @@ class AzureClients:
         return f"{self.endpoints.arm}/.default"
 
     def _common(self) -> dict[str, Any]:
+        from azure.core.pipeline.transport import RequestsTransport
+
         common: dict[str, Any] = {
             "base_url": self.endpoints.arm,
             "credential_scopes": [self.arm_scope],
             "connection_verify": self.verify,
+            "transport": RequestsTransport(
+                session=self._arm_session, session_owner=False, connection_verify=self.verify
+            ),
+            "per_retry_policies": [ArmRateLimitPolicy(self.rate_limiter)],
         }
         if self.polling_interval is not None:
             common["polling_interval"] = self.polling_interval
@@ -325,3 +366,4 @@ class AzureClients:
             for client in self._clients.values():
                 client.close()
             self._clients.clear()
+            self._arm_session.close()

@@ -17,11 +17,12 @@ from dbos import DBOS, SetWorkflowTimeout
 from dbos._error import DBOSAwaitedWorkflowCancelledError
 from pydantic import ValidationError
 
+from irflow import clock
 from irflow.actions.base import ActionError, StepContext, get_action, retry_after_of
 from irflow.engine.evidence import EvidenceRecorder
 from irflow.engine.machines import IllegalTransition
 from irflow.engine.notifier import OutboxNotifier
-from irflow.engine.playbook import PlaybookError, StepSpec, parse_playbook
+from irflow.engine.playbook import PlaybookError, StepSpec, parse_playbook, pipeline_chain
 from irflow.engine.runtime import FANOUT_QUEUE, services
 from irflow.engine.sealing import unseal
 from irflow.engine.state import ENGINE_ACTOR
@@ -196,13 +197,29 @@ def deliver_outbox() -> dict[str, int]:
 
 @DBOS.step()
 @_portable
-def plan_target(step_id: str) -> dict[str, Any]:
-    """Compute the step's plan (reads only) and record it."""
+def plan_target(step_id: str, then_apply: bool = False) -> dict[str, Any]:
+    """Compute the step's plan (reads only) and record it.
+
+    ``then_apply`` (no approval gate, not a dry run): the first attempt runs in this same step, under the
+    target's lock taken before the plan's reads, so plan and apply share one read of Azure (nothing of
+    irflow's changes the resource in between) and the outcome comes back as ``applied``. A replay of this
+    step after a crash reads Azure again; the state transitions recognise what was already recorded.
+    """
     row = services().state.step_row(step_id)
     with bind_context(incident_id=row["incident_id"], run_id=row["run_id"], step_id=row["step_key"]):
         try:
             action, ctx = _context(row)
-            plan = action.plan(ctx).model_dump(mode="json")
+            if not then_apply:
+                plan = action.plan(ctx).model_dump(mode="json")
+                _record_plan(step_id, row, plan)
+                return {"ok": True, "plan": plan}
+            with services().target_locks.hold(row["action"], row["target"]):
+                plan = action.plan(ctx).model_dump(mode="json")
+                _record_plan(step_id, row, plan)
+                services().state.transition_step(step_id, "start")
+                ctx.first_attempt_at = row["first_attempt_at"] or clock.now()  # what "start" just recorded
+                applied = _apply_and_verify(action, ctx, row)
+            return {"ok": True, "plan": plan, "applied": applied}
         except ActionError as exc:
             return _failure(exc, exc.retryable)
         except (ValidationError, KeyError) as exc:  # params that can never be valid: no retry
@@ -210,29 +227,39 @@ def plan_target(step_id: str) -> dict[str, Any]:
         except Exception as exc:  # an SDK or transport failure (a connection error): the retry policy decides
             log.warning("plan raised", action=row["action"], error_type=type(exc).__name__)
             return _failure(exc, True)
+
+
+def _record_plan(step_id: str, row: dict[str, Any], plan: dict[str, Any]) -> None:
     if row["state"] == "pending":
         services().state.transition_step(
             step_id, "plan", plan=plan, payload={"changes": plan["changes"], "notes": plan["notes"]}
         )
-    return {"ok": True, "plan": plan}
 
 
 @DBOS.step()
 @_portable
 def apply_target(step_id: str) -> dict[str, Any]:
-    """Make Azure match the target state, then re-read it. Returns, never raises, for action errors."""
+    """Make Azure match the target state, then verify it. Returns, never raises, for action errors."""
     row = services().state.step_row(step_id)
     with bind_context(incident_id=row["incident_id"], run_id=row["run_id"], step_id=row["step_key"]):
         try:
             action, ctx = _context(row)
             with services().target_locks.hold(row["action"], row["target"]):
-                result = action.apply(ctx)
-                verified = action.verify(ctx)
-        except ActionError as exc:
-            return _failure(exc, exc.retryable)
-        except Exception as exc:  # an SDK or transport failure we did not classify, in apply or verify: retry
-            log.warning("action raised", action=row["action"], error_type=type(exc).__name__)
+                return _apply_and_verify(action, ctx, row)
+        except Exception as exc:  # the target's lock not taken in time: retry it
             return _failure(exc, True)
+
+
+def _apply_and_verify(action: Any, ctx: StepContext, row: dict[str, Any]) -> dict[str, Any]:
+    """Apply, then verify (from the write's own answer where the action kept it). Never raises."""
+    try:
+        result = action.apply(ctx)
+        verified = action.verify(ctx)
+    except ActionError as exc:
+        return _failure(exc, exc.retryable)
+    except Exception as exc:  # an SDK or transport failure we did not classify, in apply or verify: retry
+        log.warning("action raised", action=row["action"], error_type=type(exc).__name__)
+        return _failure(exc, True)
     outcome = result.model_dump(mode="json")
     if not verified:
         return {
@@ -271,6 +298,7 @@ def _context(row: dict[str, Any]) -> tuple[Any, StepContext]:
         incident=row["incident"],
         notifier=OutboxNotifier(services().db, services().settings),
         evidence=EvidenceRecorder(services().db),
+        observations={},  # one target's reads, shared by its plan, apply and verify in one step
     )
     return action_cls(), ctx
 
@@ -302,13 +330,15 @@ def target_workflow(step_id: str, spec: dict[str, Any], dry_run: bool, auto_appr
 
 
 def _run_target(step_id: str, step: StepSpec, dry_run: bool, auto_approve: bool) -> dict[str, Any]:
-    planned = _plan_with_retries(step_id, step)
+    gated = step.requires_approval and not auto_approve
+    # Without a gate the first attempt runs in the plan's step: one read of Azure serves plan and apply.
+    planned = _plan_with_retries(step_id, step, then_apply=not dry_run and not gated)
     if not planned["ok"]:
         change_step(step_id, "fail", {"error": planned["error"]}, {"error": planned["error"]})
         return {"state": "failed", "error": planned["error"]}
     if dry_run:
         return {"state": "planned", "plan": planned["plan"]}
-    if step.requires_approval and not auto_approve:
+    if gated:
         change_step(step_id, "request_approval", {"workflow_id": DBOS.workflow_id})
         decision = DBOS.recv(APPROVAL_TOPIC, timeout_seconds=step.approval_timeout) or {}
         actor = str(decision.get("actor", "irflow-engine" if not decision else "unknown"))[:200]
@@ -325,8 +355,11 @@ def _run_target(step_id: str, step: StepSpec, dry_run: bool, auto_approve: bool)
             delay = _retry_delay(step, attempt, outcome)
             change_step(step_id, "retry_later", payload={"error": outcome["error"], "delay_s": delay})
             DBOS.sleep(delay)
-        change_step(step_id, "start")
-        outcome = apply_target(step_id)
+        if attempt == 1 and "applied" in planned:
+            outcome = planned["applied"]
+        else:
+            change_step(step_id, "start")
+            outcome = apply_target(step_id)
         if outcome["ok"]:
             result = outcome["result"]
             change_step(
@@ -347,7 +380,7 @@ def _run_target(step_id: str, step: StepSpec, dry_run: bool, auto_approve: bool)
     return {"state": "failed", "error": last_error}
 
 
-def _plan_with_retries(step_id: str, step: StepSpec) -> dict[str, Any]:
+def _plan_with_retries(step_id: str, step: StepSpec, then_apply: bool = False) -> dict[str, Any]:
     """Plan under the step's retry policy: a read that fails for a transient reason is tried again."""
     planned: dict[str, Any] = {}
     for attempt in range(1, step.retry.max_attempts + 1):
@@ -355,7 +388,7 @@ def _plan_with_retries(step_id: str, step: StepSpec) -> dict[str, Any]:
             delay = _retry_delay(step, attempt, planned)
             note_step(step_id, "step.plan_retrying", {"error": planned["error"], "delay_s": delay})
             DBOS.sleep(delay)
-        planned = plan_target(step_id)
+        planned = plan_target(step_id, then_apply)
         if planned["ok"] or not planned.get("retryable"):
             return planned
     return planned
@@ -394,83 +427,219 @@ def _run_playbook(run_id: str, run: dict[str, Any]) -> str:
     change_run(run_id, "start")
     outputs: dict[str, Any] = {}
     queue = DBOS.retrieve_queue(FANOUT_QUEUE)
-    poll = services().settings.queue_polling_interval
     position = 0
     while position < len(playbook.steps):
-        step = playbook.steps[position]
-        position += 1
+        chain = pipeline_chain(playbook.steps, position)  # one step, or a pipeline of for_each steps
+        first = position
+        position += len(chain)
         context = {
             "inputs": unseal(run["params"]),  # in memory only; stored sealed
             "steps": outputs,
             "incident": {"id": run["incident_id"], "prior_state": run["prior_states"]},
         }
-        condition = _condition(step, context)
-        if condition is False:
-            note_run_event(run_id, "run.step_skipped", {"step": step.id, "when": step.when})
-            outputs[step.id] = {"states": [], "outputs": [], "skipped": True}
-            continue
-        items = _expand(step, context) if condition is True else [_error_item(condition)]
-        if not items:  # an optional list input left empty: nothing to do, and the trail says so
-            note_step_without_targets(run_id, step.id)
-            outputs[step.id] = {"states": [], "outputs": []}
-            continue
-        spec = step.model_dump(mode="json", by_alias=True)
-        step_ids = create_steps(run_id, position - 1, spec, [_row_of(item) for item in items])
-        outcomes: list[dict[str, Any] | None] = [None] * len(step_ids)
-        window: list[tuple[int, Any]] = []
-        known = read_step_states(step_ids)
-        for index, (step_id, item) in enumerate(zip(step_ids, items, strict=True)):
-            if known[index]["state"] in ("succeeded", "skipped"):  # done before this run was retried
-                outcomes[index] = {"state": known[index]["state"], "result": known[index]["result"] or {}}
+        prepared: list[_Prepared] = []
+        for offset, step in enumerate(chain):
+            condition = _condition(step, context)
+            if condition is False:
+                note_run_event(run_id, "run.step_skipped", {"step": step.id, "when": step.when})
+                outputs[step.id] = {"states": [], "outputs": [], "skipped": True}
                 continue
-            if "error" in item:  # its params could not be rendered: a failure of this target alone
-                change_step(step_id, "fail", {"error": item["error"]}, {"error": item["error"]})
-                outcomes[index] = {"state": "failed", "error": item["error"]}
+            items = _expand(step, context) if condition is True else [_error_item(condition)]
+            if not items:  # an optional list input left empty: nothing to do, and the trail says so
+                note_step_without_targets(run_id, step.id)
+                outputs[step.id] = {"states": [], "outputs": []}
                 continue
-            if len(window) >= step.concurrency:
-                waited, handle = window.pop(0)
-                outcomes[waited] = _outcome(handle, poll, step_ids[waited], step.timeout)
-            # DBOS cancels a workflow past its timeout (counted from when a worker dequeues it).
-            with SetWorkflowTimeout(step.timeout):
-                handle = queue.enqueue(target_workflow, step_id, spec, run["dry_run"], run["auto_approve"])
-            window.append((index, handle))
-        for waited, handle in window:
-            outcomes[waited] = _outcome(handle, poll, step_ids[waited], step.timeout)
-        done = [o for o in outcomes if o is not None]
-        if step.action.startswith("notify.") and not run["dry_run"]:
-            deliver_outbox()
-        outputs[step.id] = {
-            "states": [o["state"] for o in done],
-            "outputs": [o.get("result", {}).get("outputs", {}) for o in done],
-        }
-        rejected = [o for o in done if o.get("rejected_by")]
-        if rejected and step.on_reject == "stop":
-            by = rejected[0]["rejected_by"]
-            why = f"step {step.id}: {rejected[0]['error']} by {by} (on_reject: stop)"
-            return change_run(run_id, "cancel", error=why, actor=by, payload={"reason": why})
-        if rejected and step.on_reject.startswith("goto "):
-            target = step.on_reject.removeprefix("goto ")
-            resume_at = next(i for i, s in enumerate(playbook.steps) if s.id == target)
-            for jumped in playbook.steps[position:resume_at]:
-                note_run_event(
-                    run_id,
-                    "run.step_skipped",
-                    {"step": jumped.id, "reason": f"{step.id} rejected: goto {target}"},
+            spec = step.model_dump(mode="json", by_alias=True)
+            step_ids = create_steps(run_id, first + offset, spec, [_row_of(item) for item in items])
+            prepared.append(_Prepared(step, spec, step_ids, items, read_step_states(step_ids)))
+        if len(prepared) > 1 and _aligned(prepared):
+            results = _run_pipeline(prepared, run, queue)
+        else:  # a single step, or targets that do not pair up item by item: one step after the other
+            for member in prepared:
+                verdict = _conclude(
+                    run_id, run, playbook, member.step, _run_step(member, run, queue), outputs, position
                 )
-                outputs[jumped.id] = {"states": [], "outputs": [], "skipped": True}
-            position = resume_at
-        failed = [o for o in done if o["state"] == "failed"]
-        if failed and step.on_failure != "continue":
-            error = (
-                f"step {step.id}: {len(failed)} of {len(done)} "
-                f"targets failed; first error: {failed[0].get('error', '')}"
-            )
-            if step.on_failure == "escalate" and not run["dry_run"]:
-                escalation = escalate_failure(run_id, step.id, error)
-                deliver_outbox()
-                error = f"{error} ({escalation})"
-            return change_run(run_id, "fail", error=error)
+                if isinstance(verdict, str):
+                    return verdict
+                if isinstance(verdict, int):  # on_reject: goto (never inside a pipeline)
+                    position = verdict
+                    break
+            continue
+        for member, done in zip(prepared, results, strict=True):
+            verdict = _conclude(run_id, run, playbook, member.step, done, outputs, position)
+            if isinstance(verdict, str):
+                return verdict
     return change_run(run_id, "succeed")
+
+
+class _Prepared:
+    """One step of a run ready to fan out: its spec, target rows and their items, and what is already done."""
+
+    def __init__(
+        self,
+        step: StepSpec,
+        spec: dict[str, Any],
+        step_ids: list[str],
+        items: list[dict[str, Any]],
+        known: list[dict[str, Any]],
+    ) -> None:
+        self.step, self.spec, self.step_ids, self.items, self.known = step, spec, step_ids, items, known
+
+    def settled(self, index: int) -> dict[str, Any] | None:
+        """The outcome of a target settled before it runs: done before a retry, or its params unrenderable."""
+        known = self.known[index]
+        if known["state"] in ("succeeded", "skipped"):  # done before this run was retried
+            return {"state": known["state"], "result": known["result"] or {}}
+        item = self.items[index]
+        if "error" in item:  # its params could not be rendered: a failure of this target alone
+            change_step(self.step_ids[index], "fail", {"error": item["error"]}, {"error": item["error"]})
+            return {"state": "failed", "error": item["error"]}
+        return None
+
+
+def _run_step(member: _Prepared, run: dict[str, Any], queue: Any) -> list[dict[str, Any]]:
+    """Every target of one step through the fan-out queue, at most ``concurrency`` at once; a slot frees as
+    soon as any target ends (not the oldest)."""
+    step, spec = member.step, member.spec
+    outcomes: list[dict[str, Any] | None] = [None] * len(member.step_ids)
+    window: dict[int, Any] = {}
+    for index, step_id in enumerate(member.step_ids):
+        outcomes[index] = member.settled(index)
+        if outcomes[index] is not None:
+            continue
+        if len(window) >= step.concurrency:
+            waited = _first_done(window)
+            outcomes[waited] = _outcome(window.pop(waited), member.step_ids[waited], step.timeout)
+        # DBOS cancels a workflow past its timeout (counted from when a worker dequeues it).
+        with SetWorkflowTimeout(step.timeout):
+            window[index] = queue.enqueue(target_workflow, step_id, spec, run["dry_run"], run["auto_approve"])
+    while window:
+        waited = _first_done(window)
+        outcomes[waited] = _outcome(window.pop(waited), member.step_ids[waited], step.timeout)
+    return [o for o in outcomes if o is not None]
+
+
+def _run_pipeline(members: list[_Prepared], run: dict[str, Any], queue: Any) -> list[list[dict[str, Any]]]:
+    """A pipeline: an item moves on to the next step as soon as its target of this step ended, so item A
+    may be at step 3 while item B is still at step 1. Each step keeps its own window of ``concurrency``
+    (isolating the last account never waits for another account's later steps), and a slot frees as soon
+    as any of its targets ends. A target failing under ``on_failure: stop`` or ``escalate`` ends its item's
+    chain: the item's later steps stay ``pending`` (not run; a retry of the run runs them)."""
+    count = len(members[0].step_ids)
+    outcomes: list[list[dict[str, Any] | None]] = [[None] * count for _ in members]
+    ready: list[list[int]] = [[] for _ in members]  # items waiting for a slot, per step
+    running = [0] * len(members)
+    in_flight: dict[str, tuple[int, int, Any]] = {}  # workflow id → (step, item, handle)
+
+    def stop(position: int, item: int, reason: str) -> None:
+        for later in range(position, len(members)):
+            outcomes[later][item] = {"state": "pending", "error": reason}
+            note_step(members[later].step_ids[item], "step.not_run", {"reason": reason})
+
+    def advance(position: int, item: int) -> None:
+        """The item is ready for ``position``: queue it there, after settling what is already done."""
+        while position < len(members):
+            member = members[position]
+            settled = member.settled(item)
+            if settled is None:
+                ready[position].append(item)
+                return
+            outcomes[position][item] = settled
+            if settled["state"] == "failed" and member.step.on_failure != "continue":
+                return stop(position + 1, item, f"not run: {member.step.id} failed for this target")
+            position += 1
+
+    for item in range(count):
+        advance(0, item)
+    while True:
+        for position, member in enumerate(members):
+            while ready[position] and running[position] < member.step.concurrency:
+                item = ready[position].pop(0)
+                step_id = member.step_ids[item]
+                with SetWorkflowTimeout(member.step.timeout):
+                    handle = queue.enqueue(
+                        target_workflow, step_id, member.spec, run["dry_run"], run["auto_approve"]
+                    )
+                in_flight[handle.workflow_id] = (position, item, handle)
+                running[position] += 1
+        if not in_flight:
+            break
+        handles = [handle for _, _, handle in in_flight.values()]
+        done = DBOS.wait_first(handles, polling_interval_sec=WAIT_POLL_S)
+        position, item, handle = in_flight.pop(done.workflow_id)
+        running[position] -= 1
+        member = members[position]
+        outcome = _outcome(handle, member.step_ids[item], member.step.timeout)
+        outcomes[position][item] = outcome
+        if outcome["state"] == "failed" and member.step.on_failure != "continue":
+            stop(position + 1, item, f"not run: {member.step.id} failed for this target")
+        else:
+            advance(position + 1, item)
+    return [[o for o in column if o is not None] for column in outcomes]
+
+
+def _aligned(members: list[_Prepared]) -> bool:
+    """The steps' targets pair up item by item (a for_each that could not render has one error target)."""
+    indexes = [[item["item_index"] for item in member.items] for member in members]
+    return all(each == indexes[0] for each in indexes) and -1 not in indexes[0]
+
+
+# How often a step waits for the first of its targets to end: one query over the whole window.
+WAIT_POLL_S = 0.02
+
+
+def _first_done(window: dict[int, Any]) -> int:
+    """The index of the first target of the window to end (recorded: a replay waits for the same one)."""
+    by_id = {handle.workflow_id: index for index, handle in window.items()}
+    done = DBOS.wait_first(list(window.values()), polling_interval_sec=WAIT_POLL_S)
+    return by_id[done.workflow_id]
+
+
+def _conclude(
+    run_id: str,
+    run: dict[str, Any],
+    playbook: Any,
+    step: StepSpec,
+    done: list[dict[str, Any]],
+    outputs: dict[str, Any],
+    position: int,
+) -> str | int | None:
+    """After a step's targets ended: its outputs, then what the run does next. A string is the run's final
+    status (stopped by a rejection or a failure), an int the position to go on at (``on_reject: goto``)."""
+    if step.action.startswith("notify.") and not run["dry_run"]:
+        deliver_outbox()
+    outputs[step.id] = {
+        "states": [o["state"] for o in done],
+        "outputs": [o.get("result", {}).get("outputs", {}) for o in done],
+    }
+    jump: int | None = None
+    rejected = [o for o in done if o.get("rejected_by")]
+    if rejected and step.on_reject == "stop":
+        by = rejected[0]["rejected_by"]
+        why = f"step {step.id}: {rejected[0]['error']} by {by} (on_reject: stop)"
+        return change_run(run_id, "cancel", error=why, actor=by, payload={"reason": why})
+    if rejected and step.on_reject.startswith("goto "):
+        target = step.on_reject.removeprefix("goto ")
+        jump = next(i for i, s in enumerate(playbook.steps) if s.id == target)
+        for jumped in playbook.steps[position:jump]:
+            note_run_event(
+                run_id,
+                "run.step_skipped",
+                {"step": jumped.id, "reason": f"{step.id} rejected: goto {target}"},
+            )
+            outputs[jumped.id] = {"states": [], "outputs": [], "skipped": True}
+    failed = [o for o in done if o["state"] == "failed"]
+    if failed and step.on_failure != "continue":
+        error = (
+            f"step {step.id}: {len(failed)} of {len(done)} "
+            f"targets failed; first error: {failed[0].get('error', '')}"
+        )
+        if step.on_failure == "escalate" and not run["dry_run"]:
+            escalation = escalate_failure(run_id, step.id, error)
+            deliver_outbox()
+            error = f"{error} ({escalation})"
+        return change_run(run_id, "fail", error=error)
+    return jump
 
 
 def _condition(step: StepSpec, context: dict[str, Any]) -> bool | str:
@@ -490,10 +659,10 @@ def _error_item(error: Any) -> dict[str, Any]:
     return {"item_index": -1, "target": None, "params": {}, "error": str(error)}
 
 
-def _outcome(handle: Any, poll: float, step_id: str, timeout: float | None) -> dict[str, Any]:
+def _outcome(handle: Any, step_id: str, timeout: float | None) -> dict[str, Any]:
     """A target's outcome; a target workflow that ended in an error (or was cancelled) counts as failed."""
     try:
-        return handle.get_result(polling_interval_sec=poll)
+        return handle.get_result(polling_interval_sec=WAIT_POLL_S)
     except DBOSAwaitedWorkflowCancelledError as exc:
         if timeout is not None:  # past its timeout (an operator's cancel stops this workflow too)
             return time_out_target(step_id, timeout)

@@ -128,6 +128,9 @@ class StepSpec(BaseModel):
     # later step ("goto <step id>").
     on_reject: str = Field(default="skip", pattern=r"^(skip|stop|goto [a-z0-9][a-z0-9_-]{0,63})$")
     approval_timeout: float = Field(default=7 * 24 * 3600, gt=0, le=30 * 24 * 3600)
+    # Per-target pipelining: this for_each step starts for an item as soon as the previous step (a for_each
+    # over the same list) finished for that item, not when it finished for every item.
+    pipeline: bool = False
     description: str = ""
 
     @model_validator(mode="after")
@@ -167,6 +170,43 @@ class Playbook(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _pipelines(self) -> Playbook:
+        """``pipeline: true`` joins a step to the previous one's per-target chain: both iterate the same list,
+        and nothing in the chain waits for every target of a step (no ``steps.<id>`` of the chain read
+        inside it, no ``on_reject`` but skip: stop and goto decide for the whole run, after a barrier)."""
+        for position, step in enumerate(self.steps):
+            if not step.pipeline:
+                continue
+            where = f"step {step.id!r} (pipeline: true)"
+            previous = self.steps[position - 1] if position else None
+            if previous is None:
+                raise ValueError(f"{where}: the first step has no previous step to pipeline with")
+            if step.for_each is None or previous.for_each is None:
+                raise ValueError(f"{where}: it and the previous step {previous.id!r} both need for_each")
+            if step.for_each != previous.for_each:
+                raise ValueError(
+                    f"{where}: for_each must be the same list as the previous step {previous.id!r} "
+                    f"({previous.for_each!r}), so each target's chain is one item"
+                )
+            chain = pipeline_chain(self.steps, position)
+            for member in chain:
+                if member.on_reject != "skip":
+                    raise ValueError(
+                        f"step {member.id!r} is in a pipeline: on_reject must be skip "
+                        "(stop and goto decide for every target at once)"
+                    )
+            earlier = {member.id for member in chain if member is not step}
+            read = _steps_read(step)
+            if "" in read:  # steps[...] with a computed key: it may read any of them
+                read |= earlier
+            if read & earlier:
+                raise ValueError(
+                    f"{where}: reads the outputs of {', '.join(sorted(read & earlier))}, not complete until "
+                    "the pipeline ends; remove pipeline: true or read them in a later step"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _goto_later_steps(self) -> Playbook:
         ids = [step.id for step in self.steps]
         for position, step in enumerate(self.steps):
@@ -175,6 +215,31 @@ class Playbook(BaseModel):
                 if target not in ids[position + 1 :]:
                     raise ValueError(f"step {step.id!r}: on_reject goes to {target!r}, not a later step")
         return self
+
+
+def pipeline_chain(steps: list[StepSpec], position: int) -> list[StepSpec]:
+    """The pipeline the step at ``position`` belongs to: its head and every pipelined step after it."""
+    head = position
+    while head > 0 and steps[head].pipeline:
+        head -= 1
+    end = head + 1
+    while end < len(steps) and steps[end].pipeline:
+        end += 1
+    return steps[head:end]
+
+
+def _steps_read(step: StepSpec) -> set[str]:
+    """The ids of earlier steps whose outputs a step's templates read (``steps.<id>``; "" for a computed
+    key)."""
+    sources = [step.when, step.for_each, step.with_]
+    found: set[str] = set()
+    for value in sources:
+        for _, source in _template_strings(value, ()):
+            try:
+                found |= {attribute or "" for name, attribute in references(source) if name == "steps"}
+            except TemplateProblem:
+                continue  # reported by the template check, with its line
+    return found
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,9 @@ APPLICATION = "irflow"
 # The registered name of the run workflow (irflow.engine.interpreter.playbook_workflow), for the client.
 RUN_WORKFLOW = "playbook_workflow"
 RETRY_WORKFLOW = "retry_workflow"
+# Targets (or pipeline chains) running at once across every replica: with the ARM rate limiter per
+# subscription (irflow.azure.ratelimit), what keeps N replicas from multiplying the load on Azure by N.
+FANOUT_GLOBAL_CONCURRENCY = 128
 
 log = get_logger("irflow.engine")
 
@@ -97,6 +100,22 @@ def system_database_url(app_url: str) -> str:
     return app_url
 
 
+def use_wal(system_url: str) -> None:
+    """Put DBOS's SQLite system database in WAL mode (persistent in the file) before DBOS opens it: its
+    pollers (queue, waits) then read while a step commits, instead of blocking and being blocked by every
+    commit of the rollback journal DBOS leaves it in (https://www.sqlite.org/wal.html)."""
+    url = make_url(system_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    import sqlite3
+
+    connection = sqlite3.connect(url.database, timeout=30)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+    finally:
+        connection.close()
+
+
 def open_database(settings: Settings) -> Database:
     db = Database(settings.database_url)
     ensure_schema(db.engine)
@@ -146,11 +165,13 @@ def launch(
         # How soon a replica sees schedules another one created or changed.
         "scheduler_polling_interval_sec": max(1.0, min(30.0, settings.replica_lease)),
     }
+    use_wal(config["system_database_url"])
     DBOS(config=config)
     DBOS.launch()
     DBOS.register_queue(
         FANOUT_QUEUE,
         worker_concurrency=FANOUT_WORKER_CONCURRENCY,
+        global_concurrency=FANOUT_GLOBAL_CONCURRENCY,
         polling_interval_sec=settings.queue_polling_interval,
     )
     DBOS.register_queue(

@@ -54,9 +54,11 @@ def test_peering_bypass_is_contained_once_and_released(
     assert first.handle.get_result() == "succeeded", run_view(svc, first.run_id)["error"]
     view = run_view(svc, first.run_id)
     assert [(s["step"], s["state"]) for s in view["steps"]] == [
+        ("capture-state-before", "succeeded"),  # the subnet and the peering, each its own target
         ("capture-state-before", "succeeded"),
         ("quarantine", "succeeded"),
         ("disconnect-peering", "succeeded"),
+        ("capture-state-after", "succeeded"),
         ("capture-state-after", "succeeded"),
         ("escalate", "succeeded"),
     ]

@@ -124,9 +124,14 @@ def retry(svc: Services, run_id: str, *, by: Principal) -> RetryStarted:
 
 def settled_at_gates(view: RunView) -> bool:
     """Waiting for approval, with every sibling target either at its gate too or finished: nothing moves
-    until a human decides, so a follower may stop waiting."""
+    until a human decides, so a follower may stop waiting. In a pipeline (``pipeline: true``) an item's later
+    steps wait, pending, behind the item's gate."""
+    gated = {step.item for step in view.steps if step.state == "awaiting_approval"}
     return view.status == "awaiting_approval" and all(
-        step.state == "awaiting_approval" or step.state in STEP_TERMINAL for step in view.steps
+        step.state == "awaiting_approval"
+        or step.state in STEP_TERMINAL
+        or (step.state == "pending" and step.item in gated)
+        for step in view.steps
     )
 
 
