@@ -12,12 +12,14 @@ the tenant lock). Time here is wall-clock: the hook holds a real thread, whateve
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from irflow.sim.journal import JournalEntry
 
 MAX_HOLD_S = 600.0
+RELEASE_WAIT_S = 10.0
 
 
 class WriteHook:
@@ -43,10 +45,17 @@ class WriteHook:
         return self.status()
 
     def release(self) -> dict[str, Any]:
-        """Let a held answer go (and disarm the hook)."""
+        """Let a held answer go (and disarm the hook); returns once the held thread has let go (bounded), so
+        the hook can be armed again at once."""
         with self._lock:
             self._countdown = None
             self._release.set()
+        deadline = time.monotonic() + RELEASE_WAIT_S
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._paused is None:
+                    break
+            time.sleep(0.005)
         return self.status()
 
     def status(self) -> dict[str, Any]:
