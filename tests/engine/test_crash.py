@@ -5,7 +5,7 @@ goes on; in the end it completes, the simulator's journal shows no mutation made
 ``irflow audit verify`` passes.
 
 The worker: ``irflow run`` executes the run in-process and is the first one killed; each restart is
-``RESTART`` (``irflow runs resume``, which recovers the run's workflows). The seed is printed;
+``RESTART`` (``irflow worker``, which recovers the run's workflows and is stopped once the run ended). The seed is printed;
 ``IRFLOW_CRASH_SEED`` fixes it to replay a failure.
 """
 
@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 KILLS = 20
 # The command that restarts a worker on the database. ``irflow runs resume`` exits once the runs it recovered
 # ended; a long-running worker (``("worker",)``) is stopped with SIGTERM once the run ended.
-RESTART = ("runs", "resume")
+RESTART = ("worker",)
 PLAYBOOK = "storage-sas-exfiltration"
 STEPS = 5 * len(ACCOUNTS) + 3  # five steps per account; two state captures and the escalation
 
