@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     azure_token: SecretStr | None = None
     # Seconds between polls of a long-running Azure operation without a Retry-After (the SDK default is 30).
     azure_lro_polling_interval: float | None = Field(default=None, ge=0, le=300)
+    # Seconds to open a connection and to wait for an answer (azure-core's default is 300 s each: a
+    # black-holed endpoint would hold a step for ten minutes per attempt). Log Analytics gets its own server
+    # timeout (180 s by default) plus this read timeout.
+    azure_connect_timeout: float = Field(default=10.0, gt=0, le=300)
+    azure_read_timeout: float = Field(default=60.0, gt=0, le=600)
 
     # irflow's own way in (see irflow/azure/principal.py): containment never removes irflow's access, and
     # isolation leaves this origin allowed for the data-plane work that follows.

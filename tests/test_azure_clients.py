@@ -196,3 +196,58 @@ def test_managed_identity_asks_for_the_clouds_audiences(clean_identity_env) -> N
         clients.credential.get_token(f"{clients.endpoints.graph}/.default")
         resources = [call.request.params["resource"] for call in mock.calls]
     assert resources == ["https://management.usgovcloudapi.net", "https://dod-graph.microsoft.us"]
+
+
+# ------------------------------------------------------------------------------------------- timeouts
+@pytest.mark.timeout(120)  # without irflow's read timeout the call would wait azure-core's 300 s
+def test_an_endpoint_that_never_answers_fails_the_call_at_the_read_timeout() -> None:
+    """A black-holed ARM endpoint (it accepts the connection and never answers) fails each call after
+    IRFLOW_AZURE_READ_TIMEOUT with a transport error the step's retry policy handles, instead of holding the
+    step for azure-core's default 300 s."""
+    import socket
+    import threading
+
+    from azure.core.exceptions import ServiceResponseError
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])  # kept open, never answered
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    settings = Settings(
+        azure_cloud="custom",
+        arm_endpoint=f"https://127.0.0.1:{listener.getsockname()[1]}",
+        azure_token=SecretStr("t"),
+        azure_read_timeout=0.5,
+    )
+    clients = AzureClients(settings)
+    try:
+        client = clients.storage("00000000-0000-0000-0000-000000000000")
+        with pytest.raises(ServiceResponseError) as caught:
+            list(client.storage_accounts.list())
+        assert "timed out" in str(caught.value).lower()
+        assert accepted  # it did connect: the wait was for an answer
+    finally:
+        stop.set()
+        thread.join(5)
+        clients.close()
+        for connection in accepted:
+            connection.close()
+        listener.close()
+
+
+def test_timeouts_are_settings_with_bounds() -> None:
+    assert Settings().azure_read_timeout == 60.0 and Settings().azure_connect_timeout == 10.0
+    with pytest.raises(ValidationError):
+        Settings(azure_read_timeout=0)

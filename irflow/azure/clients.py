@@ -176,6 +176,10 @@ def build_credential(settings: Settings, endpoints: CloudEndpoints) -> TokenCred
 # Connections kept per host: as many as targets may call Azure at once (the fan-out queue's worker
 # concurrency), so a busy fan-out reuses its TLS connections instead of opening and dropping them.
 POOL_SIZE = 64
+# LogsQueryClient.query_workspace waits up to its server_timeout (180 s by default, at most 10 minutes) for
+# Log Analytics to run a query before it answers
+# (https://learn.microsoft.com/python/api/azure-monitor-query/azure.monitor.query.logsqueryclient).
+LOGS_SERVER_TIMEOUT_S = 180.0
 
 
 def pooled_session(pool_size: int = POOL_SIZE) -> requests.Session:
@@ -210,6 +214,10 @@ class AzureClients:
         self.credential = credential or build_credential(settings, self.endpoints)
         self.verify: str | bool = str(settings.azure_ca_bundle) if settings.azure_ca_bundle else True
         self.polling_interval = settings.azure_lro_polling_interval
+        self.timeouts = {
+            "connection_timeout": settings.azure_connect_timeout,
+            "read_timeout": settings.azure_read_timeout,
+        }
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
         self._settings = settings
@@ -237,7 +245,7 @@ class AzureClients:
             "credential_scopes": [self.arm_scope],
             "connection_verify": self.verify,
             "transport": RequestsTransport(
-                session=self._arm_session, session_owner=False, connection_verify=self.verify
+                session=self._arm_session, session_owner=False, connection_verify=self.verify, **self.timeouts
             ),
             "per_retry_policies": [ArmRateLimitPolicy(self.rate_limiter)],
         }
@@ -303,6 +311,7 @@ class AzureClients:
                     self.credential,
                     connection_verify=self.verify,
                     verify_challenge_resource=_is_azure_vault_host(vault_url),
+                    **self.timeouts,
                 )
                 self._clients[key] = client
             return client
@@ -320,6 +329,9 @@ class AzureClients:
                     endpoint=self.endpoints.logs,
                     audience=self.endpoints.logs,
                     connection_verify=self.verify,
+                    connection_timeout=self.timeouts["connection_timeout"],
+                    # a query may run for its server timeout (180 s by default) before Log Analytics answers
+                    read_timeout=LOGS_SERVER_TIMEOUT_S + self.timeouts["read_timeout"],
                 )
                 self._clients[key] = client
             return client
@@ -343,6 +355,7 @@ class AzureClients:
                         policies.NetworkTraceLoggingPolicy(),
                     ],
                     connection_verify=self.verify,
+                    **self.timeouts,
                 )
                 self._clients[key] = client
             return client
@@ -356,7 +369,7 @@ class AzureClients:
                 from azure.storage.blob import BlobServiceClient
 
                 client = BlobServiceClient(
-                    account_url, credential=self.credential, connection_verify=self.verify
+                    account_url, credential=self.credential, connection_verify=self.verify, **self.timeouts
                 )
                 self._clients[key] = client
             return client
