@@ -19,6 +19,43 @@ log = get_logger("irflow.engine")
 
 
 @dataclass(frozen=True)
+class RunRequest:
+    """A run validated and ready to record: the pinned playbook copy and its coerced inputs."""
+
+    playbook_name: str
+    playbook_version: int
+    playbook_hash: str
+    playbook_content: str
+    params: dict[str, Any]
+    dry_run: bool
+    auto_approve: bool
+    title: str
+
+
+def prepare_run(
+    svc: Services,
+    playbook: str,
+    raw_params: dict[str, Any],
+    *,
+    dry_run: bool = False,
+    auto_approve: bool = False,
+    playbooks_dir: Path | None = None,
+) -> RunRequest:
+    """Load the playbook and check the inputs; raises ValueError (nothing written) when they do not fit."""
+    loaded = load_playbook(find_playbook(playbook, playbooks_dir or svc.settings.playbooks_dir))
+    return RunRequest(
+        playbook_name=loaded.spec.name,
+        playbook_version=loaded.spec.version,
+        playbook_hash=loaded.content_hash,
+        playbook_content=loaded.content,
+        params=coerce_inputs(loaded.spec, raw_params),
+        dry_run=dry_run,
+        auto_approve=auto_approve,
+        title=f"{loaded.spec.name}: {loaded.spec.description}"[:300],
+    )
+
+
+@dataclass(frozen=True)
 class Submitted:
     incident_id: str
     run_id: str
@@ -40,26 +77,32 @@ def submit_run(
     playbooks_dir: Path | None = None,
 ) -> Submitted:
     """Validate everything first (nothing is written for bad input), then record and start the run."""
-    from irflow.engine.interpreter import start_run_workflow
-
-    loaded = load_playbook(find_playbook(playbook, playbooks_dir or svc.settings.playbooks_dir))
-    params = coerce_inputs(loaded.spec, raw_params)
+    request = prepare_run(
+        svc, playbook, raw_params, dry_run=dry_run, auto_approve=auto_approve, playbooks_dir=playbooks_dir
+    )
     created = svc.state.open_incident_and_run(
-        title=title or f"{loaded.spec.name}: {loaded.spec.description}"[:300],
+        title=title or request.title,
         severity=severity,
         source=source,
         actor=actor,
-        playbook_name=loaded.spec.name,
-        playbook_version=loaded.spec.version,
-        playbook_hash=loaded.content_hash,
-        playbook_content=loaded.content,
-        params=params,
-        dry_run=dry_run,
-        auto_approve=auto_approve,
+        playbook_name=request.playbook_name,
+        playbook_version=request.playbook_version,
+        playbook_hash=request.playbook_hash,
+        playbook_content=request.playbook_content,
+        params=request.params,
+        dry_run=request.dry_run,
+        auto_approve=request.auto_approve,
         incident_id=incident_id,
     )
-    handle = start_run_workflow(created.run_id)
+    handle = start_recorded_run(created.run_id)
     return Submitted(incident_id=created.incident_id, run_id=created.run_id, handle=handle)
+
+
+def start_recorded_run(run_id: str) -> Any:
+    """Start the workflow of a run recorded as pending; its handle (a second start is a no-op)."""
+    from irflow.engine.interpreter import start_run_workflow
+
+    return start_run_workflow(run_id)
 
 
 def run_view(svc: Services, run_id: str) -> dict[str, Any]:
