@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from irflow import __version__
 from irflow.engine.state import StateStore
 from irflow.settings import Settings
-from irflow.store.db import Database, ensure_schema
+from irflow.store.db import Database, ensure_schema, sqlite_connector
 from irflow.store.installation import install_keys
 
 FANOUT_QUEUE = "irflow-targets"
@@ -78,7 +78,7 @@ def system_database_url(app_url: str) -> str:
 
 
 def open_database(settings: Settings) -> Database:
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     ensure_schema(db.engine)
     install_keys(settings, db)  # keyed fingerprints (one key per installation), sealing of sensitive inputs
     return db
@@ -103,6 +103,12 @@ def launch(settings: Settings, db: Database | None = None) -> Services:
         "executor_id": settings.executor_id,
         "log_level": "WARNING",
     }
+    if make_url(settings.database_url).get_backend_name() == "sqlite":
+        # DBOS's system database keeps the journal settings of irflow's own (irflow.store.db).
+        connect = sqlite_connector(
+            config["system_database_url"], sqlite_synchronous=settings.sqlite_synchronous
+        )
+        config["db_engine_kwargs"] = {"creator": connect}
     DBOS(config=config)
     DBOS.launch()
     DBOS.register_queue(

@@ -307,23 +307,23 @@ class StateStore:
         payload: dict[str, Any] | None = None,
         **fields: Any,
     ) -> str:
-        for attempt in range(2):
+        # Only a change into or out of awaiting_approval touches the run: then the run is locked, before
+        # the step. Any other change locks the step alone, in one round trip.
+        gate = STEP.destination(trigger) == "awaiting_approval"
+        for _ in range(2):
             with self._work() as work:
-                found = work.session.execute(
-                    select(Step.run_id, Step.state, Run.incident_id)
-                    .join(Run, Run.id == Step.run_id)
-                    .where(Step.id == step_id)
-                ).first()
+                if gate:
+                    run_id = work.session.scalar(select(Step.run_id).where(Step.id == step_id))
+                    run = work.lock(Run, run_id) if run_id is not None else None
+                else:
+                    run = None
+                found = work.lock_step_with_incident(step_id)
                 if found is None:
                     raise LookupError(f"no step {step_id}")
-                run_id, seen_state, incident_id = found
-                # Only a change into or out of awaiting_approval touches the run: lock it, before the step.
-                gate = attempt > 0 or "awaiting_approval" in (seen_state, STEP.destination(trigger))
-                run = work.lock(Run, run_id) if gate else None
-                step = work.lock(Step, step_id)
-                assert step is not None
+                step, incident_id = found
                 if run is None and step.state == "awaiting_approval":
-                    continue  # it reached a gate meanwhile: again, with the run locked first
+                    gate = True
+                    continue  # leaving a gate: again, with the run locked first (nothing written yet)
                 return self._change_step(work, step, incident_id, run, trigger, actor, payload, fields)
         raise AssertionError("unreachable: the second attempt locks the run")
 
@@ -473,7 +473,7 @@ class StateStore:
             )
 
     def step_states(self, step_ids: list[str]) -> list[dict[str, Any]]:
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             rows = {s.id: s for s in session.execute(select(Step).where(Step.id.in_(step_ids))).scalars()}
             return [
                 {"state": rows[i].state, "result": rows[i].result, "error": rows[i].error} for i in step_ids
@@ -498,7 +498,7 @@ class StateStore:
         )
 
     def steps_awaiting_approval(self, run_id: str, step_key: str | None = None) -> list[dict[str, Any]]:
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             query = select(Step).where(Step.run_id == run_id, Step.state == "awaiting_approval")
             if step_key is not None:
                 query = query.where(Step.step_key == step_key)
@@ -515,7 +515,7 @@ class StateStore:
 
     # -- reads ----------------------------------------------------------------------------------------
     def run_snapshot(self, run_id: str) -> dict[str, Any]:
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             run = session.get(Run, run_id)
             if run is None:
                 raise LookupError(f"no run {run_id}")
@@ -550,7 +550,7 @@ class StateStore:
 
     def incident_summary(self, incident_id: str) -> dict[str, Any]:
         """What a notification may say about an incident: ids, title, severity, status (no PHI fields)."""
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             incident = session.get(Incident, incident_id)
             if incident is None:
                 raise LookupError(f"no incident {incident_id}")
@@ -562,17 +562,20 @@ class StateStore:
             }
 
     def step_row(self, step_id: str) -> dict[str, Any]:
-        with self.db.transaction() as session:
-            step = session.get(Step, step_id)
-            if step is None:
+        with self.db.read() as session:
+            found = session.execute(
+                select(Step, Incident)
+                .join(Run, Run.id == Step.run_id)
+                .join(Incident, Incident.id == Run.incident_id)
+                .where(Step.id == step_id)
+            ).first()
+            if found is None:
                 raise LookupError(f"no step {step_id}")
-            run = session.get(Run, step.run_id)
-            incident = session.get(Incident, run.incident_id) if run else None
-            assert run is not None and incident is not None
+            step, incident = found
             return {
                 "id": step.id,
                 "run_id": step.run_id,
-                "incident_id": run.incident_id,
+                "incident_id": incident.id,
                 "step_key": step.step_key,
                 "action": step.action,
                 "params": step.params,

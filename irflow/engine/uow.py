@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from irflow.audit import AuditChain, defer_appends
@@ -62,6 +62,18 @@ class UnitOfWork:
         """The row of *model* with primary key *key*, locked for update (None when there is none)."""
         self._take(model)
         return self.session.get(model, key, with_for_update=_ROW_LOCK, populate_existing=True)
+
+    def lock_step_with_incident(self, step_id: str) -> tuple[Step, str] | None:
+        """One step locked, with its incident's id, in one round trip (the run and incident not locked)."""
+        self._take(Step)
+        found = self.session.execute(
+            select(Step, Run.incident_id)
+            .join(Run, Run.id == Step.run_id)
+            .where(Step.id == step_id)
+            .with_for_update(of=Step, key_share=True)
+            .execution_options(populate_existing=True)
+        ).first()
+        return None if found is None else (found[0], found[1])
 
     def lock_steps(self, query: Select[tuple[Step]]) -> list[Step]:
         """The steps *query* selects, locked in (run, position, item_index) order."""
