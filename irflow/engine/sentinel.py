@@ -77,15 +77,21 @@ def receive(svc: Services, delivery: Delivery, *, actor: str) -> Intake:
 
 def _attach(svc: Services, delivery: Delivery, actor: str) -> Intake | None:
     """The existing incident of this delivery; an Update event is audited on it. None when there is none."""
-    with svc.db.transaction() as session:
-        incident_id = session.scalar(
-            select(Incident.id).where(Incident.external_ref == delivery.external_ref)
-        )
-        if incident_id is None:
+    latest_run = (
+        select(Run.id)
+        .where(Run.incident_id == Incident.id)
+        .order_by(Run.created_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    # Only an Update writes (its audit event); a re-delivery reads, on SQLite without the write lock.
+    with svc.db.transaction() if delivery.event_type == "Update" else svc.db.read() as session:
+        found = session.execute(  # one round trip: most deliveries of a storm are re-deliveries
+            select(Incident.id, latest_run).where(Incident.external_ref == delivery.external_ref)
+        ).first()
+        if found is None:
             return None
-        run_id = session.scalar(
-            select(Run.id).where(Run.incident_id == incident_id).order_by(Run.created_at.desc()).limit(1)
-        )
+        incident_id, run_id = found
         if delivery.event_type != "Update":
             return Intake(incident_id, run_id, True, "attached")
         AuditChain().append(

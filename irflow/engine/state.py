@@ -153,6 +153,7 @@ class StateStore:
         incident, created = work.insert_unique(
             _incident(title=title, severity=severity, source=source, external_ref=external_ref),
             select(Incident).where(Incident.external_ref == external_ref),
+            look_first=False,  # the intake has just looked (sentinel._attach)
         )
         if not created:
             return None

@@ -87,9 +87,9 @@ class UnitOfWork:
         """Collect one audit event; it is appended to the chain when the unit of work commits."""
         self.chain.append(self.session, actor=actor, type=type, incident_id=incident_id, payload=payload)
 
-    def insert_unique(self, row: T, existing: Select[Any]) -> tuple[T, bool]:
+    def insert_unique(self, row: T, existing: Select[Any], *, look_first: bool = True) -> tuple[T, bool]:
         """Race-safe dedupe-then-insert (see :mod:`irflow.store.unique`)."""
-        return insert_unique(self.session, row, existing)
+        return insert_unique(self.session, row, existing, look_first=look_first)
 
 
 _ORDER_TEXT = " -> ".join(model.__name__ for model in LOCK_ORDER) + " -> AuditHead"

@@ -18,15 +18,19 @@ from sqlalchemy.orm import Session
 Row = TypeVar("Row")
 
 
-def insert_unique(session: Session, row: Row, existing: Select[Any]) -> tuple[Row, bool]:
+def insert_unique(
+    session: Session, row: Row, existing: Select[Any], *, look_first: bool = True
+) -> tuple[Row, bool]:
     """Insert *row* unless *existing* (a select of the row with the same unique key) finds one.
 
     Returns the row that holds the key and whether this call inserted it. An integrity error that is not
-    about that key (the look-up still finds nothing after it) is raised.
+    about that key (the look-up still finds nothing after it) is raised. ``look_first=False`` skips the
+    first look-up, for a caller that has just made it (the savepoint still settles a race).
     """
-    found = session.execute(existing).scalar_one_or_none()
-    if found is not None:
-        return found, False
+    if look_first:
+        found = session.execute(existing).scalar_one_or_none()
+        if found is not None:
+            return found, False
     try:
         with session.begin_nested():
             session.add(row)
