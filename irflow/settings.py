@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     reminder_schedule: str = "0 0 * * * *"
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
+    # SQLite only: "full" syncs every commit to disk (survives an OS crash or power loss); "normal" syncs at
+    # checkpoints only (survives a killed process, may lose the last commits on power loss): see store/db.py.
+    sqlite_synchronous: Literal["full", "normal"] = "full"
     # Polling of DBOS queues (seconds); tests lower it.
     queue_polling_interval: float = Field(default=0.2, gt=0)
 

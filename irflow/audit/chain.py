@@ -65,6 +65,24 @@ class ChainReport:
         return f"audit chain broken at event #{self.first_bad_seq}: {self.reason}"
 
 
+_DEFERRED = "irflow.audit.deferred"
+
+
+@dataclass(frozen=True)
+class _Pending:
+    actor: str
+    type: str
+    incident_id: str | None
+    payload: str
+
+
+def defer_appends(session: Session) -> None:
+    """From now on, :meth:`AuditChain.append` on *session* collects its events;
+    :meth:`AuditChain.append_deferred` writes them (the unit of work does, last before commit: see
+    ``irflow.engine.uow``)."""
+    session.info.setdefault(_DEFERRED, [])
+
+
 class AuditChain:
     """Appends to and verifies the chain. Call :meth:`append` inside the caller's transaction, so the
     event commits (or not) together with the state change it records."""
@@ -77,30 +95,60 @@ class AuditChain:
         type: str,
         payload: Mapping[str, Any] | None = None,
         incident_id: str | None = None,
-    ) -> AuditEvent:
+    ) -> AuditEvent | None:
+        """Append one event now; in a session whose appends are deferred, collect it (and return None).
+
+        The payload is redacted and made canonical here, so a collected event is what the caller saw."""
+        event = _Pending(actor, type, incident_id, canonical_json(redact(dict(payload or {}))))
+        deferred = session.info.get(_DEFERRED)
+        if deferred is not None:
+            deferred.append(event)
+            return None
+        return self._write(session, [event])[0]
+
+    def append_deferred(self, session: Session) -> int:
+        """Write the events collected on *session* (one head lock, one batch); how many."""
+        pending = session.info.pop(_DEFERRED, None) or []
+        if pending:
+            self._write(session, pending)
+        return len(pending)
+
+    @staticmethod
+    def _write(session: Session, pending: list[_Pending]) -> list[AuditEvent]:
         head = session.execute(
             select(AuditHead).where(AuditHead.id == HEAD_ROW_ID).with_for_update()
         ).scalar_one()
-        seq = head.seq + 1
-        ts = clock.now()
-        body = canonical_json(redact(dict(payload or {})))
-        digest = event_hash(
-            prev_hash=head.hash, seq=seq, ts=ts, actor=actor, incident_id=incident_id, type=type, payload=body
-        )
-        event = AuditEvent(
-            seq=seq,
-            ts=ts,
-            actor=actor,
-            incident_id=incident_id,
-            type=type,
-            payload=body,
-            prev_hash=head.hash,
-            hash=digest,
-        )
-        session.add(event)
-        head.seq, head.hash = seq, digest
+        seq, prev_hash = head.seq, head.hash
+        written = []
+        for item in pending:
+            seq += 1
+            ts = clock.now()
+            digest = event_hash(
+                prev_hash=prev_hash,
+                seq=seq,
+                ts=ts,
+                actor=item.actor,
+                incident_id=item.incident_id,
+                type=item.type,
+                payload=item.payload,
+            )
+            written.append(
+                AuditEvent(
+                    seq=seq,
+                    ts=ts,
+                    actor=item.actor,
+                    incident_id=item.incident_id,
+                    type=item.type,
+                    payload=item.payload,
+                    prev_hash=prev_hash,
+                    hash=digest,
+                )
+            )
+            prev_hash = digest
+        session.add_all(written)
+        head.seq, head.hash = seq, prev_hash
         session.flush()
-        return event
+        return written
 
     def events(self, session: Session, *, incident_id: str | None = None) -> Iterator[AuditEvent]:
         query = select(AuditEvent).order_by(AuditEvent.seq)

@@ -15,6 +15,7 @@ from irflow import clock
 from irflow.audit import AuditChain
 from irflow.store.db import Database
 from irflow.store.models import Evidence
+from irflow.store.unique import insert_unique
 
 KINDS = ("resource_state", "blob_copy", "log_export", "notice_copy")
 
@@ -44,9 +45,6 @@ class EvidenceRecorder:
         """Store one piece of evidence (``data`` is JSON kept in the database, or None) and audit it.
         Returns the id; an existing capture with the same ``dedupe_key`` is returned, not duplicated."""
         with self.db.transaction() as session:
-            existing = session.scalar(select(Evidence.id).where(Evidence.dedupe_key == dedupe_key))
-            if existing is not None:
-                return existing
             return capture(
                 session,
                 incident_id=incident_id,
@@ -76,7 +74,10 @@ def capture(
     metadata: dict[str, Any],
     actor: str,
 ) -> str:
-    """Insert one evidence row and its ``evidence.captured`` event in the caller's transaction."""
+    """Insert one evidence row and its ``evidence.captured`` event in the caller's transaction; the id.
+
+    Idempotent on ``dedupe_key``, also against a concurrent capture: the existing row's id is returned and
+    nothing is written."""
     if kind not in KINDS:
         raise ValueError(f"unknown evidence kind {kind!r}")
     evidence = Evidence(
@@ -91,8 +92,11 @@ def capture(
         dedupe_key=dedupe_key,
         meta=dict(metadata),
     )
-    session.add(evidence)
-    session.flush()
+    evidence, created = insert_unique(
+        session, evidence, select(Evidence).where(Evidence.dedupe_key == dedupe_key)
+    )
+    if not created:
+        return evidence.id
     AuditChain().append(
         session,
         actor=actor,

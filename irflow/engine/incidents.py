@@ -28,6 +28,7 @@ from irflow.compliance import IncidentFacts, ObligationKind, SentNotice, compute
 from irflow.compliance.clock import pick_recipient
 from irflow.compliance.models import US, LawEnforcementDelay, Role, discovery_date, normalize_state, zone
 from irflow.engine.evidence import capture
+from irflow.engine.uow import unit_of_work
 from irflow.store.db import Database
 from irflow.store.models import Deadline, Incident, NoticeSent, RiskAssessment
 
@@ -194,8 +195,9 @@ def _facts_for(session: Session, incident: Incident) -> IncidentFacts | None:
 
 def update_facts(db: Database, incident_id: str, update: FactsUpdate, *, actor: str) -> FactsChange:
     chain = AuditChain()
-    with db.transaction() as session:
-        incident = session.get(Incident, incident_id, with_for_update=True)
+    with unit_of_work(db, chain) as work:  # the incident's lock first, audit events last
+        session = work.session
+        incident = work.lock(Incident, incident_id)
         if incident is None:
             raise LookupError(f"no incident {incident_id}")
         before = _facts_of(incident)
@@ -434,8 +436,9 @@ def record_notice_sent(
     date move, reminders for it stop, and the recording is audited with its author. Refuses a notice that
     matches no obligation of the incident, a date in the future or before discovery, or a second recording."""
     chain = AuditChain()
-    with db.transaction() as session:
-        incident = session.get(Incident, incident_id, with_for_update=True)
+    with unit_of_work(db, chain) as work:  # the incident's lock first, audit events last
+        session = work.session
+        incident = work.lock(Incident, incident_id)
         if incident is None:
             raise LookupError(f"no incident {incident_id}")
         row = _obligation_row(session, incident_id, notice)
@@ -638,8 +641,9 @@ def record_risk_assessment(
 ) -> FactsChange:
     """Record the assessment; its outcome is an audited decision that switches the obligations on or off."""
     chain = AuditChain()
-    with db.transaction() as session:
-        incident = session.get(Incident, incident_id, with_for_update=True)
+    with unit_of_work(db, chain) as work:  # the incident's lock first, audit events last
+        session = work.session
+        incident = work.lock(Incident, incident_id)
         if incident is None:
             raise LookupError(f"no incident {incident_id}")
         now = clock.now()

@@ -18,6 +18,7 @@ from irflow.redaction import fingerprint
 from irflow.settings import Settings, recipients
 from irflow.store.db import Database
 from irflow.store.models import Notification
+from irflow.store.unique import insert_unique
 
 
 class OutboxNotifier:
@@ -89,8 +90,6 @@ class OutboxNotifier:
         """Store a rendered notice for review (status ``draft``: never delivered). None when it exists."""
         rendered = render(template, context, templates_dir=self.settings.templates_dir)
         with self.db.transaction() as session:
-            if session.scalar(select(Notification.id).where(Notification.dedupe_key == dedupe_key)):
-                return None
             now = clock.now()
             notification = Notification(
                 incident_id=incident_id,
@@ -106,8 +105,11 @@ class OutboxNotifier:
                 max_attempts=0,
                 created_at=now,
             )
-            session.add(notification)
-            session.flush()
+            notification, created = insert_unique(
+                session, notification, select(Notification).where(Notification.dedupe_key == dedupe_key)
+            )
+            if not created:
+                return None
             AuditChain().append(
                 session,
                 actor=ENGINE_ACTOR,

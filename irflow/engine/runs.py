@@ -19,6 +19,43 @@ log = get_logger("irflow.engine")
 
 
 @dataclass(frozen=True)
+class RunRequest:
+    """A run validated and ready to record: the pinned playbook copy and its coerced inputs."""
+
+    playbook_name: str
+    playbook_version: int
+    playbook_hash: str
+    playbook_content: str
+    params: dict[str, Any]
+    dry_run: bool
+    auto_approve: bool
+    title: str
+
+
+def prepare_run(
+    svc: Services,
+    playbook: str,
+    raw_params: dict[str, Any],
+    *,
+    dry_run: bool = False,
+    auto_approve: bool = False,
+    playbooks_dir: Path | None = None,
+) -> RunRequest:
+    """Load the playbook and check the inputs; raises ValueError (nothing written) when they do not fit."""
+    loaded = load_playbook(find_playbook(playbook, playbooks_dir or svc.settings.playbooks_dir))
+    return RunRequest(
+        playbook_name=loaded.spec.name,
+        playbook_version=loaded.spec.version,
+        playbook_hash=loaded.content_hash,
+        playbook_content=loaded.content,
+        params=coerce_inputs(loaded.spec, raw_params),
+        dry_run=dry_run,
+        auto_approve=auto_approve,
+        title=f"{loaded.spec.name}: {loaded.spec.description}"[:300],
+    )
+
+
+@dataclass(frozen=True)
 class Submitted:
     incident_id: str
     run_id: str
@@ -46,31 +83,41 @@ def submit_run(
     the engine). *dedupe_key* (a Sentinel incident id) keeps a second active run of the same key off the
     queue: such a duplicate run is cancelled, with the run it duplicates as the reason.
     """
-    from irflow.engine.runtime import run_handle, submit
-
-    loaded = load_playbook(find_playbook(playbook, playbooks_dir or svc.settings.playbooks_dir))
-    params = coerce_inputs(loaded.spec, raw_params)
+    request = prepare_run(
+        svc, playbook, raw_params, dry_run=dry_run, auto_approve=auto_approve, playbooks_dir=playbooks_dir
+    )
     created = svc.state.open_incident_and_run(
-        title=title or f"{loaded.spec.name}: {loaded.spec.description}"[:300],
+        title=title or request.title,
         severity=severity,
         source=source,
         actor=actor,
-        playbook_name=loaded.spec.name,
-        playbook_version=loaded.spec.version,
-        playbook_hash=loaded.content_hash,
-        playbook_content=loaded.content,
-        params=params,
-        dry_run=dry_run,
-        auto_approve=auto_approve,
+        playbook_name=request.playbook_name,
+        playbook_version=request.playbook_version,
+        playbook_hash=request.playbook_hash,
+        playbook_content=request.playbook_content,
+        params=request.params,
+        dry_run=request.dry_run,
+        auto_approve=request.auto_approve,
         incident_id=incident_id,
     )
-    workflow_id = submit(svc.settings, created.run_id, dedupe_key=dedupe_key)
-    if workflow_id != created.run_id:
+    run_id, handle = start_recorded_run(svc, created.run_id, actor=actor, dedupe_key=dedupe_key)
+    return Submitted(incident_id=created.incident_id, run_id=run_id, handle=handle)
+
+
+def start_recorded_run(
+    svc: Services, run_id: str, *, actor: str, dedupe_key: str | None = None
+) -> tuple[str, Any]:
+    """Queue the workflow of a run recorded as pending (the workflow id is the run id: a second start is a
+    no-op); the id of the run that runs, and its handle. A duplicate of an active run with the same
+    *dedupe_key* is cancelled, naming the run it duplicates."""
+    from irflow.engine.runtime import run_handle, submit
+
+    workflow_id = submit(svc.settings, run_id, dedupe_key=dedupe_key)
+    if workflow_id != run_id:
         reason = f"duplicate of run {workflow_id} (same key {dedupe_key!r})"
-        svc.state.transition_run(created.run_id, "cancel", actor=actor, payload={"reason": reason})
-        log.warning("duplicate run not started", run_id=created.run_id, duplicate_of=workflow_id)
-        return Submitted(created.incident_id, workflow_id, run_handle(svc.settings, workflow_id))
-    return Submitted(created.incident_id, created.run_id, run_handle(svc.settings, created.run_id))
+        svc.state.transition_run(run_id, "cancel", actor=actor, payload={"reason": reason})
+        log.warning("duplicate run not started", run_id=run_id, duplicate_of=workflow_id)
+    return workflow_id, run_handle(svc.settings, workflow_id)
 
 
 def run_view(svc: Services, run_id: str) -> dict[str, Any]:

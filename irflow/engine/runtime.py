@@ -25,7 +25,7 @@ from irflow import __version__
 from irflow.engine.state import StateStore
 from irflow.logs import get_logger
 from irflow.settings import Settings
-from irflow.store.db import Database, ensure_schema
+from irflow.store.db import Database, ensure_schema, sqlite_connector
 from irflow.store.installation import install_keys
 
 FANOUT_QUEUE = "irflow-targets"
@@ -100,24 +100,8 @@ def system_database_url(app_url: str) -> str:
     return app_url
 
 
-def use_wal(system_url: str) -> None:
-    """Put DBOS's SQLite system database in WAL mode (persistent in the file) before DBOS opens it: its
-    pollers (queue, waits) then read while a step commits, instead of blocking and being blocked by every
-    commit of the rollback journal DBOS leaves it in (https://www.sqlite.org/wal.html)."""
-    url = make_url(system_url)
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return
-    import sqlite3
-
-    connection = sqlite3.connect(url.database, timeout=30)
-    try:
-        connection.execute("PRAGMA journal_mode=WAL")
-    finally:
-        connection.close()
-
-
 def open_database(settings: Settings) -> Database:
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     ensure_schema(db.engine)
     install_keys(settings, db)  # keyed fingerprints (one key per installation), sealing of sensitive inputs
     return db
@@ -165,7 +149,12 @@ def launch(
         # How soon a replica sees schedules another one created or changed.
         "scheduler_polling_interval_sec": max(1.0, min(30.0, settings.replica_lease)),
     }
-    use_wal(config["system_database_url"])
+    if make_url(settings.database_url).get_backend_name() == "sqlite":
+        # DBOS's system database keeps the journal settings of irflow's own (irflow.store.db).
+        connect = sqlite_connector(
+            config["system_database_url"], sqlite_synchronous=settings.sqlite_synchronous
+        )
+        config["db_engine_kwargs"] = {"creator": connect}
     DBOS(config=config)
     DBOS.launch()
     DBOS.register_queue(

@@ -1,9 +1,10 @@
 """Sentinel intake: one irflow incident per Sentinel incident, however often and concurrently it arrives.
 
 The incident's unique ``external_ref`` (the Sentinel incident's ARM id, or the Azure Monitor alert id) is the
-claim: the first delivery inserts it together with its audit events and, when no playbook starts on its own,
-the on-call escalation, in one transaction; a concurrent delivery of the same incident fails on the unique
-constraint (SQLite and PostgreSQL alike) and attaches to the winner. Only the winner submits a run.
+claim: the first delivery inserts it together with its audit events and either its run (a rule with
+``auto_start``) or the on-call escalation, in one unit of work; a concurrent delivery of the same incident
+meets the unique constraint (SQLite and PostgreSQL alike), writes nothing and attaches to the winner. Only
+the winner records a run.
 """
 
 from __future__ import annotations
@@ -14,16 +15,15 @@ from typing import Any, Literal
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from irflow import clock
 from irflow.audit import AuditChain
 from irflow.engine.notifier import OutboxNotifier
-from irflow.engine.runs import submit_run
+from irflow.engine.runs import RunRequest, prepare_run, start_recorded_run
 from irflow.engine.runtime import Services
 from irflow.engine.sentinel_payload import Delivery
 from irflow.engine.sentinel_routing import NoRoute, Route, route
+from irflow.engine.uow import unit_of_work
 from irflow.notify.outbox import enqueue
 from irflow.settings import recipients
 from irflow.store.models import Incident, Run
@@ -41,34 +41,37 @@ class Intake:
 
 
 def receive(svc: Services, delivery: Delivery, *, actor: str) -> Intake:
-    """Record the delivery; start the routed playbook when its rule says ``auto_start``."""
+    """Record the delivery; start the routed playbook when its rule says ``auto_start``.
+
+    The claim of the Sentinel incident id, its audit events and either the run or the on-call escalation are
+    one unit of work: a crash before its commit leaves nothing (the re-delivery starts over); a crash after it
+    leaves the incident with its pending run, which the next worker to launch starts (runs committed as
+    pending without a workflow are started at launch). No crash loses a run or makes a second one.
+    """
     existing = _attach(svc, delivery, actor)
     if existing is not None:
         return existing
     decision = route(delivery, svc.settings.playbooks_dir)
-    try:
-        incident_id = _claim(svc, delivery, decision, actor)
-    except IntegrityError:
-        attached = _attach(svc, delivery, actor)
-        if attached is None:  # the constraint that fired was not the external ref's
-            raise
-        return attached
+    request: RunRequest | None = None
+    start_error: str | None = None
     if isinstance(decision, Route) and decision.auto_start:
         try:
-            submitted = submit_run(
-                svc,
-                decision.playbook,
-                decision.params,
-                actor=actor,
-                incident_id=incident_id,
-                source="sentinel",
-                dedupe_key=f"sentinel:{delivery.external_ref}",
-            )
+            request = prepare_run(svc, decision.playbook, decision.params)
         except ValueError as exc:  # the playbook changed on disk between routing and submitting
-            _start_failed(svc, incident_id, decision.playbook, str(exc), actor)
-            return Intake(incident_id, None, False, "awaiting_responder")
-        log.info("sentinel incident started a run", incident_id=incident_id, run_id=submitted.run_id)
-        return Intake(incident_id, submitted.run_id, False, "started")
+            start_error = str(exc)
+    claimed = _claim(svc, delivery, decision, request, start_error, actor)
+    if claimed is None:  # a concurrent delivery of the same incident claimed it first
+        attached = _attach(svc, delivery, actor)
+        if attached is None:
+            raise RuntimeError("the Sentinel incident was claimed, yet no incident holds its id")
+        return attached
+    incident_id, run_id = claimed
+    if run_id is not None:
+        run_id, _handle = start_recorded_run(
+            svc, run_id, actor=actor, dedupe_key=f"sentinel:{delivery.external_ref}"
+        )
+        log.info("sentinel incident started a run", incident_id=incident_id, run_id=run_id)
+        return Intake(incident_id, run_id, False, "started")
     outcome: Outcome = "awaiting_responder" if isinstance(decision, Route) else "unrouted"
     log.info("sentinel incident recorded", incident_id=incident_id, outcome=outcome)
     return Intake(incident_id, None, False, outcome)
@@ -76,15 +79,21 @@ def receive(svc: Services, delivery: Delivery, *, actor: str) -> Intake:
 
 def _attach(svc: Services, delivery: Delivery, actor: str) -> Intake | None:
     """The existing incident of this delivery; an Update event is audited on it. None when there is none."""
-    with svc.db.transaction() as session:
-        incident_id = session.scalar(
-            select(Incident.id).where(Incident.external_ref == delivery.external_ref)
-        )
-        if incident_id is None:
+    latest_run = (
+        select(Run.id)
+        .where(Run.incident_id == Incident.id)
+        .order_by(Run.created_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    # Only an Update writes (its audit event); a re-delivery reads, on SQLite without the write lock.
+    with svc.db.transaction() if delivery.event_type == "Update" else svc.db.read() as session:
+        found = session.execute(  # one round trip: most deliveries of a storm are re-deliveries
+            select(Incident.id, latest_run).where(Incident.external_ref == delivery.external_ref)
+        ).first()
+        if found is None:
             return None
-        run_id = session.scalar(
-            select(Run.id).where(Run.incident_id == incident_id).order_by(Run.created_at.desc()).limit(1)
-        )
+        incident_id, run_id = found
         if delivery.event_type != "Update":
             return Intake(incident_id, run_id, True, "attached")
         AuditChain().append(
@@ -97,32 +106,28 @@ def _attach(svc: Services, delivery: Delivery, actor: str) -> Intake | None:
         return Intake(incident_id, run_id, True, "updated")
 
 
-def _claim(svc: Services, delivery: Delivery, decision: Route | NoRoute, actor: str) -> str:
-    chain = AuditChain()
-    now = clock.now()
-    with svc.db.transaction() as session:
-        incident = Incident(
+def _claim(
+    svc: Services,
+    delivery: Delivery,
+    decision: Route | NoRoute,
+    request: RunRequest | None,
+    start_error: str | None,
+    actor: str,
+) -> tuple[str, str | None] | None:
+    """One unit of work: the incident (the claim of its Sentinel id), what was received, and the run or the
+    escalation. The incident's and run's ids; None when another delivery holds the claim (nothing written)."""
+    with unit_of_work(svc.db) as work:
+        incident = svc.state.claim_incident(
+            work,
+            external_ref=delivery.external_ref,
             title=_title(delivery),
             severity=delivery.severity,
             source="sentinel",
-            external_ref=delivery.external_ref,
-            status="open",
-            detected_at=now,
-            created_at=now,
-            updated_at=now,
-            affected_by_state={},
-        )
-        session.add(incident)
-        session.flush()  # the unique external_ref decides here which delivery is first
-        chain.append(
-            session,
             actor=actor,
-            type="incident.opened",
-            incident_id=incident.id,
-            payload={"title": incident.title, "severity": incident.severity, "source": "sentinel"},
         )
-        chain.append(
-            session,
+        if incident is None:
+            return None
+        work.audit(
             actor=actor,
             type="sentinel.received",
             incident_id=incident.id,
@@ -136,32 +141,34 @@ def _claim(svc: Services, delivery: Delivery, decision: Route | NoRoute, actor: 
                 **_decision_payload(decision),
             },
         )
-        if isinstance(decision, NoRoute):
-            _escalate(svc, session, incident, actor, reason="No playbook matches this Sentinel incident")
-        elif not decision.auto_start:
-            _escalate(
-                svc,
-                session,
-                incident,
-                actor,
-                reason=f"Sentinel incident waits for a responder to start playbook {decision.playbook}",
+        if request is not None:
+            run_id = svc.state.new_run(
+                work,
+                incident_id=incident.id,
+                actor=actor,
+                playbook_name=request.playbook_name,
+                playbook_version=request.playbook_version,
+                playbook_hash=request.playbook_hash,
+                playbook_content=request.playbook_content,
+                params=request.params,
+                dry_run=request.dry_run,
+                auto_approve=request.auto_approve,
             )
-        return incident.id
-
-
-def _start_failed(svc: Services, incident_id: str, playbook: str, error: str, actor: str) -> None:
-    """The routed playbook could not be submitted: the incident stays recorded and on-call is told."""
-    with svc.db.transaction() as session:
-        incident = session.get(Incident, incident_id)
-        assert incident is not None
-        AuditChain().append(
-            session,
-            actor=actor,
-            type="sentinel.start_failed",
-            incident_id=incident_id,
-            payload={"playbook": playbook, "error": error[:500]},
-        )
-        _escalate(svc, session, incident, actor, reason=f"Playbook {playbook} could not start: {error[:200]}")
+            return incident.id, run_id
+        if isinstance(decision, NoRoute):
+            reason = "No playbook matches this Sentinel incident"
+        elif start_error is not None:
+            work.audit(
+                actor=actor,
+                type="sentinel.start_failed",
+                incident_id=incident.id,
+                payload={"playbook": decision.playbook, "error": start_error[:500]},
+            )
+            reason = f"Playbook {decision.playbook} could not start: {start_error[:200]}"
+        else:
+            reason = f"Sentinel incident waits for a responder to start playbook {decision.playbook}"
+        _escalate(svc, work.session, incident, actor, reason=reason)
+        return incident.id, None
 
 
 def _decision_payload(decision: Route | NoRoute) -> dict[str, Any]:

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from irflow import clock
@@ -40,6 +39,7 @@ from irflow.notify.render import content_type_of, render
 from irflow.redaction import fingerprint
 from irflow.store.db import Database
 from irflow.store.models import Notification
+from irflow.store.unique import insert_unique
 
 log = get_logger(__name__)
 
@@ -121,10 +121,6 @@ def enqueue(
         raise ValueError("a notification needs a recipient")
     if max_attempts < 1:
         raise ValueError("max_attempts must be at least 1")
-    if dedupe_key is not None:
-        existing = _by_dedupe_key(session, dedupe_key)
-        if existing is not None:
-            return existing
     rendered = render(template, context, templates_dir=templates_dir)
     now = clock.now()
     notification = Notification(
@@ -143,16 +139,11 @@ def enqueue(
         created_at=now,
     )
     if dedupe_key is not None:
-        # Another transaction may insert the same key concurrently: the unique constraint decides.
-        try:
-            with session.begin_nested():
-                session.add(notification)
-                session.flush()
-        except IntegrityError:
-            existing = _by_dedupe_key(session, dedupe_key)
-            if existing is None:
-                raise
-            return existing
+        notification, created = insert_unique(
+            session, notification, select(Notification).where(Notification.dedupe_key == dedupe_key)
+        )
+        if not created:
+            return notification
     else:
         session.add(notification)
         session.flush()
@@ -179,12 +170,6 @@ def enqueue(
         incident_id=incident_id,
     )
     return notification
-
-
-def _by_dedupe_key(session: Session, dedupe_key: str) -> Notification | None:
-    return session.execute(
-        select(Notification).where(Notification.dedupe_key == dedupe_key)
-    ).scalar_one_or_none()
 
 
 # ------------------------------------------------------------------------------------------------

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 
 from irflow import clock
 from irflow.redaction import use_fingerprint_key
 from irflow.settings import Settings
 from irflow.store.db import Database
 from irflow.store.models import InstallationSecret
+from irflow.store.unique import insert_unique
 
 FINGERPRINT_KEY = "fingerprint-key"
 
@@ -23,17 +24,11 @@ FINGERPRINT_KEY = "fingerprint-key"
 def installation_secret(db: Database, name: str) -> str:
     """The secret named *name*, created (32 random bytes, hex) if this database has none yet."""
     with db.transaction() as session:
-        row = session.get(InstallationSecret, name)
-        if row is not None:
-            return row.value
-    try:
-        with db.transaction() as session:
-            session.add(InstallationSecret(name=name, value=secrets.token_hex(32), created_at=clock.now()))
-    except IntegrityError:
-        pass  # another process created it first; theirs is the one
-    with db.transaction() as session:
-        row = session.get(InstallationSecret, name)
-        assert row is not None
+        row, _ = insert_unique(  # another process may create it first: theirs is the one
+            session,
+            InstallationSecret(name=name, value=secrets.token_hex(32), created_at=clock.now()),
+            select(InstallationSecret).where(InstallationSecret.name == name),
+        )
         return row.value
 
 

@@ -5,8 +5,8 @@ goes on; in the end it completes, the simulator's journal shows no mutation made
 ``irflow audit verify`` passes.
 
 The worker: ``irflow run`` executes the run in-process and is the first one killed; each restart is
-``RESTART`` (``irflow worker``, which recovers the run's workflows and is stopped once the run ended). The seed is printed;
-``IRFLOW_CRASH_SEED`` fixes it to replay a failure.
+``RESTART`` (``irflow worker``, which recovers the run's workflows and is stopped once the run ended).
+The seed is printed; ``IRFLOW_CRASH_SEED`` fixes it to replay a failure.
 """
 
 from __future__ import annotations
