@@ -135,12 +135,22 @@ async def sign_in(request: Request) -> Response:
     if not principal.roles:
         raise UiError(403, "Sign-in refused: this identity holds no irflow role.")
     fresh = Session(principal=principal, expires_at=until)  # a new CSRF token with the new session
+    await run_in_threadpool(
+        audit.record_session_event,
+        services(request).db,
+        "signed_in",
+        actor=principal.actor,
+        payload={"with": principal.kind, "roles": sorted(principal.roles), "until": int(until)},
+    )
     return redirect(request, fresh, safe_next(form.get("next")))
 
 
 @router.post("/sign-out")
 async def sign_out(request: Request) -> Response:
-    await posted(request, None)
+    _session, principal, _form = await posted(request, None)
+    await run_in_threadpool(
+        audit.record_session_event, services(request).db, "signed_out", actor=principal.actor, payload={}
+    )
     return redirect(request, Session(), "/ui/sign-in?signed_out=1")
 
 

@@ -3,6 +3,7 @@ attributes, refusals as HTML pages, no open redirect, revoked tokens ending sess
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -117,3 +118,28 @@ def test_incidents_are_searched_by_title_in_the_api_and_the_dashboard(ui: dict[s
     assert sign_in(client, ui["tokens"]["viewer"].token).status_code == 303
     page = client.get("/ui/incidents", params={"q": "dashboard search"})
     assert "Dashboard search: 100% of exports_2026" in page.text and "Something else" not in page.text
+
+
+def test_sign_in_and_sign_out_are_in_the_audit_trail_without_the_token(ui: dict[str, Any]) -> None:
+    from sqlalchemy import select
+
+    from irflow.store.models import AuditEvent
+
+    client, svc, viewer = ui["client"], ui["svc"], ui["tokens"]["viewer"]
+    assert sign_in(client, viewer.token).status_code == 303
+    page = client.get("/ui/incidents")
+    assert (
+        client.post("/ui/sign-out", data={"csrf_token": csrf(page.text)}, follow_redirects=False).status_code
+        == 303
+    )
+    with svc.db.transaction() as session:
+        events = (
+            session.execute(select(AuditEvent).where(AuditEvent.type.in_(("ui.signed_in", "ui.signed_out"))))
+            .scalars()
+            .all()
+        )
+        mine = [(e.type, e.actor, json.loads(e.payload)) for e in events if e.actor.endswith(f"#{viewer.id}")]
+    assert [kind for kind, _, _ in mine][-2:] == ["ui.signed_in", "ui.signed_out"]
+    signed_in = [payload for kind, _, payload in mine if kind == "ui.signed_in"][-1]
+    assert signed_in["with"] == "token" and signed_in["roles"] == ["viewer"]
+    assert all(viewer.token not in str(payload) for _, _, payload in mine)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
@@ -87,3 +87,11 @@ def verify_chain(db: Database) -> ChainVerification:
         reason=report.reason,
         description=report.describe(),
     )
+
+
+def record_session_event(
+    db: Database, event: Literal["signed_in", "signed_out"], *, actor: str, payload: dict[str, Any]
+) -> None:
+    """A dashboard sign-in or sign-out, in the audit trail under the identity's actor name (ids only)."""
+    with db.transaction() as session:
+        AuditChain().append(session, actor=actor, type=f"ui.{event}", payload=payload)
