@@ -38,7 +38,7 @@ KILLS = 20
 # ended; a long-running worker (``("worker",)``) is stopped with SIGTERM once the run ended.
 RESTART = ("worker",)
 PLAYBOOK = "storage-sas-exfiltration"
-STEPS = 5 * len(ACCOUNTS) + 3  # five steps per account; two state captures and the escalation
+STEPS = 7 * len(ACCOUNTS) + 1  # seven steps per account (two of them state captures) and the escalation
 
 
 def _start(args: tuple[str, ...], env: dict[str, str]) -> subprocess.Popen[bytes]:
