@@ -147,15 +147,14 @@ class WorkflowState:
 
 def workflow_states(settings: Any, run_ids: list[str]) -> dict[str, WorkflowState]:
     """The DBOS state of each run's workflow (the workflow id is the run id), read without an executor."""
-    from dbos import DBOSClient
-
     from irflow.engine.runtime import system_database_url
+    from irflow.engine.sealing import dbos_client
 
     if not run_ids:
         return {}
     from irflow.engine.interpreter import RETRY_SUFFIX, current_workflow_id
 
-    client = DBOSClient(system_database_url=system_database_url(settings.database_url))
+    client = dbos_client(system_database_url(settings.database_url))
     try:
         retries = client.list_workflows(
             workflow_id_prefix=[run_id + RETRY_SUFFIX for run_id in run_ids],
@@ -252,9 +251,8 @@ def cancel_run(svc: Services, run_id: str, *, actor: str, reason: str = "") -> d
     A step whose Azure call was already in flight finishes that call; its outcome is recorded beside the
     cancellation (``step.outcome_after_cancel``) and the step stays cancelled.
     """
-    from dbos import DBOSClient
-
     from irflow.engine.runtime import system_database_url
+    from irflow.engine.sealing import dbos_client
 
     status = svc.state.run_snapshot(run_id)["status"]
     if status in RUN_TERMINAL:
@@ -262,7 +260,7 @@ def cancel_run(svc: Services, run_id: str, *, actor: str, reason: str = "") -> d
     from irflow.engine.interpreter import APPROVAL_TOPIC
 
     gates = svc.state.steps_awaiting_approval(run_id)
-    client = DBOSClient(system_database_url=system_database_url(svc.settings.database_url))
+    client = dbos_client(system_database_url(svc.settings.database_url))
     try:
         mine = client.list_workflows(workflow_id_prefix=run_id, load_input=False, load_output=False)
         drivers = [s.workflow_id for s in mine if s.workflow_id == run_id or s.parent_workflow_id is None]

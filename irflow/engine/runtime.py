@@ -90,10 +90,14 @@ def launch(settings: Settings, db: Database | None = None) -> Services:
     from dbos import DBOS, DBOSConfig
 
     import irflow.engine.interpreter  # noqa: F401  (registers the workflows before recovery)
+    from irflow.engine.sealing import SealedDBOSSerializer
 
     if _services is not None:
         return _services
-    db = db or open_database(settings)
+    if db is None:
+        db = open_database(settings)
+    else:
+        install_keys(settings, db)
     _lock_embedded(settings)
     _services = Services(settings=settings, db=db, state=StateStore(db))
     config: DBOSConfig = {
@@ -102,6 +106,7 @@ def launch(settings: Settings, db: Database | None = None) -> Services:
         "application_version": __version__,
         "executor_id": settings.executor_id,
         "log_level": "WARNING",
+        "serializer": SealedDBOSSerializer(),  # DBOS's tables hold program data sealed, never readable
     }
     DBOS(config=config)
     DBOS.launch()

@@ -14,6 +14,8 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from irflow.store.sealed import DataKeyring
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -101,10 +103,12 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.keyring = DataKeyring(self.engine)  # opens the sealed columns (irflow/store/sealed.py)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work commits on success and rolls back on any error."""
+        self.keyring.ensure()  # before BEGIN: loading a generated key may write (SQLite has one writer)
         with self._sessions() as session, session.begin():
             yield session
 
