@@ -74,8 +74,9 @@ def normalize_state(code: str) -> str:
     return value
 
 
-# Facts are dates of a breach response: a year outside these bounds is a typing error, and accepted it would make
-# every later computation overflow (a statement "given on 9999-12-31" + 30 days), blocking every facts update.
+# Facts are dates of a breach response: a year outside these bounds is a typing error; accepted, it would
+# make every later computation overflow (a statement "given on 9999-12-31" + 30 days) and block every facts
+# update after it.
 EARLIEST_FACT = date(1990, 1, 1)
 LATEST_FACT = date(2199, 12, 31)
 

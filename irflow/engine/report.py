@@ -153,7 +153,15 @@ def sections(doc: dict[str, Any]) -> list[Section]:
             "Forensic evidence and chain of custody",
             tables=[
                 Table(
-                    ["id", "kind", "source (fingerprint)", "sha256", "size", "captured", "custody (audit events)"],
+                    [
+                        "id",
+                        "kind",
+                        "source (fingerprint)",
+                        "sha256",
+                        "size",
+                        "captured",
+                        "custody (audit events)",
+                    ],
                     [
                         [
                             e["id"],

@@ -401,7 +401,7 @@ class StateStore:
                     "run_id": run_id,
                     "from": old,
                     "to": new,
-                    # Free text: the reason itself is kept sealed in runs.error, the trail has its fingerprint.
+                    # Free text: the reason is kept sealed in runs.error, the trail has its fingerprint.
                     **({"reason_fingerprint": fingerprint(reason)} if reason else {}),
                     "steps": len(open_steps),
                 },

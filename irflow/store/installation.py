@@ -40,7 +40,7 @@ def installation_secret(db: Database, name: str) -> str:
 
 def install_keys(settings: Settings, db: Database) -> None:
     """Make :func:`irflow.redaction.fingerprint` use this installation's key, and sealing (sensitive inputs
-    and the sealed columns of irflow/store/sealed.py) its data key: IRFLOW_DATA_KEY, else the generated one."""
+    and the sealed columns of irflow/store/sealed.py) its data key: IRFLOW_DATA_KEY, else a generated one."""
     from irflow.engine.sealing import use_data_key
 
     if settings.data_key is not None:

@@ -145,8 +145,6 @@ def _configured_key() -> str | None:
     return key.get_secret_value() if key is not None else None
 
 
-
-
 class SealedText(TypeDecorator[str]):
     """Text encrypted at rest with the database's data key; plain in Python."""
 

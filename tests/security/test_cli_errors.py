@@ -106,7 +106,15 @@ def test_garbage_facts_are_refused_and_block_nothing(env: dict[str, str], args: 
     """Garbage law-enforcement dates used to be stored and then block every later facts update."""
     _one_error_line(irflow("incidents", "facts", env["INCIDENT"], *args, env=env))
     fixed = irflow(
-        "incidents", "facts", env["INCIDENT"], "--discovered", "2026-03-01", "--affected", "12", "--json", env=env
+        "incidents",
+        "facts",
+        env["INCIDENT"],
+        "--discovered",
+        "2026-03-01",
+        "--affected",
+        "12",
+        "--json",
+        env=env,
     )
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr  # the next update goes through
     view = irflow("incidents", "show", env["INCIDENT"], "--json", env=env)

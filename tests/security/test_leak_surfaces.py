@@ -1,21 +1,22 @@
-"""Leak test across every input surface: the corpus of tests/security/test_leaks.py (PHI and secrets of 14 kinds)
-typed as incident titles, facts, risk assessments, approval comments and notification recipients, planted in
-the simulated tenant (resource tags, container metadata, blob names), and echoed by failing CLI and API calls.
-Every process is real (``irflow demo``, ``irflow serve``, the CLI) and logs at DEBUG as JSON or at INFO to the
-console. Scanned: stdout and stderr of every process, API answers, every table of the application database and
-of DBOS's (DBOS cells are base64 pickles: decoded before the scan), and every file of the evidence packages
-(the PDF's streams inflated). No IRFLOW_DATA_KEY is configured: the installation's generated key seals.
+"""Leak test across every input surface: the corpus of tests/security/test_leaks.py (PHI and secrets, 14
+kinds) typed as incident titles, facts, risk assessments, approval comments and notification recipients,
+planted in the simulated tenant (resource tags, container metadata, blob names), and echoed by failing CLI and
+API calls. Every process is real (``irflow demo``, ``irflow serve``, the CLI) and logs at DEBUG as JSON or at
+INFO to the console. Scanned: stderr of every process, stdout of the demo and of failing commands, API error
+answers, every table of the application database and of DBOS's (DBOS cells are base64 pickles: decoded before
+the scan), and every file of the evidence packages (the PDF's text as a reader extracts it). No
+IRFLOW_DATA_KEY is configured: the installation's generated key seals.
 
-Expected: 0 leaks in logs (stderr), audit payloads and stored tables; in the evidence package free text appears
-only redacted, so the one corpus value no pattern recognises without its label (``P@ssw0rd!2026``) is the only
-one allowed there, and only where free text is shown. Views that show an operator the data they asked for
-(stdout of ``incidents show``) are not scanned.
+Expected: 0 leaks in logs and answers, audit payloads, stored tables and exported files (free text appears in
+the evidence package only redacted). Views that show an authorised operator the record they asked for
+(``incidents show``) are not scanned.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import json
 import os
@@ -32,8 +33,8 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from pypdf import PdfReader
 from hostile import REPO, TIME_LIMIT, irflow
+from pypdf import PdfReader
 from test_leaks import CORPUS, VALUES
 
 from irflow.sim.models import Tenant
@@ -43,7 +44,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 # Values a blob name can carry in a URL path without escaping questions ('?', '#', '%', '\\' excluded).
 BLOB_SAFE = re.compile(r"^[A-Za-z0-9 .@:'()+_=-]+$")
-UNLABELLED = {"P@ssw0rd!2026"}  # a password with no label: no pattern can tell it from a word
 PROBE = """\
 name: leak-gate
 version: 1
@@ -100,10 +100,8 @@ def _decoded(cell: Any) -> str:
     """A table cell as text; a DBOS cell (base64 pickle, maybe sealed) with its bytes decoded too."""
     text = repr(cell)
     if isinstance(cell, str) and len(cell) >= 8 and re.fullmatch(r"[A-Za-z0-9+/=]+", cell):
-        try:
+        with contextlib.suppress(binascii.Error, ValueError):
             text += "\n" + base64.b64decode(cell).decode("utf-8", "replace")
-        except (binascii.Error, ValueError):
-            pass
     return text
 
 
@@ -139,7 +137,9 @@ def test_the_corpus_leaks_through_no_surface(tmp_path: Path) -> None:
     base_env = {"IRFLOW_LOG_LEVEL": "DEBUG", "IRFLOW_LOG_FORMAT": "json"}
 
     # 1. simulated Azure data: the whole SAS playbook, forensics and an evidence package, at DEBUG/json
-    demo = irflow("demo", "--scenario", str(scenario), "--json", "--workdir", str(tmp_path / "demo"), env=base_env)
+    demo = irflow(
+        "demo", "--scenario", str(scenario), "--json", "--workdir", str(tmp_path / "demo"), env=base_env
+    )
     assert demo.returncode == 0, demo.stderr[-3000:]
     summary = json.loads(demo.stdout)
     logs["demo: stderr"] = demo.stderr
@@ -204,11 +204,23 @@ def test_the_corpus_leaks_through_no_surface(tmp_path: Path) -> None:
             first = incidents[0]
             for value in VALUES:  # an invalid param, an unknown incident, garbage facts: never echoed
                 for method, path, body in (
-                    ("post", "/incidents", {"title": "x", "severity": "high", "playbook": "leak-gate",
-                                            "params": {"storage_accounts": [value]}}),
+                    (
+                        "post",
+                        "/incidents",
+                        {
+                            "title": "x",
+                            "severity": "high",
+                            "playbook": "leak-gate",
+                            "params": {"storage_accounts": [value]},
+                        },
+                    ),
                     ("get", f"/incidents/{value}", None),
                     ("patch", f"/incidents/{first['id']}/facts", {"discovered_at": value}),
-                    ("patch", f"/incidents/{first['id']}/facts", {"law_enforcement_delay": {"written_on": value}}),
+                    (
+                        "patch",
+                        f"/incidents/{first['id']}/facts",
+                        {"law_enforcement_delay": {"oral": {"given_on": value}}},
+                    ),
                 ):
                     answer = http.request(method, f"{api}{path}", json=body, timeout=60)
                     assert 400 <= answer.status_code < 500, (path, answer.status_code)
@@ -228,7 +240,9 @@ def test_the_corpus_leaks_through_no_surface(tmp_path: Path) -> None:
                     if run["status"] == "awaiting_approval":
                         break
                     time.sleep(0.1)
-                answer = http.post(f"{api}/runs/{created['run_id']}/approve", json={"comment": comment}, timeout=60)
+                answer = http.post(
+                    f"{api}/runs/{created['run_id']}/approve", json={"comment": comment}, timeout=60
+                )
                 assert answer.status_code == 200, answer.text
             for created in incidents:
                 for _ in range(1200):
@@ -246,8 +260,20 @@ def test_the_corpus_leaks_through_no_surface(tmp_path: Path) -> None:
         cli_env = {**env, **base_env}
         for nature, person in zip(_chunks(VALUES, 7, 5000), _chunks(VALUES[::-1], 7, 5000), strict=True):
             result = irflow(
-                "incidents", "assess", first["id"], "--outcome", "notify", "--nature", nature,
-                "--recipient", person, "--acquired", nature, "--mitigation", person, env=cli_env,
+                "incidents",
+                "assess",
+                first["id"],
+                "--outcome",
+                "notify",
+                "--nature",
+                nature,
+                "--recipient",
+                person,
+                "--acquired",
+                nature,
+                "--mitigation",
+                person,
+                env=cli_env,
             )
             assert result.returncode == 0, result.stderr
             logs[f"assess: stderr {nature[:20]}"] = result.stderr
@@ -272,25 +298,37 @@ def test_the_corpus_leaks_through_no_surface(tmp_path: Path) -> None:
 
     tables = {**_tables(database), **_tables(database.with_name(database.stem + ".dbos.db"))}
     with sqlite3.connect(database) as conn:
-        audit = {"audit payloads": "\n".join(row[0] for row in conn.execute("select payload from audit_events"))}
+        audit = {
+            "audit payloads": "\n".join(row[0] for row in conn.execute("select payload from audit_events"))
+        }
     exported = {name: text for package in packages for name, text in _package(package).items()}
     # The scan is meaningful: ids written in clear are found where they should be.
-    assert first["id"] in tables["irflow.db:incidents"] and first["id"] in exported[f"{packages[1].name}:report.pdf"]
+    assert (
+        first["id"] in tables["irflow.db:incidents"]
+        and first["id"] in exported[f"{packages[1].name}:report.pdf"]
+    )
 
     def hits(surfaces: dict[str, str]) -> list[tuple[str, str]]:
         return [(s, v) for s, text in surfaces.items() for v in VALUES if any(f in text for f in _forms(v))]
 
-    found = {"logs and answers": hits(logs), "audit": hits(audit), "tables": hits(tables)}
-    export_hits = hits(exported)
+    found = {
+        "logs and answers": hits(logs),
+        "audit": hits(audit),
+        "tables": hits(tables),
+        "exported files": hits(exported),
+    }
     print(
         f"\nleak scan: {len(VALUES)} values of {len(CORPUS)} kinds through titles, facts, risk assessments, "
         f"approval comments, recipients, simulated Azure data (tags, metadata, blob names) and "
         f"{sum(1 for s in logs if 'answer' in s or 'cli ' in s)} failing CLI/API calls; "
         + ", ".join(
-            f"{name}: {len(VALUES)} x {len(surfaces)} surfaces, {len(found.get(name, export_hits))} hits"
-            for name, surfaces in (("logs and answers", logs), ("audit", audit), ("tables", tables),
-                                   ("exported files", exported))
+            f"{name}: {len(VALUES)} x {len(surfaces)} surfaces, {len(found[name])} hits"
+            for name, surfaces in (
+                ("logs and answers", logs),
+                ("audit", audit),
+                ("tables", tables),
+                ("exported files", exported),
+            )
         )
     )
     assert not any(found.values()), {name: hits[:10] for name, hits in found.items()}
-    assert {value for _, value in export_hits} <= UNLABELLED, export_hits[:10]
