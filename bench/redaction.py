@@ -45,6 +45,8 @@ FAMILIES: dict[str, Callable[[int], str]] = {
     "names": _fill("Patient: ", "Ann "),
     "mrn": _fill("MR# ", "a-"),
     "prose": _fill("", "the quick brown fox jumps over the lazy dog "),
+    "password-word": _fill("", "Aa1!"),  # one endless password-shaped word
+    "password-words": _fill("", "P@ssw0rd!2026 "),  # a password-shaped word after another
 }
 
 

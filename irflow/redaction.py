@@ -243,6 +243,27 @@ def _base64_secret(match: re.Match[str]) -> str:
     return match.group(0)
 
 
+# A password typed with no label (`P@ssw0rd!2026`, pasted as an id): a word of 8 to 64 characters that mixes
+# lower case, upper case, digits and a symbol, with none of the characters of paths, URLs, times, addresses
+# or versions (`/`, `:`, `.`). Matched whole (no backtracking: one pass over each word), judged in Python.
+_WORD = re.compile(r"""[^\s'"`<>()\[\]{},;|]{8,}""")
+_PASSWORD_SYMBOLS = frozenset("!@#$%^&*~?+")
+
+
+def _password_shaped(match: re.Match[str]) -> str:
+    word = match.group(0)
+    if (
+        len(word) > 64
+        or any(c in word for c in "/:.=")
+        or not any(c in _PASSWORD_SYMBOLS for c in word)
+        or not any(c.isdigit() for c in word)
+        or not any(c.islower() for c in word)
+        or not any(c.isupper() for c in word)
+    ):
+        return word
+    return mask("secret")
+
+
 # Order matters: labelled secrets before the shapes inside them, secrets before PHI (a password
 # can look like a phone number), labelled PHI before the unlabelled shapes.
 _RULES: tuple[tuple[re.Pattern[str], Replacement], ...] = (
@@ -267,6 +288,7 @@ _RULES: tuple[tuple[re.Pattern[str], Replacement], ...] = (
     (_PERSON_LABELLED, _labelled(mask("name"))),
     (_PERSON_PAIR, _labelled(mask("name"))),
     (_ADDRESS_PAIR, _labelled(mask("address"))),
+    (_WORD, _password_shaped),
 )
 
 

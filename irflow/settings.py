@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     api_refusal_rate: float = Field(default=1.0, gt=0, le=100_000)
     # HMAC key of recipient and secret fingerprints; unset: one generated on first use, kept in the database.
     fingerprint_key: SecretStr | None = Field(default=None, min_length=16)
-    # Fernet key that seals sensitive playbook inputs at rest (irflow/engine/sealing.py).
+    # Fernet key sealing free text, sensitive inputs and DBOS's data at rest (irflow/store/sealed.py);
+    # unset: one generated on first use, kept in the database (set it from Key Vault in production).
     data_key: SecretStr | None = None
     # Microsoft Entra ID bearer tokens (users' app roles, senders' managed identities): accepted when both
     # the tenant and irflow's app id URI are set. The authority defaults to the cloud's sign-in host.

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from irflow.redaction import fingerprint, redact, redact_text
+from irflow.redaction import fingerprint, mask, redact, redact_text
 
 _rng = random.Random(20240501)
 ACCOUNT_KEY = base64.b64encode(_rng.randbytes(64)).decode()  # 88 characters, ends with "=="
@@ -380,3 +380,23 @@ def test_redaction_is_not_superlinear_on_the_issue_input() -> None:
     for prefix in ("born", "date of birth", "phone", "password"):
         text = prefix + " " * 200_000
         assert redact_text(text) == text
+
+
+@pytest.mark.parametrize("password", ["P@ssw0rd!2026", "Tr0ub4dor&3", "x9#Kq2!mZ"])
+def test_an_unlabelled_password_shaped_word_is_masked(password: str) -> None:
+    assert redact_text(f"no incident {password}") == f"no incident {mask('secret')}"
+    assert redact_text(f"'{password}'") == f"'{mask('secret')}'"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-12-01T19:44:23.891333Z",
+        "/subscriptions/9b2f/resourceGroups/rg-Phi1/providers/Microsoft.Storage/storageAccounts/a!b",
+        "Hello World 2026!",
+        "AuthorizationFailure",
+        "hmac-sha256:1a31eead58c23e38",
+    ],
+)
+def test_words_that_are_not_passwords_are_kept(text: str) -> None:
+    assert mask("secret") not in redact_text(text)

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from irflow.actions.base import Action, ActionError, Change, Plan, Result, StepContext, register
+from irflow.redaction import fingerprint
 
 Channel = Literal["email", "slack", "teams", "webhook"]
 
@@ -77,9 +78,18 @@ class Escalate(Action):
     def plan(self, ctx: StepContext) -> Plan:
         params: EscalateParams = ctx.params  # type: ignore[assignment]
         self._require_notifier(ctx)
-        subject = ctx.notifier.preview(params.template, self._context(ctx))
+        ctx.notifier.preview(params.template, self._context(ctx))  # a template that cannot render fails here
         pending = self._pending(ctx)
-        changes = [Change(field=f"outbox.{params.channel}", before=None, after=subject) for _ in pending]
+        # The rendered subject carries the incident's title (free text): the plan, stored with the step and
+        # shown in dry runs, names the template and the recipient's fingerprint instead.
+        changes = [
+            Change(
+                field=f"outbox.{params.channel}",
+                before=None,
+                after=f"{params.template} to {fingerprint(address)}",
+            )
+            for address in pending
+        ]
         notes = [] if pending else ["already queued for this incident"]
         return Plan(action=self.name, changes=changes, notes=notes)
 

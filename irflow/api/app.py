@@ -31,6 +31,7 @@ from irflow.audit import AuditChain
 from irflow.engine.runtime import Services
 from irflow.engine.services.errors import ServiceError
 from irflow.logs import get_logger
+from irflow.redaction import fingerprint
 
 log = get_logger(__name__)
 
@@ -94,7 +95,9 @@ def create_app(
                         "route": getattr(route, "path", None) or scope.get("path", "")[:200],
                         "status": status,
                         "code": code,
-                        "reason": message[:500],
+                        # The message may quote what the caller sent (a title, a pasted value): the trail
+                        # keeps its keyed fingerprint; the caller got the (redacted) message itself.
+                        "reason_fingerprint": fingerprint(message),
                         "request_id": scope.get("state", {}).get("request_id"),
                     },
                 )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from irflow.redaction import redact_text
+
 
 class ErrorBody(BaseModel):
     code: str
@@ -24,7 +26,9 @@ class ApiError(Exception):
 
 
 def payload(code: str, message: str) -> dict[str, dict[str, str]]:
-    return {"error": {"code": code, "message": message}}
+    """The error body of every API error. A message may quote what the caller sent (an id, a parameter's
+    value): it is redacted, as the CLI's are, so a pasted SSN or key never comes back in an answer."""
+    return {"error": {"code": code, "message": redact_text(message)}}
 
 
 DESCRIPTIONS = {

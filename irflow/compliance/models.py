@@ -74,6 +74,19 @@ def normalize_state(code: str) -> str:
     return value
 
 
+# Facts are dates of a breach response: a year outside these bounds is a typing error; accepted, it would
+# make every later computation overflow (a statement "given on 9999-12-31" + 30 days) and block every facts
+# update after it.
+EARLIEST_FACT = date(1990, 1, 1)
+LATEST_FACT = date(2199, 12, 31)
+
+
+def plausible_date(value: date) -> date:
+    if not EARLIEST_FACT <= value <= LATEST_FACT:
+        raise ValueError(f"{value} is not a plausible date (expected {EARLIEST_FACT} to {LATEST_FACT})")
+    return value
+
+
 class WrittenStatement(BaseModel):
     """45 CFR 164.412(a): a written law-enforcement statement naming the date the delay ends."""
 
@@ -81,6 +94,8 @@ class WrittenStatement(BaseModel):
 
     given_on: date
     until: date
+
+    _plausible = field_validator("given_on", "until")(plausible_date)
 
     @model_validator(mode="after")
     def _until_not_before_given(self) -> Self:
@@ -95,6 +110,8 @@ class OralStatement(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     given_on: date
+
+    _plausible = field_validator("given_on")(plausible_date)
 
 
 class LawEnforcementDelay(BaseModel):

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from irflow import clock
 from irflow.audit import AuditChain
+from irflow.redaction import fingerprint
 from irflow.store.db import Database
 from irflow.store.models import Evidence
 from irflow.store.unique import insert_unique
@@ -105,8 +106,9 @@ def capture(
         payload={
             "evidence_id": evidence.id,
             "kind": kind,
-            "source": source,
-            "location": location,
+            # Blob names may hold PHI: the evidence row keeps them sealed, the trail their fingerprints.
+            "source_fingerprint": fingerprint(source),
+            "location_fingerprint": fingerprint(location),
             "sha256": sha256,
             "size": size,
         },

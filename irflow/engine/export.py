@@ -41,6 +41,7 @@ from irflow.audit.package import (
 )
 from irflow.engine.anchor import ANCHOR_EVENT, AnchorStore, verify_with_anchors
 from irflow.notify.hhs_report import FIELDS as HHS_FIELDS
+from irflow.redaction import fingerprint, redact, redact_text
 from irflow.store.db import Database
 from irflow.store.models import (
     AuditEvent,
@@ -269,12 +270,14 @@ def _collect(session: Session, incident: Incident, exported: str) -> dict[str, A
             "template": n.template,
             "channel": n.channel,
             "recipient_fingerprint": n.recipient_fingerprint,
-            "subject": n.subject,
+            "subject": redact_text(n.subject),
             "status": n.status,
             "attempts": n.attempts,
             "created_at": _iso(n.created_at),
             "sent_at": _iso(n.sent_at),
-            "copy": n.body,
+            # The body of a notice to a person names that person: the package proves which copy was
+            # sent by its SHA-256; the text stays sealed in irflow's database.
+            "copy_sha256": sha256_hex(n.body.encode("utf-8")),
         }
         for n in session.execute(
             select(Notification)
@@ -296,7 +299,7 @@ def _collect(session: Session, incident: Incident, exported: str) -> dict[str, A
         "exported_at": exported,
         "incident": {
             "id": incident.id,
-            "title": incident.title,
+            "title": redact_text(incident.title),
             "severity": incident.severity,
             "source": incident.source,
             "external_ref": incident.external_ref,
@@ -312,10 +315,10 @@ def _collect(session: Session, incident: Incident, exported: str) -> dict[str, A
                 "author": r.author,
                 "created_at": _iso(r.created_at),
                 "outcome": r.outcome,
-                "nature_and_extent": r.nature_and_extent,
-                "unauthorized_person": r.unauthorized_person,
-                "acquired_or_viewed": r.acquired_or_viewed,
-                "mitigation": r.mitigation,
+                "nature_and_extent": redact_text(r.nature_and_extent),
+                "unauthorized_person": redact_text(r.unauthorized_person),
+                "acquired_or_viewed": redact_text(r.acquired_or_viewed),
+                "mitigation": redact_text(r.mitigation),
             }
             for r in session.execute(
                 select(RiskAssessment)
@@ -340,7 +343,7 @@ def _collect(session: Session, incident: Incident, exported: str) -> dict[str, A
 
 def _changes(document: dict[str, Any] | None) -> list[dict[str, Any]]:
     return [
-        {"field": c.get("field"), "before": c.get("before"), "after": c.get("after")}
+        {"field": c.get("field"), "before": redact(c.get("before")), "after": redact(c.get("after"))}
         for c in (document or {}).get("changes") or []
     ]
 
@@ -359,7 +362,7 @@ def _run(run: Run) -> dict[str, Any]:
         "created_at": _iso(run.created_at),
         "started_at": _iso(run.started_at),
         "finished_at": _iso(run.finished_at),
-        "error": run.error,
+        "error": redact_text(run.error) if run.error else None,
         "steps": [
             {
                 "key": s.step_key,
@@ -372,8 +375,10 @@ def _run(run: Run) -> dict[str, Any]:
                 "planned_changes": _changes(s.plan),
                 "applied_changes": _changes(s.result),
                 "prior_state": (s.result or {}).get("prior_state") or {},
-                "notes": [*((s.plan or {}).get("notes") or []), *((s.result or {}).get("notes") or [])],
-                "error": s.error,
+                "notes": redact(
+                    [*((s.plan or {}).get("notes") or []), *((s.result or {}).get("notes") or [])]
+                ),
+                "error": redact_text(s.error) if s.error else None,
                 "updated_at": _iso(s.updated_at),
             }
             for s in steps
@@ -397,25 +402,46 @@ def _evidence(
         .where(Evidence.incident_id == incident_id)
         .order_by(Evidence.captured_at, Evidence.id)
     ).scalars():
-        path = f"evidence/items/{ev.id}.json" if ev.content is not None else None
-        if path is not None:
-            blobs.append((path, ev.content.encode("utf-8")))  # type: ignore[union-attr]
+        # A capture's bytes go in whole when nothing in them needs redacting (the verifier re-hashes them);
+        # otherwise a redacted copy goes in beside the chained SHA-256 of the original, which stays sealed
+        # in irflow's database (a log export holds identities from Azure logs).
+        path = redacted_path = None
+        if ev.content is not None:
+            shown = _redacted_content(ev.content)
+            if shown == ev.content:
+                path = f"evidence/items/{ev.id}.json"
+                blobs.append((path, ev.content.encode("utf-8")))
+            else:
+                redacted_path = f"evidence/redacted/{ev.id}.json"
+                blobs.append((redacted_path, shown.encode("utf-8")))
         items.append(
             {
                 "id": ev.id,
                 "kind": ev.kind,
-                "source": ev.source,
-                "location": ev.location,
+                # A blob's name may hold PHI: the package names sources and locations by fingerprint
+                # (the same keyed fingerprints as the chain of custody's evidence.captured events).
+                "source_fingerprint": fingerprint(ev.source),
+                "location_fingerprint": fingerprint(ev.location),
                 "sha256": ev.sha256,
                 "size": ev.size,
                 "captured_at": _iso(ev.captured_at),
-                "metadata": ev.meta,
+                "metadata": redact(ev.meta),
                 # Blob copies stay in the immutable evidence container; their SHA-256 is in the chain.
                 "bytes": path,
+                "redacted_copy": redacted_path,
                 "custody": custody.get(ev.id, []),
             }
         )
     return items, blobs
+
+
+def _redacted_content(content: str) -> str:
+    try:
+        document = json.loads(content)
+    except ValueError:
+        return redact_text(content)
+    shown = redact(document)
+    return content if shown == document else json.dumps(shown, indent=2, sort_keys=True)
 
 
 def _deadlines(session: Session, incident_id: str, exported: str) -> list[dict[str, Any]]:

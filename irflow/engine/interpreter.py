@@ -28,7 +28,7 @@ from irflow.engine.sealing import unseal
 from irflow.engine.state import ENGINE_ACTOR
 from irflow.engine.templates import TemplateProblem, render
 from irflow.logs import bind_context, get_logger
-from irflow.redaction import redact_text
+from irflow.redaction import fingerprint, redact_text
 
 APPROVAL_TOPIC = "approval"
 
@@ -342,13 +342,17 @@ def _run_target(step_id: str, step: StepSpec, dry_run: bool, auto_approve: bool)
         change_step(step_id, "request_approval", {"workflow_id": DBOS.workflow_id})
         decision = DBOS.recv(APPROVAL_TOPIC, timeout_seconds=step.approval_timeout) or {}
         actor = str(decision.get("actor", "irflow-engine" if not decision else "unknown"))[:200]
+        # The comment is free text: sealed in the step row, only its keyed fingerprint in the audit trail.
+        comment = str(decision.get("comment", ""))[:500]
+        noted = {"decision_comment": comment} if comment else None
+        said = {"comment_fingerprint": fingerprint(comment)} if comment else {}
         if not decision.get("approved"):
             reason = "rejected" if decision else "approval timed out"
-            change_step(step_id, "skip", payload={"reason": reason, "by": actor, "on_reject": step.on_reject})
+            change_step(
+                step_id, "skip", noted, {"reason": reason, "by": actor, "on_reject": step.on_reject, **said}
+            )
             return {"state": "skipped", "error": reason, "rejected_by": actor}
-        change_step(
-            step_id, "approve", payload={"by": actor, "comment": str(decision.get("comment", ""))[:500]}
-        )
+        change_step(step_id, "approve", noted, {"by": actor, **said})
     outcome: dict[str, Any] = {}
     for attempt in range(1, step.retry.max_attempts + 1):
         if attempt > 1:

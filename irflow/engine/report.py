@@ -142,7 +142,9 @@ def sections(doc: dict[str, Any]) -> list[Section]:
         )
     )
     for n in doc["notices"]:
-        notices.blocks.append(Block(f"copy: {n['subject']} ({n['id']})", n["copy"]))
+        notices.blocks.append(
+            Block(f"copy: {n['subject']} ({n['id']})", f"SHA-256 of the copy as stored: {n['copy_sha256']}")
+        )
     out.append(notices)
 
     out.append(
@@ -151,12 +153,20 @@ def sections(doc: dict[str, Any]) -> list[Section]:
             "Forensic evidence and chain of custody",
             tables=[
                 Table(
-                    ["id", "kind", "source", "sha256", "size", "captured", "custody (audit events)"],
+                    [
+                        "id",
+                        "kind",
+                        "source (fingerprint)",
+                        "sha256",
+                        "size",
+                        "captured",
+                        "custody (audit events)",
+                    ],
                     [
                         [
                             e["id"],
                             e["kind"],
-                            e["source"],
+                            e["source_fingerprint"],
                             e["sha256"],
                             str(e["size"]),
                             e["captured_at"],

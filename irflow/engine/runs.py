@@ -308,9 +308,7 @@ def cancel_run(svc: Services, run_id: str, *, actor: str, reason: str = "") -> d
     A step whose Azure call was already in flight finishes that call; its outcome is recorded beside the
     cancellation (``step.outcome_after_cancel``) and the step stays cancelled.
     """
-    from dbos import DBOSClient
-
-    from irflow.engine.runtime import system_database_url
+    from irflow.engine.runtime import dbos_client
 
     status = svc.state.run_snapshot(run_id)["status"]
     if status in RUN_TERMINAL:
@@ -318,17 +316,14 @@ def cancel_run(svc: Services, run_id: str, *, actor: str, reason: str = "") -> d
     from irflow.engine.interpreter import APPROVAL_TOPIC
 
     gates = svc.state.steps_awaiting_approval(run_id)
-    client = DBOSClient(system_database_url=system_database_url(svc.settings.database_url))
-    try:
-        mine = client.list_workflows(workflow_id_prefix=run_id, load_input=False, load_output=False)
-        drivers = [s.workflow_id for s in mine if s.workflow_id == run_id or s.parent_workflow_id is None]
-        if drivers:  # the run's first workflow and its retries, each with its targets
-            client.cancel_workflows(drivers, cancel_children=True)
-        for gate in gates:  # wake each gate, so its worker thread sees the cancellation now, not in days
-            if gate["workflow_id"]:
-                client.send(gate["workflow_id"], {"cancelled": True, "actor": actor}, APPROVAL_TOPIC)
-    finally:
-        client.destroy()
+    client = dbos_client(svc.settings)
+    mine = client.list_workflows(workflow_id_prefix=run_id, load_input=False, load_output=False)
+    drivers = [s.workflow_id for s in mine if s.workflow_id == run_id or s.parent_workflow_id is None]
+    if drivers:  # the run's first workflow and its retries, each with its targets
+        client.cancel_workflows(drivers, cancel_children=True)
+    for gate in gates:  # wake each gate, so its worker thread sees the cancellation now, not in days
+        if gate["workflow_id"]:
+            client.send(gate["workflow_id"], {"cancelled": True, "actor": actor}, APPROVAL_TOPIC)
     return svc.state.cancel_run(run_id, actor=actor, reason=reason)
 
 

@@ -125,10 +125,14 @@ def launch(
     import irflow.engine.interpreter  # noqa: F401  (registers the workflows before recovery)
     import irflow.engine.scheduled  # noqa: F401
     from irflow.engine import replicas
+    from irflow.engine.sealing import SealedDBOSSerializer
 
     if _services is not None:
         return _services
-    db = db or open_database(settings)
+    if db is None:
+        db = open_database(settings)
+    else:
+        install_keys(settings, db)
     embedded = _lock_embedded(settings)
     if ephemeral and not embedded:
         settings = settings.model_copy(
@@ -148,6 +152,7 @@ def launch(
         "log_level": "WARNING",
         # How soon a replica sees schedules another one created or changed.
         "scheduler_polling_interval_sec": max(1.0, min(30.0, settings.replica_lease)),
+        "serializer": SealedDBOSSerializer(),  # DBOS's tables hold program data sealed, never readable
     }
     if make_url(settings.database_url).get_backend_name() == "sqlite":
         # DBOS's system database keeps the journal settings of irflow's own (irflow.store.db).
@@ -249,11 +254,16 @@ def dbos_client(settings: Settings) -> Any:
     """This process's DBOS client of the configured system database (one per URL, reused)."""
     from dbos import DBOSClient
 
+    from irflow.engine.sealing import SealedDBOSSerializer
+
     url = system_database_url(settings.database_url)
     with _clients_lock:
         client = _clients.get(url)
         if client is None:
-            client = DBOSClient(system_database_url=url, application_name=APPLICATION)
+            # DBOS data sealed as the engine seals it: what a submitter enqueues, a worker can read
+            client = DBOSClient(
+                system_database_url=url, application_name=APPLICATION, serializer=SealedDBOSSerializer()
+            )
             _clients[url] = client
         return client
 

@@ -9,6 +9,8 @@ The token is AES-128-CBC + HMAC-SHA256 (Fernet) under ``IRFLOW_DATA_KEY`` (a Fer
 injected from Azure Key Vault); the fingerprint is keyed too (:func:`irflow.redaction.fingerprint`). The audit
 trail gets the fingerprint only, so nothing sensitive enters the hash chain, where it could never be purged.
 The engine unseals right before it renders a template or validates an action's params, in memory only.
+The key is the database's data key (``IRFLOW_DATA_KEY``, else the installation's generated one), the same
+that seals free-text columns (irflow/store/sealed.py) and DBOS's program data (:class:`SealedDBOSSerializer`).
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import json
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
+from dbos._serialization import DefaultSerializer
 
 from irflow.redaction import fingerprint
+from irflow.store.sealed import PREFIX
 
 SEALED = "sealed"
 _FERNET: list[Fernet] = []
@@ -51,8 +55,8 @@ def is_sealed(value: Any) -> bool:
 def seal(value: Any) -> dict[str, str]:
     if not _FERNET:
         raise SealingUnavailable(
-            "this playbook has sensitive inputs: set IRFLOW_DATA_KEY (a Fernet key, e.g. from Key Vault) so "
-            "they are stored encrypted"
+            "the data key is not loaded: set IRFLOW_DATA_KEY (a Fernet key, e.g. from Key Vault) so "
+            "sensitive values are stored encrypted"
         )
     plain = json.dumps(value, sort_keys=True, separators=(",", ":"))
     token = _FERNET[0].encrypt(plain.encode("utf-8")).decode("ascii")
@@ -102,6 +106,33 @@ def fingerprints_only(value: Any) -> Any:
     if isinstance(value, list):
         return [fingerprints_only(item) for item in value]
     return value
+
+
+class SealedDBOSSerializer(DefaultSerializer):
+    """DBOS's program data (workflow inputs and outputs, step outputs, messages such as approval comments,
+    recorded errors) pickled as DBOS does, then sealed with the data key: DBOS's system tables hold no
+    readable value. Rows DBOS wrote before (``py_pickle``) are still read by DBOS's own serializer."""
+
+    def serialize(self, data: Any) -> str:
+        return PREFIX + _key().encrypt(super().serialize(data).encode("ascii")).decode("ascii")
+
+    def deserialize(self, serialized_data: str) -> Any:
+        if not serialized_data.startswith(PREFIX):
+            return super().deserialize(serialized_data)
+        try:
+            opened = _key().decrypt(serialized_data[len(PREFIX) :].encode("ascii")).decode("ascii")
+        except InvalidToken:
+            raise SealingUnavailable("DBOS data does not open with this IRFLOW_DATA_KEY") from None
+        return super().deserialize(opened)
+
+    def name(self) -> str:
+        return "irflow_sealed_pickle"
+
+
+def _key() -> Fernet:
+    if not _FERNET:
+        raise SealingUnavailable("the data key is not loaded (irflow.store.installation.install_keys)")
+    return _FERNET[0]
 
 
 def _plain_strings(value: Any) -> list[str]:

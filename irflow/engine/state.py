@@ -413,7 +413,8 @@ class StateStore:
                     "run_id": run_id,
                     "from": old,
                     "to": new,
-                    "reason": reason,
+                    # Free text: the reason is kept sealed in runs.error, the trail has its fingerprint.
+                    **({"reason_fingerprint": fingerprint(reason)} if reason else {}),
                     "steps": len(open_steps),
                 },
             )
@@ -450,7 +451,7 @@ class StateStore:
                     "run_id": run_id,
                     "from": old,
                     "to": new,
-                    "previous_error": previous_error,
+                    "previous_error": redact_text(previous_error or "")[:500] or None,
                     "steps": len(redo),
                 },
             )

@@ -17,6 +17,8 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from irflow.store.sealed import DataKeyring
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -150,10 +152,12 @@ class Database:
         # SQLite's busy handler they would poll the lock with sleeps of up to 100 ms (the fan-out runs up to
         # 64 threads). Other processes still meet the busy handler.
         self._writer = threading.RLock() if self.engine.url.get_backend_name() == "sqlite" else None
+        self.keyring = DataKeyring(self.engine)  # opens the sealed columns (irflow/store/sealed.py)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work commits on success and rolls back on any error."""
+        self.keyring.ensure()  # before BEGIN: loading a generated key may write (SQLite has one writer)
         with self._serial(), self._sessions() as session, session.begin():
             yield session
 
@@ -162,6 +166,7 @@ class Database:
         """A session that only reads: on SQLite a snapshot of the last commit, taken without the write lock
         (WAL lets readers and the one writer proceed together); on PostgreSQL a plain transaction. Writing in
         it is a programming error (SQLite refuses the upgrade while another writer holds the lock)."""
+        self.keyring.ensure()
         with self._reads() as session, session.begin():
             yield session
 

@@ -1,7 +1,8 @@
 """Secrets irflow generates for itself on first use and keeps in its database (``installation_secrets``).
 
 Used when the operator configures none: the HMAC key of fingerprints (``IRFLOW_FINGERPRINT_KEY`` wins when
-set; in production take it from Key Vault). Every process sharing a database shares the key, so a
+set; in production take it from Key Vault) and the data key that seals free text and sensitive inputs
+(``IRFLOW_DATA_KEY`` wins; see irflow/store/sealed.py). Every process sharing a database shares the key, so a
 fingerprint computed by one replica matches another's.
 """
 
@@ -33,10 +34,16 @@ def installation_secret(db: Database, name: str) -> str:
 
 
 def install_keys(settings: Settings, db: Database) -> None:
-    """Make :func:`irflow.redaction.fingerprint` use this installation's key, and sealing the data key."""
+    """Make :func:`irflow.redaction.fingerprint` use this installation's key, and sealing (sensitive inputs
+    and the sealed columns of irflow/store/sealed.py) its data key: IRFLOW_DATA_KEY, else a generated one."""
     from irflow.engine.sealing import use_data_key
 
-    use_data_key(settings.data_key.get_secret_value() if settings.data_key else None)
+    if settings.data_key is not None:
+        data_key = settings.data_key.get_secret_value()
+        db.keyring.use(data_key)
+    else:
+        data_key = db.keyring.installation_key()
+    use_data_key(data_key)
     if settings.fingerprint_key is not None:
         use_fingerprint_key(settings.fingerprint_key.get_secret_value())
     else:

@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from irflow.store.sealed import SealedJSON, SealedText
 from irflow.store.types import JSONDocument, UTCDateTime
 
 NAMING = {
@@ -47,7 +48,8 @@ class Incident(Base):
     __tablename__ = "incidents"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    title: Mapped[str] = mapped_column(String(300))
+    # Free text typed by people or taken from an alert (it may name a patient): sealed at rest.
+    title: Mapped[str] = mapped_column(SealedText)
     severity: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(16))
     external_ref: Mapped[str | None] = mapped_column(String(600), unique=True)
@@ -64,7 +66,7 @@ class Incident(Base):
     # Compliance clock v2 (migration 0006): the time zone that decides the discovery date (None: the
     # organisation's setting), why discovery is later than the first detection, and the facts below.
     timezone: Mapped[str | None] = mapped_column(String(64))
-    discovery_reason: Mapped[str | None] = mapped_column(Text)
+    discovery_reason: Mapped[str | None] = mapped_column(SealedText)
     hipaa: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     ca_facility: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     ba_agent_discovered_on: Mapped[date | None] = mapped_column(Date)
@@ -130,7 +132,7 @@ class Run(Base):
     auto_approve: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(24))
     actor: Mapped[str] = mapped_column(String(200))
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(SealedText)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -164,7 +166,9 @@ class Step(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     plan: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(SealedText)
+    # An approver's or rejecter's comment (free text): sealed here, only its fingerprint in the audit trail.
+    decision_comment: Mapped[str | None] = mapped_column(SealedText)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -178,10 +182,11 @@ class RiskAssessment(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id"), index=True)
-    nature_and_extent: Mapped[str] = mapped_column(Text)
-    unauthorized_person: Mapped[str] = mapped_column(Text)
-    acquired_or_viewed: Mapped[str] = mapped_column(Text)
-    mitigation: Mapped[str] = mapped_column(Text)
+    # The four factors are free text that must say what was exposed and to whom: sealed at rest.
+    nature_and_extent: Mapped[str] = mapped_column(SealedText)
+    unauthorized_person: Mapped[str] = mapped_column(SealedText)
+    acquired_or_viewed: Mapped[str] = mapped_column(SealedText)
+    mitigation: Mapped[str] = mapped_column(SealedText)
     outcome: Mapped[str] = mapped_column(String(24))
     author: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -201,15 +206,15 @@ class Notification(Base):
     dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     channel: Mapped[str] = mapped_column(String(24))
     template: Mapped[str] = mapped_column(String(80))
-    recipient: Mapped[str] = mapped_column(String(2000))
+    recipient: Mapped[str] = mapped_column(SealedText)  # needed to deliver: sealed at rest
     recipient_fingerprint: Mapped[str] = mapped_column(String(40))
-    subject: Mapped[str] = mapped_column(String(500))
-    body: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(SealedText)
+    body: Mapped[str] = mapped_column(SealedText)
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=5)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(SealedText)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -253,14 +258,16 @@ class Evidence(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id"), index=True)
     kind: Mapped[str] = mapped_column(String(24))
-    source: Mapped[str] = mapped_column(String(2000))
-    location: Mapped[str] = mapped_column(String(2000))
+    # Where it came from and where it is kept name blobs, whose names may hold PHI: sealed at rest, and the
+    # audit trail holds their fingerprints. A log export's content holds identities from Azure logs.
+    source: Mapped[str] = mapped_column(SealedText)
+    location: Mapped[str] = mapped_column(SealedText)
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer)
-    content: Mapped[str | None] = mapped_column(Text)
+    content: Mapped[str | None] = mapped_column(SealedText)
     captured_at: Mapped[datetime] = mapped_column(UTCDateTime())
     dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
-    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONDocument, default=dict)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", SealedJSON, default=dict)
 
 
 class NoticeSent(Base):

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from irflow.api.app import create_app
 from irflow.engine.services.tokens import TokenCreate, create_token
+from irflow.redaction import fingerprint
 
 FLAKY_TARGETS = """\
 name: isolate-then-rotate
@@ -83,7 +84,8 @@ def test_cancel_stops_a_run_waiting_at_its_gate(api) -> None:  # type: ignore[no
     run = client.get(f"/api/v1/runs/{run_id}").json()
     assert run["status"] == "cancelled" and [s["state"] for s in run["steps"]] == ["cancelled"]
     [event] = _events(client, created["id"], "run.cancelled")
-    assert event["actor"] == api["actor"] and event["payload"]["reason"] == "false positive"
+    assert event["actor"] == api["actor"]
+    assert event["payload"]["reason_fingerprint"] == fingerprint("false positive")
     again = client.post(f"/api/v1/runs/{run_id}/cancel", json={})
     assert again.status_code == 409 and "already ended" in again.json()["error"]["message"]
     assert client.post("/api/v1/runs/no-such-run/cancel", json={}).status_code == 404

@@ -10,11 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select, text
 
 from irflow.audit import AuditChain
 from irflow.engine import runtime
 from irflow.engine.runs import decide_approvals, run_view, submit_run
+from irflow.redaction import fingerprint
 from irflow.sim.server import SimServer
+from irflow.store.models import Step
 
 REPO = Path(__file__).resolve().parents[2]
 TARGETS = ("phipatientexports", "phiimaging")
@@ -69,7 +72,15 @@ def test_gate_holds_until_approved(svc: runtime.Services, sim: SimServer, tmp_pa
     types = [t for t, _ in events]
     assert types.count("run.awaiting_approval") == 1
     approvals = [p for t, p in events if t == "step.planned" and p.get("from") == "awaiting_approval"]
-    assert len(approvals) == 2 and all(p["by"] == "cli:approver" and p["comment"] == "go" for p in approvals)
+    # The comment is free text: the trail holds its keyed fingerprint, the step row the comment (sealed).
+    assert len(approvals) == 2 and all(
+        p["by"] == "cli:approver" and p["comment_fingerprint"] == fingerprint("go") and "comment" not in p
+        for p in approvals
+    )
+    with svc.db.transaction() as session:
+        comments = session.scalars(select(Step.decision_comment).where(Step.step_key == "isolate")).all()
+        stored = session.execute(text("SELECT decision_comment FROM steps WHERE step_key = 'isolate'")).all()
+    assert comments == ["go", "go"] and all(row[0].startswith("sealed:v1:") for row in stored)
 
 
 def test_rejected_gate_skips_the_change(svc: runtime.Services, sim: SimServer, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from irflow.audit import AuditChain
 from irflow.engine import runtime
 from irflow.engine.runs import run_view, submit_run
+from irflow.redaction import fingerprint
 from irflow.sim.server import SimServer
 from irflow.store.models import AuditEvent, Evidence
 
@@ -68,5 +69,9 @@ def test_playbook_captures_evidence_with_a_chain_of_custody(
         payloads = {json.loads(e.payload)["evidence_id"]: json.loads(e.payload) for e in events}
         assert set(payloads) == {r.id for r in rows}
         for row in rows:
-            assert payloads[row.id]["sha256"] == row.sha256 and payloads[row.id]["location"] == row.location
+            assert payloads[row.id]["sha256"] == row.sha256
+            # Blob names may hold PHI: the chain of custody names source and location by fingerprint.
+            assert payloads[row.id]["location_fingerprint"] == fingerprint(row.location)
+            assert payloads[row.id]["source_fingerprint"] == fingerprint(row.source)
+            assert "location" not in payloads[row.id] and "source" not in payloads[row.id]
         assert AuditChain().verify(session).ok

@@ -20,6 +20,7 @@ from irflow.audit import AuditChain
 from irflow.engine import runtime
 from irflow.engine.playbook import coerce_inputs, load_playbook
 from irflow.engine.runs import run_view, submit_run
+from irflow.redaction import fingerprint
 from irflow.settings import Settings
 from irflow.sim.server import SimServer
 
@@ -243,7 +244,9 @@ def test_cancel_stops_a_waiting_run_audited_with_its_actor(
     assert by_type["run.cancelled"].actor.startswith("cli:") and by_type["step.cancelled"].actor.startswith(
         "cli:"
     )
-    assert json.loads(by_type["run.cancelled"].payload)["reason"] == "false positive"
+    # The reason is free text: the trail holds its fingerprint, the run row the reason (sealed).
+    assert json.loads(by_type["run.cancelled"].payload)["reason_fingerprint"] == fingerprint("false positive")
+    assert run_view(svc, run.run_id)["error"].endswith(": false positive")
 
     again = _cli(svc.settings, "runs", "cancel", run.run_id)
     assert again.returncode == 2 and "already ended (cancelled)" in again.stderr

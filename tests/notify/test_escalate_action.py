@@ -8,6 +8,7 @@ import pytest
 
 from irflow.engine import runtime
 from irflow.engine.runs import run_view, submit_run
+from irflow.redaction import fingerprint
 from irflow.settings import Settings
 
 PLAYBOOK = """\
@@ -45,7 +46,11 @@ def test_escalation_is_delivered_once_per_incident(engine, smtp_server) -> None:
     dry = submit_run(engine, "escalate-only", {}, actor="cli:ic", dry_run=True)
     assert dry.handle.get_result() == "succeeded"
     [planned] = run_view(engine, dry.run_id)["steps"]
-    assert len(planned["plan"]["changes"]) == 2 and "Escalation" in planned["plan"]["changes"][0]["after"]
+    # The plan names the template and each recipient's fingerprint, never the subject (it holds the title).
+    assert sorted(c["after"] for c in planned["plan"]["changes"]) == sorted(
+        f"internal-escalation to {fingerprint(address)}"
+        for address in ("soc-oncall@example.org", "ir-lead@example.org")
+    )
     assert smtp_server.sink.messages == []
 
     first = submit_run(

@@ -85,3 +85,37 @@ def test_echoed_values_are_redacted(env: dict[str, str], args: tuple[str, ...]) 
     command = [arg.format(incident=env["INCIDENT"]) for arg in args]
     message = _one_error_line(irflow(*command, env=env))
     assert SSN not in message and "hunter2" not in message, message
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--le-written-on", "yesterday-ish"),
+        ("--le-written-on", "2026-03-01", "--le-written-until", "2026-02-30"),
+        ("--le-written-on", "2026-03-01", "--le-written-until", "99999-01-01"),
+        ("--le-written-on", "2026-03-01", "--le-written-until", "2026-02-01"),  # ends before it was given
+        ("--le-oral-on", "9999-12-31"),
+        ("--discovered", "9999-12-31"),
+        ("--discovered", "2026-03-01T25:99"),
+        ("--tz", "Mars/Olympus_Mons"),
+        ("--state", "TX=many"),
+        ("--role", "landlord"),
+    ],
+)
+def test_garbage_facts_are_refused_and_block_nothing(env: dict[str, str], args: tuple[str, ...]) -> None:
+    """Garbage law-enforcement dates used to be stored and then block every later facts update."""
+    _one_error_line(irflow("incidents", "facts", env["INCIDENT"], *args, env=env))
+    fixed = irflow(
+        "incidents",
+        "facts",
+        env["INCIDENT"],
+        "--discovered",
+        "2026-03-01",
+        "--affected",
+        "12",
+        "--json",
+        env=env,
+    )
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr  # the next update goes through
+    view = irflow("incidents", "show", env["INCIDENT"], "--json", env=env)
+    assert view.returncode == 0, view.stderr

@@ -136,10 +136,10 @@ def test_run_time_template_failure_fails_the_run(case: str, env: dict[str, str],
     result = irflow("run", str(path), "--dry-run", "--param", f"n={value}", "--json", env=env)
     assert result.returncode == 1
     _clean_failure(result, "failed", words)
+    _normal_playbook_runs(env)  # the failed run is ended, not stuck: it blocks no later run
 
 
-def test_database_still_runs_a_normal_playbook(env: dict[str, str]) -> None:
-    """Last in the module: after every hostile playbook above, on the same database."""
+def _normal_playbook_runs(env: dict[str, str]) -> None:
     account = (
         f"/subscriptions/{env['IRFLOW_SUBSCRIPTION']}/resourceGroups/rg-phi-prod/providers/"
         "Microsoft.Storage/storageAccounts/phiimaging"
@@ -151,12 +151,21 @@ def test_database_still_runs_a_normal_playbook(env: dict[str, str]) -> None:
     assert "dry run: nothing was changed" in result.stdout
 
 
+def test_database_still_runs_a_normal_playbook(env: dict[str, str]) -> None:
+    """Last in the module: after every hostile playbook above, on the same database."""
+    _normal_playbook_runs(env)
+
+
 @pytest.mark.postgres
-@pytest.mark.parametrize("case", ["nul-escape", "thirty-digit-version", "huge-string"])
-def test_dry_run_refuses_on_postgresql(case: str, postgres_url: str, tmp_path: Path) -> None:
-    """NUL characters and out-of-range integers used to reach PostgreSQL and come back as tracebacks."""
+@pytest.mark.parametrize("case", ["nul-byte", "nul-escape", "thirty-digit-version", "huge-string"])
+def test_dry_run_refuses_on_postgresql(
+    case: str, postgres_url: str, env: dict[str, str], tmp_path: Path
+) -> None:
+    """NUL characters and out-of-range integers used to reach PostgreSQL and come back as tracebacks; the
+    same PostgreSQL database runs a normal playbook afterwards."""
     content, line, words = LOAD_TIME[case]
     path = tmp_path / f"{case}.yaml"
     path.write_bytes(content)
-    env = {"IRFLOW_DATABASE_URL": postgres_url, "IRFLOW_QUEUE_POLLING_INTERVAL": "0.05"}
-    _clean_failure(irflow("run", str(path), "--dry-run", env=env), f"{path}:{line}: ", words)
+    on_postgres = {**env, "IRFLOW_DATABASE_URL": postgres_url}
+    _clean_failure(irflow("run", str(path), "--dry-run", env=on_postgres), f"{path}:{line}: ", words)
+    _normal_playbook_runs(on_postgres)

@@ -2,8 +2,8 @@
 processes (INFO and DEBUG, JSON and console logs, failing invocations), then every output scanned: stdout,
 stderr, every table of the application database and of DBOS's system database. Expected: 0 leaks.
 
-Surfaces not covered here (see docs/data-retention.md): incident titles, facts, risk assessments and
-recipients (free text stored as typed), simulated Azure data."""
+Titles, facts, risk assessments, approval comments, recipients, simulated Azure data, API errors and the
+evidence package: tests/security/test_leak_surfaces.py (the same corpus)."""
 
 from __future__ import annotations
 
