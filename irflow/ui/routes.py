@@ -267,8 +267,10 @@ async def _entra_callback(request: Request) -> Response:
         payload={"with": "entra", "via": "redirect", "roles": sorted(principal.roles), "until": int(until)},
     )
     # A page that moves on by itself rather than a 303: this response ends a redirect chain that began on
-    # login.microsoftonline.com, and browsers keep SameSite=Strict cookies off every request of a chain
-    # that crossed sites; the next page's request, started from this page, is same-site and carries them.
+    # login.microsoftonline.com, and RFC 6265bis (section 5.2.1) lets a browser treat a request of a chain
+    # that crossed sites as cross-site, withholding the new SameSite=Strict session from it (Chromium 14x
+    # does not by default; the test passes either way). The next page's request, started from this page,
+    # is same-site in every browser.
     return render(request, session, "signed_in.html", next=safe_next(pending.next))
 
 

@@ -40,7 +40,9 @@ def new_key() -> rsa.RSAPrivateKey:
 
 
 class OidcTenant:
-    def __init__(self, tenant_id: str | None = None) -> None:
+    def __init__(self, tenant_id: str | None = None, host: str = "127.0.0.1") -> None:
+        """*host* names the loopback address in the tenant's URLs: "localhost" makes the tenant another site
+        than a dashboard on 127.0.0.1 (as login.microsoftonline.com is), for the browser's SameSite rules."""
         self.tenant_id = tenant_id or str(uuid.uuid4())
         self.key = new_key()
         self.kid = uuid.uuid4().hex
@@ -102,7 +104,7 @@ class OidcTenant:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.authority = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.authority = f"http://{host}:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -302,4 +304,12 @@ def api_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def oidc_module() -> Iterator[OidcTenant]:
     with OidcTenant() as tenant:
+        yield tenant
+
+
+@pytest.fixture(scope="module")
+def oidc_cross_site() -> Iterator[OidcTenant]:
+    """The loopback tenant as another site than a dashboard on 127.0.0.1 (it names itself localhost), as
+    login.microsoftonline.com is: the way back from its sign-in page is a cross-site navigation."""
+    with OidcTenant(host="localhost") as tenant:
         yield tenant

@@ -69,7 +69,7 @@ def test_the_sign_in_page_offers_microsoft_and_the_redirect_carries_state_nonce_
 ) -> None:
     client, oidc = flow["client"], flow["oidc"]
     page = client.get("/ui/sign-in")
-    assert "Sign in with Microsoft" in page.text and 'action="/ui/auth/sign-in"' in page.text
+    assert "Sign in with Microsoft" in page.text and 'href="/ui/auth/sign-in?next=' in page.text
     answer = client.get("/ui/auth/sign-in", params={"next": "/ui/deadlines"}, follow_redirects=False)
     target = urlsplit(answer.headers["location"])
     assert f"{target.scheme}://{target.netloc}{target.path}" == (
