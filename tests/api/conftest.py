@@ -57,6 +57,7 @@ class OidcTenant:
         self.access_audience = AUDIENCE
         self.id_nonce: str | None = None  # None: the nonce of the authorize request
         self.codes: dict[str, dict[str, str]] = {}
+        self.token_endpoint: str | None = None  # None: its own /token
         self.token_requests = 0
         tenant = self
 
@@ -188,7 +189,7 @@ class OidcTenant:
             "issuer": issuer,
             "jwks_uri": jwks_uri,
             "authorization_endpoint": f"{self.authority}/{self.tenant_id}/oauth2/v2.0/authorize",
-            "token_endpoint": f"{self.authority}/{self.tenant_id}/oauth2/v2.0/token",
+            "token_endpoint": self.token_endpoint or f"{self.authority}/{self.tenant_id}/oauth2/v2.0/token",
             "id_token_signing_alg_values_supported": ["RS256"],
         }
 

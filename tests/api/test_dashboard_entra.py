@@ -7,6 +7,7 @@ whose 302 back to the callback is then requested through the dashboard's TestCli
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -19,7 +20,7 @@ from sqlalchemy import select
 from irflow.api.app import create_app
 from irflow.api.entra import EntraValidator
 from irflow.store.models import AuditEvent
-from irflow.ui.entra_sign_in import EntraSignIn
+from irflow.ui.entra_sign_in import EntraSignIn, SignInFailed
 
 BASE = "https://testserver"
 
@@ -185,3 +186,18 @@ def test_without_a_client_id_there_is_no_redirect_sign_in(api_engine: Any) -> No
         assert "Sign in with Microsoft" not in client.get("/ui/sign-in").text
         assert client.get("/ui/auth/sign-in").status_code == 404
         assert client.get("/ui/auth/callback?code=x&state=y").status_code == 404
+
+
+def test_an_unreachable_token_endpoint_is_a_503_not_a_hang(oidc: Any) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    oidc.token_endpoint = f"http://127.0.0.1:{closed}/token"
+    validator = EntraValidator(tenant_id=oidc.tenant_id, audience=oidc.audience, authority=oidc.authority)
+    client = EntraSignIn(
+        validator=validator, client_id=oidc.client_id, client_secret=None, scope="s", redirect_uri=None
+    )
+    with pytest.raises(SignInFailed) as failed:
+        client.redeem(code="c", redirect_uri=f"{BASE}/ui/auth/callback", verifier="v" * 43, nonce="n")
+    assert failed.value.status == 503 and "cannot be reached" in failed.value.message
+    validator.close()
