@@ -101,6 +101,7 @@ class EntraValidator:
         self._issuers: list[str] = []
         self._keys: dict[str, Any] = {}
         self._loaded_at = float("-inf")
+        self._endpoints: tuple[str, str] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EntraValidator | None:
@@ -120,40 +121,10 @@ class EntraValidator:
         self._http.close()
 
     def validate(self, token: str) -> EntraClaims:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise EntraTokenError("bearer token is not a JWT") from None
-        kid = header.get("kid")
-        if header.get("alg") != "RS256" or not isinstance(kid, str):
-            raise EntraTokenError("bearer token is not signed with an Entra ID RS256 key")
-        key, issuers = self._key(kid)
-        try:
-            claims = jwt.decode(
-                token,
-                key,
-                algorithms=["RS256"],
-                audience=self.audiences,
-                issuer=issuers,
-                leeway=LEEWAY_S,
-                options={"require": ["exp", "iss", "aud", "oid", "tid"]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise EntraTokenError("Entra ID token expired") from None
-        except jwt.InvalidAudienceError:
-            raise EntraTokenError("Entra ID token is for another audience") from None
-        except jwt.InvalidIssuerError:
-            raise EntraTokenError("Entra ID token is from another issuer") from None
-        except jwt.InvalidSignatureError:
-            raise EntraTokenError("Entra ID token signature does not verify") from None
-        except jwt.MissingRequiredClaimError as exc:
-            raise EntraTokenError(f"Entra ID token lacks the {exc.claim!r} claim") from None
-        except jwt.PyJWTError as exc:
-            raise EntraTokenError(f"Entra ID token refused: {type(exc).__name__}") from None
+        """An access token for irflow's audience: signature, issuer, audience, tenant, expiry."""
+        claims = self._decode(token, self.audiences, ("exp", "iss", "aud", "oid", "tid"))
         if not isinstance(claims["oid"], str) or not claims["oid"]:
             raise EntraTokenError("Entra ID token has a malformed oid claim")
-        if claims["tid"] != self.tenant_id:
-            raise EntraTokenError("Entra ID token is from another tenant")
         roles = claims.get("roles") or []
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise EntraTokenError("Entra ID token has a malformed roles claim")
@@ -170,6 +141,58 @@ class EntraValidator:
             expires_at=datetime.fromtimestamp(int(claims["exp"]), tz=UTC),
         )
 
+    def validate_id_token(self, token: str, client_id: str) -> dict[str, Any]:
+        """The claims of an ID token issued to *client_id* (the dashboard's app registration): the same
+        tenant keys, issuers and tenant check as access tokens; the caller compares the nonce
+        (https://learn.microsoft.com/en-us/entra/identity-platform/id-tokens#validate-tokens)."""
+        return self._decode(token, [client_id], ("exp", "iss", "aud", "oid", "tid", "nonce"))
+
+    def endpoints(self) -> tuple[str, str]:
+        """The tenant's authorization and token endpoints, from its v2.0 OpenID Connect metadata."""
+        with self._lock:
+            if self._endpoints is None and time.monotonic() - self._loaded_at >= KEY_REFRESH_MIN_S:
+                self._load()
+            if self._endpoints is None:
+                raise EntraTokenError(
+                    "Entra ID metadata lacks the authorization or token endpoint", unavailable=True
+                )
+            return self._endpoints
+
+    def _decode(self, token: str, audiences: Sequence[str], required: Sequence[str]) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise EntraTokenError("bearer token is not a JWT") from None
+        kid = header.get("kid")
+        if header.get("alg") != "RS256" or not isinstance(kid, str):
+            raise EntraTokenError("bearer token is not signed with an Entra ID RS256 key")
+        key, issuers = self._key(kid)
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=["RS256"],
+                audience=list(audiences),
+                issuer=issuers,
+                leeway=LEEWAY_S,
+                options={"require": list(required)},
+            )
+        except jwt.ExpiredSignatureError:
+            raise EntraTokenError("Entra ID token expired") from None
+        except jwt.InvalidAudienceError:
+            raise EntraTokenError("Entra ID token is for another audience") from None
+        except jwt.InvalidIssuerError:
+            raise EntraTokenError("Entra ID token is from another issuer") from None
+        except jwt.InvalidSignatureError:
+            raise EntraTokenError("Entra ID token signature does not verify") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise EntraTokenError(f"Entra ID token lacks the {exc.claim!r} claim") from None
+        except jwt.PyJWTError as exc:
+            raise EntraTokenError(f"Entra ID token refused: {type(exc).__name__}") from None
+        if claims["tid"] != self.tenant_id:
+            raise EntraTokenError("Entra ID token is from another tenant")
+        return claims
+
     def _key(self, kid: str) -> tuple[Any, list[str]]:
         with self._lock:
             if kid not in self._keys and time.monotonic() - self._loaded_at >= KEY_REFRESH_MIN_S:
@@ -183,11 +206,20 @@ class EntraValidator:
         base = f"{self.authority}/{self.tenant_id}"
         issuers: list[str] = []
         keys: dict[str, Any] = {}
+        endpoints: tuple[str, str] | None = None
         for version in ("/v2.0", ""):
             metadata = self._get_json(f"{base}{version}/.well-known/openid-configuration")
             issuer, jwks_uri = metadata.get("issuer"), metadata.get("jwks_uri")
             if not isinstance(issuer, str) or not isinstance(jwks_uri, str):
                 raise EntraTokenError("Entra ID metadata lacks issuer or jwks_uri", unavailable=True)
+            authorize, token = metadata.get("authorization_endpoint"), metadata.get("token_endpoint")
+            if version and isinstance(authorize, str) and isinstance(token, str):
+                try:
+                    endpoints = (_check_url(authorize), _check_url(token))
+                except ValueError:
+                    raise EntraTokenError(
+                        "Entra ID metadata names a plain-http endpoint", unavailable=True
+                    ) from None
             issuers.append(issuer.replace("{tenantid}", self.tenant_id))
             for jwk in self._get_json(_check_url(jwks_uri)).get("keys", []):
                 signing = jwk.get("kty") == "RSA" and jwk.get("use", "sig") == "sig"
@@ -198,6 +230,7 @@ class EntraValidator:
                 except jwt.PyJWTError:
                     continue
         self._issuers, self._keys, self._loaded_at = issuers, keys, time.monotonic()
+        self._endpoints = endpoints
 
     def _get_json(self, url: str) -> dict[str, Any]:
         try:

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from irflow.engine.runtime import Services
+from irflow.ui.entra_sign_in import EntraSignIn
 from irflow.ui.routes import router
 from irflow.ui.web import (
     STATIC,
@@ -30,7 +31,10 @@ def is_ui(path: str) -> bool:
 
 def mount(app: FastAPI, svc: Services) -> None:
     app.state.irflow_ui = UiContext(
-        services=svc, templates=make_templates(), session_seconds=svc.settings.ui_session_minutes * 60
+        services=svc,
+        templates=make_templates(),
+        session_seconds=svc.settings.ui_session_minutes * 60,
+        entra_sign_in=EntraSignIn.from_settings(svc.settings, app.state.irflow.entra),
     )
     app.include_router(router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="ui-static")

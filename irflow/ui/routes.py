@@ -19,10 +19,20 @@ from irflow.engine.services.errors import problems
 from irflow.engine.services.principals import Principal
 from irflow.engine.services.tokens import PREFIX, TokenRefused, authenticate, expires_at
 from irflow.ui import chart
+from irflow.ui.entra_sign_in import CALLBACK_PATH, EntraSignIn, SignInFailed
 from irflow.ui.forms import ORIGINAL, FormError, fact_values, facts_update
-from irflow.ui.session import CSRF_FIELD, Session
+from irflow.ui.session import (
+    CSRF_FIELD,
+    PENDING_COOKIE,
+    PENDING_PATH,
+    PENDING_SECONDS,
+    PendingSignIn,
+    Session,
+)
 from irflow.ui.web import (
+    SECURITY_HEADERS,
     UiError,
+    error_page,
     load_session,
     posted,
     read_form,
@@ -94,6 +104,7 @@ def sign_in_page(request: Request, next: str = "", expired: str = "", signed_out
         next=safe_next(next),
         note=note,
         entra=request.app.state.irflow.entra is not None,
+        entra_redirect=ui(request).entra_sign_in is not None,
     )
 
 
@@ -143,6 +154,124 @@ async def sign_in(request: Request) -> Response:
         payload={"with": principal.kind, "roles": sorted(principal.roles), "until": int(until)},
     )
     return redirect(request, fresh, safe_next(form.get("next")))
+
+
+# --- sign-in with Microsoft (authorization code flow with PKCE; irflow/ui/entra_sign_in.py) ---------------
+
+# Entra ID's error codes on the way back (RFC 6749 section 4.1.2.1; Microsoft's list:
+# https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow#error-codes-for-authorization-endpoint-errors)
+AUTHORIZE_ERRORS = {
+    "access_denied": "consent was denied or the sign-in was cancelled",
+    "consent_required": "an administrator must first consent to the dashboard's permissions",
+    "interaction_required": "Microsoft needs you to complete a step (such as multi-factor authentication)",
+    "login_required": "you are not signed in to Microsoft",
+    "invalid_request": "Microsoft refused the request (check the redirect URI and client id registered)",
+    "unauthorized_client": "the dashboard's app registration may not use this flow",
+    "invalid_resource": "irflow's API is not registered in the tenant",
+    "server_error": "Microsoft Entra ID had an error",
+    "temporarily_unavailable": "Microsoft Entra ID is busy",
+}
+
+
+def _sign_in_client(request: Request) -> EntraSignIn:
+    client = ui(request).entra_sign_in
+    if client is None:
+        raise UiError(404, "Sign-in with Microsoft is not configured (IRFLOW_UI_CLIENT_ID).")
+    return client
+
+
+def _redirect_uri(request: Request, client: EntraSignIn) -> str:
+    return client.redirect_uri or str(request.base_url).rstrip("/") + CALLBACK_PATH
+
+
+def _forget_pending(response: Response) -> Response:
+    response.delete_cookie(PENDING_COOKIE, path=PENDING_PATH, secure=True, httponly=True, samesite="lax")
+    return response
+
+
+@router.get("/auth/sign-in")
+def entra_start(request: Request, next: str = "") -> Response:
+    """Off to the tenant's sign-in page, with a fresh state, nonce and PKCE challenge."""
+    client = _sign_in_client(request)
+    pending = PendingSignIn.new(safe_next(next))
+    try:
+        target = client.authorize_url(
+            redirect_uri=_redirect_uri(request, client),
+            state=pending.state,
+            nonce=pending.nonce,
+            verifier=EntraSignIn.verifier(ui(request).key, pending.state),
+        )
+    except SignInFailed as exc:
+        raise UiError(exc.status, exc.message) from None
+    response = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
+    response.set_cookie(
+        PENDING_COOKIE,
+        ui(request).pending.dumps(pending),
+        max_age=PENDING_SECONDS,
+        path=PENDING_PATH,
+        secure=True,
+        httponly=True,
+        samesite="lax",  # see irflow/ui/session.py: the way back is a cross-site navigation
+    )
+    return response
+
+
+@router.get("/auth/callback", name="entra_callback")
+async def entra_callback(request: Request) -> Response:
+    try:
+        response = await _entra_callback(request)
+    except UiError as exc:
+        response = error_page(request, exc.status, exc.message)
+    return _forget_pending(response)  # one sign-in per state, successful or not
+
+
+async def _entra_callback(request: Request) -> Response:
+    client = _sign_in_client(request)
+    query = request.query_params
+    pending = ui(request).pending.loads(request.cookies.get(PENDING_COOKIE))
+    if pending is None or not pending.state_matches(query.get("state")):
+        raise UiError(
+            400,
+            "This sign-in cannot be matched to one this browser started (its state is missing, stale or "
+            "forged). Start again from the sign-in page.",
+        )
+    error = query.get("error")
+    if error:
+        reason = AUTHORIZE_ERRORS.get(error, "Microsoft Entra ID reported an error")
+        raise UiError(401, f"Sign-in with Microsoft did not complete: {reason}.")
+    code = query.get("code", "")
+    if not code or len(code) > 8_000:
+        raise UiError(400, "The sign-in came back without an authorization code. Start again.")
+    try:
+        claims = await run_in_threadpool(
+            client.redeem,
+            code=code,
+            redirect_uri=_redirect_uri(request, client),
+            verifier=EntraSignIn.verifier(ui(request).key, pending.state),
+            nonce=pending.nonce,
+        )
+    except SignInFailed as exc:
+        raise UiError(exc.status, exc.message) from None
+    principal = claims.principal()
+    if not principal.roles:
+        raise UiError(
+            403, "Sign-in refused: this identity holds no irflow role (ask for an app role on irflow's API)."
+        )
+    until = min(time.time() + ui(request).session_seconds, claims.expires_at.timestamp())
+    session = Session(principal=principal, expires_at=until)
+    await run_in_threadpool(
+        audit.record_session_event,
+        services(request).db,
+        "signed_in",
+        actor=principal.actor,
+        payload={"with": "entra", "via": "redirect", "roles": sorted(principal.roles), "until": int(until)},
+    )
+    # A page that moves on by itself rather than a 303: this response ends a redirect chain that began on
+    # login.microsoftonline.com, and RFC 6265bis (section 5.2.1) lets a browser treat a request of a chain
+    # that crossed sites as cross-site, withholding the new SameSite=Strict session from it (Chromium 14x
+    # does not by default; the test passes either way). The next page's request, started from this page,
+    # is same-site in every browser.
+    return render(request, session, "signed_in.html", next=safe_next(pending.next))
 
 
 @router.post("/sign-out")

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 
 from irflow.engine.services.principals import ROLES, Principal
 
@@ -32,6 +32,17 @@ COOKIE_PATH = "/ui"
 CSRF_FIELD = "csrf_token"
 _SALT = "irflow.ui.session.v1"
 MAX_COOKIE_CHARS = 4000
+
+# The redirect sign-in's pending state (irflow/ui/entra_sign_in.py): its own cookie, only on /ui/auth, for ten
+# minutes, and SameSite=Lax rather than Strict. The tenant sends the browser back to /ui/auth/callback from
+# login.microsoftonline.com: a cross-site navigation, on which browsers withhold SameSite=Strict cookies and
+# send SameSite=Lax ones only for a top-level GET (RFC 6265bis section 5.6.7.1; hence response_mode=query).
+# With Strict the state could never be checked. What the cookie holds is not a credential: a random state,
+# a nonce and the page to return to.
+PENDING_COOKIE = "irflow_sign_in"
+PENDING_PATH = "/ui/auth"
+PENDING_SECONDS = 600
+_PENDING_SALT = "irflow.ui.sign-in.v1"
 
 
 @dataclass
@@ -81,6 +92,45 @@ class SessionCodec:
         if expires_at <= (time.time() if now is None else now):
             return Session(expired=True)
         return Session(csrf=body["csrf"], principal=principal, expires_at=expires_at, changed=False)
+
+
+@dataclass(frozen=True)
+class PendingSignIn:
+    state: str
+    nonce: str
+    next: str
+
+    @classmethod
+    def new(cls, next_path: str) -> PendingSignIn:
+        return cls(state=secrets.token_urlsafe(32), nonce=secrets.token_urlsafe(32), next=next_path)
+
+    def state_matches(self, presented: str | None) -> bool:
+        return bool(presented) and hmac.compare_digest(self.state.encode(), str(presented).encode())
+
+
+class PendingCodec:
+    """The pending sign-in cookie: signed and timestamped, refused after PENDING_SECONDS."""
+
+    def __init__(self, key: bytes) -> None:
+        self._serializer = URLSafeTimedSerializer(
+            key, salt=_PENDING_SALT, signer_kwargs={"digest_method": _sha256()}
+        )
+
+    def dumps(self, pending: PendingSignIn) -> str:
+        return self._serializer.dumps({"state": pending.state, "nonce": pending.nonce, "next": pending.next})
+
+    def loads(self, value: str | None) -> PendingSignIn | None:
+        if not value or len(value) > MAX_COOKIE_CHARS:
+            return None
+        try:
+            body = self._serializer.loads(value, max_age=PENDING_SECONDS)
+        except (SignatureExpired, BadSignature):
+            return None
+        if not isinstance(body, dict) or not all(
+            isinstance(body.get(k), str) for k in ("state", "nonce", "next")
+        ):
+            return None
+        return PendingSignIn(state=body["state"], nonce=body["nonce"], next=body["next"])
 
 
 def _sha256() -> Any:

@@ -24,7 +24,8 @@ from irflow.engine.runtime import Services
 from irflow.engine.services.principals import Principal, Role
 from irflow.engine.services.tokens import TokenRefused, still_valid
 from irflow.store.installation import installation_secret
-from irflow.ui.session import COOKIE, COOKIE_PATH, CSRF_FIELD, Session, SessionCodec
+from irflow.ui.entra_sign_in import EntraSignIn
+from irflow.ui.session import COOKIE, COOKIE_PATH, CSRF_FIELD, PendingCodec, Session, SessionCodec
 
 SESSION_KEY = "ui-session-key"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -64,20 +65,34 @@ class UiContext:
     services: Services
     templates: Environment
     session_seconds: int
+    entra_sign_in: EntraSignIn | None = None
+    _key: bytes | None = None
     _codec: SessionCodec | None = None
+    _pending: PendingCodec | None = None
+
+    @property
+    def key(self) -> bytes:
+        """IRFLOW_UI_SESSION_SECRET, or a key generated once and kept in the database, so that every replica
+        serving the database accepts the others' sessions (read on first use)."""
+        if self._key is None:
+            secret = self.services.settings.ui_session_secret
+            if secret is not None:
+                self._key = secret.get_secret_value().encode()
+            else:
+                self._key = bytes.fromhex(installation_secret(self.services.db, SESSION_KEY))
+        return self._key
 
     @property
     def codec(self) -> SessionCodec:
-        """Signed with IRFLOW_UI_SESSION_SECRET, or a key generated once and kept in the database, so that
-        every replica serving the database accepts the others' sessions (read on first use)."""
         if self._codec is None:
-            secret = self.services.settings.ui_session_secret
-            if secret is not None:
-                key = secret.get_secret_value().encode()
-            else:
-                key = bytes.fromhex(installation_secret(self.services.db, SESSION_KEY))
-            self._codec = SessionCodec(key)
+            self._codec = SessionCodec(self.key)
         return self._codec
+
+    @property
+    def pending(self) -> PendingCodec:
+        if self._pending is None:
+            self._pending = PendingCodec(self.key)
+        return self._pending
 
 
 def make_templates() -> Environment:

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -59,7 +60,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, oidc_module: Any) -> Iterator[dict[str, Any]]:
+def stack(tmp_path_factory: pytest.TempPathFactory, oidc_cross_site: Any) -> Iterator[dict[str, Any]]:
     """``irflow sim serve`` and ``irflow serve`` (with a playbook whose key rotation waits for an approver),
     and API tokens of each role."""
     _need_chromium()
@@ -92,9 +93,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, oidc_module: Any) -> Iterato
         "IRFLOW_QUEUE_POLLING_INTERVAL": "0.05",
         "IRFLOW_PLAYBOOKS_DIR": str(playbooks),
         "IRFLOW_UI_SESSION_SECRET": SESSION_SECRET,
-        "IRFLOW_ENTRA_TENANT_ID": oidc_module.tenant_id,
-        "IRFLOW_ENTRA_AUDIENCE": oidc_module.audience,
-        "IRFLOW_ENTRA_AUTHORITY": oidc_module.authority,
+        "IRFLOW_ENTRA_TENANT_ID": oidc_cross_site.tenant_id,
+        "IRFLOW_ENTRA_AUDIENCE": oidc_cross_site.audience,
+        "IRFLOW_ENTRA_AUTHORITY": oidc_cross_site.authority,
+        "IRFLOW_UI_CLIENT_ID": oidc_cross_site.client_id,
     }
     log = (tmp / "serve.log").open("wb")
     serve = subprocess.Popen(
@@ -126,7 +128,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, oidc_module: Any) -> Iterato
             "sim": info,
             "db": db,
             "tokens": tokens,
-            "oidc": oidc_module,
+            "oidc": oidc_cross_site,
             "log": tmp / "serve.log",
         }
         db.dispose()
@@ -178,7 +180,7 @@ def sign_in(page: Any, base: str, token: str) -> None:
     page.goto(f"{base}/ui/")
     assert "/ui/sign-in" in page.url
     page.get_by_label(re.compile("API token")).fill(token)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url(re.compile(r"/ui/incidents"))
 
 
@@ -424,6 +426,8 @@ def test_an_expired_session_goes_to_sign_in_and_sign_out_ends_the_session(
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
     page.keyboard.press("Enter")  # to the main content, past the header
     page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Sign in with Microsoft"
+    page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "token"
     page.keyboard.type(stack["tokens"]["viewer"])
     page.keyboard.press("Enter")
@@ -441,7 +445,47 @@ def test_sign_in_with_an_entra_id_token_carries_its_app_roles(stack: dict[str, A
     page.get_by_label(re.compile("API token")).fill(
         stack["oidc"].token(roles=["approver"], audience="api://other")
     )
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     assert page.get_by_role("alert").inner_text().startswith("Sign-in refused")
     page.goto(f"{base}/ui/incidents")
     assert "/ui/sign-in" in page.url
+
+
+def test_sign_in_with_microsoft_through_the_redirect(stack: dict[str, Any], page: Any) -> None:
+    """The whole way in Chromium: the tenant's sign-in page on another site, back to the callback with the
+    SameSite=Lax state cookie, on to the page asked for with the SameSite=Strict session."""
+    base, oidc = stack["base"], stack["oidc"]
+    oidc.user_roles = ["irflow.compliance"]
+    try:
+        page.goto(f"{base}/ui/deadlines")
+        assert "/ui/sign-in" in page.url
+        accessible(page, "sign-in-with-microsoft")
+        page.get_by_role("link", name="Sign in with Microsoft").click()
+        page.wait_for_url(lambda url: urlsplit(url).path == "/ui/deadlines")
+        assert "compliance" in page.locator("header").inner_text()
+        assert page.get_by_role("heading", level=1).inner_text() != "Signed in"
+        cookies = {c["name"]: c for c in page.context.cookies()}
+        assert cookies["irflow_session"]["sameSite"] == "Strict" and "irflow_sign_in" not in cookies
+        shot(page, "10-signed-in-with-microsoft")
+        with stack["db"].transaction() as session:
+            event = (
+                session.execute(
+                    select(AuditEvent)
+                    .where(AuditEvent.type == "ui.signed_in", AuditEvent.actor == f"entra:{oidc.user_oid}")
+                    .order_by(AuditEvent.seq.desc())
+                )
+                .scalars()
+                .first()
+            )
+            assert event is not None and json.loads(event.payload)["with"] == "entra"
+
+        page.get_by_role("button", name="Sign out").click()
+        oidc.consent = False
+        page.get_by_role("link", name="Sign in with Microsoft").click()
+        alert = page.get_by_role("alert")
+        assert "consent was denied" in alert.inner_text()
+        shot(page, "11-microsoft-consent-denied")
+        page.goto(f"{base}/ui/incidents")
+        assert "/ui/sign-in" in page.url
+    finally:
+        oidc.user_roles, oidc.consent = ["irflow.approver"], True
