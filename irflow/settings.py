@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     # kept in the database, so every replica shares it) and how long a sign-in lasts.
     ui_session_secret: SecretStr | None = Field(default=None, min_length=32)
     ui_session_minutes: int = Field(default=480, ge=1, le=7 * 24 * 60)
-    # "Sign in with Microsoft" on the dashboard (authorization code flow with PKCE, irflow/ui/entra_sign_in.py):
+    # "Sign in with Microsoft" (authorization code flow with PKCE, irflow/ui/entra_sign_in.py):
     # the dashboard's app registration (client id), its client secret (unset: a public client), the scope
     # asked for (unset: the first IRFLOW_ENTRA_AUDIENCE + "/.default") and the redirect URI registered for it
     # (unset: this server's own https://HOST/ui/auth/callback as the request names it).
