@@ -16,7 +16,9 @@ from irflow.engine.services.runs import run_progress
 from irflow.engine.state import StateStore
 from irflow.settings import Settings
 
-PLAYBOOK = "name: p\nversion: 1\nsteps:\n  - id: escalate\n    action: notify.escalate\n    with: {reason: t}\n"
+PLAYBOOK = (
+    "name: p\nversion: 1\nsteps:\n  - id: escalate\n    action: notify.escalate\n    with: {reason: t}\n"
+)
 
 
 @pytest.fixture

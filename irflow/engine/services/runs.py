@@ -157,7 +157,9 @@ def run_progress(db: Database, run_id: str) -> RunProgress:
         if run is None:
             raise NotFound(f"no run {run_id}")
         groups = session.execute(
-            select(Step.state, func.count(), func.coalesce(func.sum(Step.attempts), 0), func.max(Step.updated_at))
+            select(
+                Step.state, func.count(), func.coalesce(func.sum(Step.attempts), 0), func.max(Step.updated_at)
+            )
             .where(Step.run_id == run_id)
             .group_by(Step.state)
             .order_by(Step.state)
