@@ -165,10 +165,7 @@ def create_app(
         except Exception as exc:  # any driver error means not ready
             checks["database"] = type(exc).__name__
         if worker:
-            try:
-                checks["worker"] = "ok" if runtime.services() is svc else "not launched"
-            except RuntimeError:
-                checks["worker"] = "not launched"
+            checks["worker"] = "ok" if runtime.serves(svc) else "not launched"
         else:
             checks["worker"] = "none in this process"
         failed = [name for name, state in checks.items() if state not in ("ok", "none in this process")]

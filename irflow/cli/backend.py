@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from irflow.engine.incidents import FactsUpdate
+from irflow.engine.incidents import FactsUpdate, RiskAssessmentInput
 from irflow.engine.services import deadlines as deadline_services
 from irflow.engine.services import incidents as incident_services
 from irflow.engine.services import runs as run_services
@@ -51,6 +51,7 @@ class Backend(Protocol):
     def list_incidents(self) -> list[IncidentSummary]: ...
     def show_incident(self, incident_id: str) -> IncidentDetail: ...
     def change_facts(self, incident_id: str, command: FactsUpdate) -> FactsResult: ...
+    def assess_risk(self, incident_id: str, command: RiskAssessmentInput) -> FactsResult: ...
     def record_notice(self, incident_id: str, command: NoticeRecord) -> NoticeRecordedView: ...
     def list_deadlines(self, query: DeadlineFilter) -> Page[DeadlineView]: ...
     def notices(self, incident_id: str) -> IncidentNotices: ...
@@ -101,6 +102,9 @@ class LocalBackend:
 
     def change_facts(self, incident_id: str, command: FactsUpdate) -> FactsResult:
         return incident_services.change_facts(self.svc.db, incident_id, command, by=self.by)
+
+    def assess_risk(self, incident_id: str, command: RiskAssessmentInput) -> FactsResult:
+        return incident_services.assess_risk(self.svc.db, incident_id, command, by=self.by)
 
     def record_notice(self, incident_id: str, command: NoticeRecord) -> NoticeRecordedView:
         return deadline_services.record_notice(self.svc.db, incident_id, command, by=self.by)

@@ -177,25 +177,22 @@ if __name__ == "__main__":
 @deadlines_app.command("remind")
 def remind_command(
     today: Annotated[
-        str | None, typer.Option("--today", help="The day to act as (YYYY-MM-DD); default: today, UTC.")
+        str | None,
+        typer.Option("--today", help="The day to act as (YYYY-MM-DD); default: today in IRFLOW_TIMEZONE."),
     ] = None,
     deliver: Annotated[
         bool, typer.Option("--deliver/--queue-only", help="Also deliver the outbox now.")
     ] = True,
 ) -> None:
     """Queue the reminders due today (T-30/14/7/3/1 and overdue), each exactly once, and deliver them."""
-    from irflow import clock
     from irflow.cli.common import load_settings
     from irflow.engine.runtime import open_database
     from irflow.engine.services.errors import ServiceError
     from irflow.engine.services.outbox import queue_reminders
-    from irflow.settings import recipients
     from irflow.store.db import SchemaOutOfDate
 
     settings = load_settings()
-    if not recipients(settings.compliance_recipients):
-        fail("IRFLOW_COMPLIANCE_RECIPIENTS is empty: set the addresses that receive deadline reminders")
-    day = _date("--today", today) or clock.now().date()
+    day = _date("--today", today)
     try:
         db = open_database(settings)
     except SchemaOutOfDate as exc:
@@ -206,8 +203,8 @@ def remind_command(
         except ServiceError as exc:
             fail(exc.message)
         console.print(
-            f"{day}: {report.queued} reminder(s) queued, {report.already_queued} already sent earlier, "
-            f"{report.marked_overdue} deadline(s) now overdue",
+            f"{report.day}: {report.queued} reminder(s) queued, {report.already_queued} already sent "
+            f"earlier, {report.marked_overdue} deadline(s) now overdue",
             markup=False,
         )
         if report.delivery is not None:

@@ -209,7 +209,8 @@ def _run_remote(
 
 
 def _ask_remote(api: Any, view: dict[str, Any]) -> None:
-    """Each waiting playbook step's plans shown, then one decision for the step (all its targets)."""
+    """Each waiting playbook step's plans shown, then one decision for the step (all its targets), through
+    the backend (local or remote)."""
     from irflow.cli.display import short_target
     from irflow.engine.services.runs import RunDecision
 
@@ -244,17 +245,11 @@ def _finish_own_workflows(svc) -> None:  # type: ignore[no-untyped-def]
 
 
 def _ask_for_approvals(svc, run_id: str) -> None:  # type: ignore[no-untyped-def]
-    from irflow.cli.display import short_target
-    from irflow.engine.runs import decide_approvals
+    """Locally as remotely: the run's waiting gates, decided through the runs service."""
+    from irflow.cli.backend import LocalBackend, cli_principal, plain
 
-    for step in svc.state.steps_awaiting_approval(run_id):
-        console.print(
-            f"\n[bold]{step['step']}[/] on {short_target(step['target'])} waits for approval. Plan:"
-        )
-        for change in (step["plan"] or {}).get("changes", []):
-            console.print(f"  {change['field']}: {change['before']!r} -> {change['after']!r}", markup=False)
-        approved = typer.confirm("approve?", default=False)
-        decide_approvals(svc, run_id, approved=approved, actor=cli_actor(), step_key=step["step"])
+    api = LocalBackend(svc, cli_principal(cli_actor()))
+    _ask_remote(api, plain(api.show_run(run_id)))
 
 
 def _decide(run_id: str, step: str | None, comment: str, *, approved: bool, as_json: bool) -> None:
@@ -791,9 +786,8 @@ def incidents_assess(
     mitigation: Annotated[str, typer.Option(help="Factor 4: the extent to which the risk was mitigated.")],
 ) -> None:
     """Record the 164.402(2) risk assessment; its outcome switches the notification obligations on or off."""
-    from pydantic import ValidationError
-
-    from irflow.engine.incidents import RiskAssessmentInput, incident_view, record_risk_assessment
+    from irflow.cli.backend import backend
+    from irflow.engine.incidents import RiskAssessmentInput
 
     try:
         assessment = RiskAssessmentInput(
@@ -805,13 +799,15 @@ def incidents_assess(
         )
     except ValidationError as exc:
         fail(problems(exc))
-    with _reader() as svc:
+    with backend(cli_actor()) as api:
         try:
-            change = record_risk_assessment(svc.db, incident_id, assessment, author=cli_actor())
-        except LookupError as exc:
-            fail(str(exc))
-        view = incident_view(svc.db, incident_id)
-    _print_changes(change.deadline_changes)
+            result = api.assess_risk(incident_id, assessment)
+        except ServiceError as exc:
+            fail(exc.message)
+        view = _incident(api, incident_id)
+    _print_changes(result.deadline_changes)
+    for warning in result.warnings:
+        errors.print(f"warning: {warning}", markup=False)
     _print_incident(view)
 
 

@@ -12,7 +12,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import BaseModel
 
-from irflow.engine.incidents import FactsUpdate
+from irflow.engine.incidents import FactsUpdate, RiskAssessmentInput
 from irflow.engine.services.deadlines import (
     DeadlineFilter,
     IncidentNotices,
@@ -141,6 +141,11 @@ class RemoteBackend:
     def change_facts(self, incident_id: str, command: FactsUpdate) -> FactsResult:
         return FactsResult.model_validate(
             self._call("PATCH", f"/incidents/{_q(incident_id)}/facts", body=command)
+        )
+
+    def assess_risk(self, incident_id: str, command: RiskAssessmentInput) -> FactsResult:
+        return FactsResult.model_validate(
+            self._call("POST", f"/incidents/{_q(incident_id)}/risk-assessment", body=command)
         )
 
     def record_notice(self, incident_id: str, command: NoticeRecord) -> NoticeRecordedView:

@@ -27,7 +27,11 @@ from irflow.engine.machines import RUN_TERMINAL, STEP_TERMINAL
 from irflow.engine.runs import run_view, settle_run, workflow_states
 from irflow.settings import Settings
 
-POLL_S = 0.25
+# The follower's pause between two looks at the run: short right after a change, longer while nothing moves
+# (the live view itself refreshes on its own; this bounds how stale it can be).
+FIRST_POLL_S = 0.1
+LAST_POLL_S = 1.0
+BACKOFF = 1.5
 WORKFLOW_CHECK_S = 2.0
 TERMINAL = RUN_TERMINAL
 
@@ -192,12 +196,23 @@ def _logs_above_live(stderr: Any) -> Any:
 
 
 def _wait(svc: Any, run_id: str, show: Any, keeper: Any = None) -> dict[str, Any]:
+    """Read the whole run only when its fingerprint (one aggregate query) moved; poll faster after a change,
+    slower while nothing moves."""
+    from irflow.engine.services.runs import run_progress
+
     checked = time.monotonic()
+    seen = None
+    pause = FIRST_POLL_S
     while True:
-        view = run_view(svc, run_id)
-        show(view)
-        if view["status"] in TERMINAL or _settled_at_gates(view):
-            return view
+        progress = run_progress(svc.db, run_id)  # read before the view: a change in between is seen next
+        if progress != seen:
+            seen, pause = progress, FIRST_POLL_S
+            view = run_view(svc, run_id)
+            show(view)
+            if view["status"] in TERMINAL or _settled_at_gates(view):
+                return view
+        else:
+            pause = min(LAST_POLL_S, pause * BACKOFF)
         if time.monotonic() - checked >= WORKFLOW_CHECK_S:
             checked = time.monotonic()
             if keeper is not None:  # the worker that served the run may have stopped: serve it here
@@ -207,7 +222,7 @@ def _wait(svc: Any, run_id: str, show: Any, keeper: Any = None) -> dict[str, Any
             states = workflow_states(svc.settings, [run_id])
             if settle_run(svc, run_id, states.get(run_id)) in TERMINAL:
                 continue
-        time.sleep(POLL_S)
+        time.sleep(pause)
 
 
 def _settled_at_gates(view: dict[str, Any]) -> bool:

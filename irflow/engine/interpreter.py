@@ -23,6 +23,9 @@ from irflow.engine.evidence import EvidenceRecorder
 from irflow.engine.machines import IllegalTransition
 from irflow.engine.notifier import OutboxNotifier
 from irflow.engine.playbook import PlaybookError, StepSpec, parse_playbook, pipeline_chain
+
+# DBOS registers and replays these module-level workflows and steps by name, so they reach the process's
+# engine through runtime.services() rather than being handed one (entry points get theirs explicitly).
 from irflow.engine.runtime import FANOUT_QUEUE, services
 from irflow.engine.sealing import unseal
 from irflow.engine.state import ENGINE_ACTOR

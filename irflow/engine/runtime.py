@@ -6,8 +6,10 @@ process a worker (a DBOS executor and replica, see :mod:`irflow.engine.replicas`
 their fan-out, recovers its own pending workflows, and runs the scheduled work
 (:mod:`irflow.engine.scheduled`).
 
-DBOS steps are module-level functions; they reach these services through :func:`services`, which is set
-by :func:`launch` before DBOS recovers any workflow.
+Entry points (CLI commands, API routes, the dashboard) are handed their :class:`Services` explicitly (the
+CLI's ``engine()``/``reader()`` contexts, the app's ``ApiContext``). Only DBOS workflows and steps reach them
+through :func:`services`: DBOS registers and replays module-level functions by name, so they cannot be given
+an object; :func:`launch` sets it before DBOS recovers any workflow.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ _monitor: Any = None
 
 
 def services() -> Services:
+    """The launched engine's services, for DBOS workflows and steps only (see the module's docstring)."""
     if _services is None:
         raise RuntimeError("the irflow engine is not launched in this process")
     return _services
@@ -89,6 +92,11 @@ def services() -> Services:
 def launched() -> bool:
     """Whether this process runs the engine (is a worker)."""
     return _services is not None
+
+
+def serves(svc: Services) -> bool:
+    """Whether *svc* are the services of the engine this process launched."""
+    return _services is not None and _services is svc
 
 
 def system_database_url(app_url: str) -> str:
@@ -174,7 +182,7 @@ def launch(
         polling_interval_sec=settings.queue_polling_interval,
     )
     if embedded:  # the only executor: whatever another executor id left pending is dead, and resumes here
-        recover_others()
+        recover_others(_services)
     if kind in ("serve", "worker"):
         from irflow.engine import scheduled
 
@@ -194,13 +202,13 @@ def recover_executors(executor_ids: list[str]) -> int:
     return len(DBOS._recover_pending_workflows(executor_ids))
 
 
-def recover_others() -> list[str]:
+def recover_others(svc: Services) -> list[str]:
     """SQLite: recover the pending workflows of every other executor id (none can be running)."""
     from dbos import DBOS
 
     from irflow.engine import replicas
 
-    me = services().settings.executor_id
+    me = svc.settings.executor_id
     others = sorted(
         {
             status.executor_id
@@ -210,7 +218,7 @@ def recover_others() -> list[str]:
     )
     if others:
         recover_executors(others)
-    replicas.mark_recovered(services().db, others, me)
+    replicas.mark_recovered(svc.db, others, me)
     return others
 
 

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from dbos import DBOS
 
-from irflow import clock
 from irflow.logs import get_logger
 
 OUTBOX_SCHEDULE = "irflow-outbox"
@@ -25,6 +23,7 @@ log = get_logger("irflow.scheduled")
 
 
 def _services() -> Any:
+    # DBOS schedules these module-level workflows by name: they cannot be handed a Services object.
     from irflow.engine.runtime import services
 
     return services()
@@ -48,13 +47,14 @@ def deliver_outbox_pass() -> dict[str, int]:
 def queue_reminders() -> dict[str, int]:
     """Today's reminders (T-30/14/7/3/1, overdue), today being the organisation's calendar date."""
     from irflow.engine.reminders import queue_due_reminders
+    from irflow.engine.services.outbox import organisation_today
     from irflow.settings import recipients
 
     svc = _services()
     addresses = recipients(svc.settings.compliance_recipients)
     if not addresses:
         return {"queued": 0, "overdue": 0}
-    today = clock.now().astimezone(ZoneInfo(svc.settings.timezone)).date()
+    today = organisation_today(svc.settings)
     report = queue_due_reminders(svc.db, today=today, recipients=addresses)
     return {"queued": len(report.queued), "overdue": report.marked_overdue}
 

@@ -235,6 +235,8 @@ def _cli_run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Comp
     )
 
 
+# about forty CLI processes, each one importing irflow: generous on a loaded machine
+@pytest.mark.timeout(900)
 def test_the_cli_steers_runs_and_facts_through_a_remote_irflow(served) -> None:  # type: ignore[no-untyped-def]
     """`irflow run`, runs, incidents, deadlines and notices with IRFLOW_URL: no database on the laptop, the
     same output as the same command on the server's database."""
@@ -322,6 +324,12 @@ def test_the_cli_steers_runs_and_facts_through_a_remote_irflow(served) -> None: 
     assert facts.returncode == 0, facts.stderr
     bad_state = _cli_run(["incidents", "facts", incident, "--state", "TX=many"], admin, laptop)
     assert bad_state.returncode == 2 and "whole number" in bad_state.stderr
+    # the 164.402(2) assessment: recorded from the laptop as on the server (the second one changes nothing)
+    assess = ["incidents", "assess", incident, "--outcome", "notify", "--nature", "names, dates of service"]
+    assess += ["--recipient", "unknown", "--acquired", "unknown", "--mitigation", "SAS keys rotated"]
+    same(assess)
+    refused_assess = _cli_run([*assess[:4], "maybe", *assess[5:]], admin, laptop)
+    assert refused_assess.returncode == 2 and "outcome" in refused_assess.stderr, refused_assess.stderr
     same(["incidents", "show", incident, "--json"])
     same(["incidents", "show", incident])
     same(["deadlines", "list", "--json"])

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from irflow.api.deps import Compliance, Context, Responder, Viewer
 from irflow.api.errors import AUTH, responses
-from irflow.engine.incidents import FactsUpdate, ObligationSent
+from irflow.engine.incidents import FactsUpdate, ObligationSent, RiskAssessmentInput
 from irflow.engine.services import deadlines, evidence, incidents
 from irflow.engine.services.views import IncidentDetail, IncidentSummary, Page
 
@@ -55,6 +55,19 @@ def change_facts(
     incident_id: IncidentId, body: FactsUpdate, caller: Compliance, ctx: Context
 ) -> incidents.FactsResult:
     return incidents.change_facts(ctx.services.db, incident_id, body, by=caller)
+
+
+@router.post(
+    "/incidents/{incident_id}/risk-assessment",
+    summary="Record the 45 CFR 164.402(2) four-factor risk assessment; its outcome switches the notification "
+    "obligations on (notify) or off (low_probability) and deadlines are recomputed",
+    description="The latest assessment decides; each one is kept with its author and audited.",
+    responses=responses(*AUTH, *BODY, 404),
+)
+def assess_risk(
+    incident_id: IncidentId, body: RiskAssessmentInput, caller: Compliance, ctx: Context
+) -> incidents.FactsResult:
+    return incidents.assess_risk(ctx.services.db, incident_id, body, by=caller)
 
 
 @router.get(

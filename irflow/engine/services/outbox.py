@@ -8,9 +8,11 @@ e-mail channel. Each reminder is queued once (T-30/14/7/3/1, overdue); see irflo
 from __future__ import annotations
 
 from datetime import date
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
+from irflow import clock
 from irflow.engine.reminders import queue_due_reminders
 from irflow.engine.services.errors import Invalid
 from irflow.notify.config import channels_from_settings
@@ -56,8 +58,18 @@ def deliver_outbox(db: Database, settings: Settings) -> DeliveryPass:
     return _deliver(db, _channels(settings))
 
 
-def queue_reminders(db: Database, settings: Settings, *, day: date, deliver: bool) -> RemindersQueued:
-    """Queue the reminders due on *day*, each exactly once; with *deliver*, deliver the outbox next."""
+def organisation_today(settings: Settings) -> date:
+    """Today in the organisation's time zone (``IRFLOW_TIMEZONE``): the calendar deadlines count in, and the
+    day the scheduled reminders (irflow/engine/scheduled.py) act as."""
+    return clock.now().astimezone(ZoneInfo(settings.timezone)).date()
+
+
+def queue_reminders(
+    db: Database, settings: Settings, *, day: date | None = None, deliver: bool
+) -> RemindersQueued:
+    """Queue the reminders due on *day* (default: :func:`organisation_today`), each exactly once; with
+    *deliver*, deliver the outbox next."""
+    day = organisation_today(settings) if day is None else day
     addresses = recipients(settings.compliance_recipients)
     if not addresses:
         raise Invalid(

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy import func, select
 
 from irflow.engine.machines import STEP_TERMINAL
 from irflow.engine.playbook import PlaybookError, coerce_inputs
@@ -21,7 +22,8 @@ from irflow.engine.services.incidents import (
 )
 from irflow.engine.services.principals import Principal
 from irflow.engine.services.views import RunStatus, RunView
-from irflow.store.models import Incident, Run
+from irflow.store.db import Database
+from irflow.store.models import Incident, Run, Step
 
 
 class RunDecision(BaseModel):
@@ -132,6 +134,40 @@ def settled_at_gates(view: RunView) -> bool:
         or step.state in STEP_TERMINAL
         or (step.state == "pending" and step.item in gated)
         for step in view.steps
+    )
+
+
+class RunProgress(BaseModel):
+    """A run's fingerprint, read with one aggregate query: it differs whenever the run's status or any of its
+    steps changed (every step change moves its state, attempts or ``updated_at``). A follower compares it
+    before reading the whole run (plans, results, sealed errors of every step) again."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: str
+    finished: bool
+    steps: tuple[tuple[str, int, int, datetime | None], ...] = Field(
+        description="Per step state: (state, how many steps, their attempts, their latest change)."
+    )
+
+
+def run_progress(db: Database, run_id: str) -> RunProgress:
+    with db.transaction() as session:
+        run = session.execute(select(Run.status, Run.finished_at).where(Run.id == run_id)).one_or_none()
+        if run is None:
+            raise NotFound(f"no run {run_id}")
+        groups = session.execute(
+            select(
+                Step.state, func.count(), func.coalesce(func.sum(Step.attempts), 0), func.max(Step.updated_at)
+            )
+            .where(Step.run_id == run_id)
+            .group_by(Step.state)
+            .order_by(Step.state)
+        ).all()
+    return RunProgress(
+        status=run.status,
+        finished=run.finished_at is not None,
+        steps=tuple((state, int(n), int(attempts), latest) for state, n, attempts, latest in groups),
     )
 
 
