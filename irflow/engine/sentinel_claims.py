@@ -37,6 +37,11 @@ class ClaimMemory:
             while len(self._claims) > self.capacity:
                 self._claims.popitem(last=False)
 
+    def clear(self) -> None:
+        """Forget every claim: the next delivery of each reads the database (as in a new process)."""
+        with self._lock:
+            self._claims.clear()
+
 
 _memories: weakref.WeakKeyDictionary[Database, ClaimMemory] = weakref.WeakKeyDictionary()
 _memories_lock = threading.Lock()
