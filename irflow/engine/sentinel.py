@@ -36,7 +36,7 @@ Outcome = Literal["started", "awaiting_responder", "unrouted", "attached", "upda
 @dataclass(frozen=True)
 class Intake:
     incident_id: str
-    run_id: str | None  # the run the intake started for the incident; None when its rule waits or none matched
+    run_id: str | None  # the run the intake started; None when its rule waits or none matched
     deduplicated: bool
     outcome: Outcome
 
