@@ -26,26 +26,26 @@ _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 log = get_logger(__name__)
 
 
+# A JSON string, escapes included, up to its closing quote or the end of the body (unterminated): the
+# optional closing quote means a match never fails, so no backtracking and one linear pass over the body.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+# Every byte but the four brackets.
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
 def _too_deep(body: bytes) -> bool:
-    """Counted on the raw text first: json.loads itself recurses and must not see a 100 000-deep document."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for byte in body:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x7B, 0x5B):
+    """Counted on the raw text first: json.loads itself recurses and must not see a 100 000-deep document.
+
+    This runs on the event loop for every request with a body: strings are cut out with a regex (an
+    unterminated one runs to the end) and the other bytes but brackets with ``bytes.translate``, so Python
+    walks only the brackets (a byte-by-byte walk cost about 1 ms for a 5 KB Sentinel delivery)."""
+    depth = 0
+    for byte in _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS):
+        if byte in (0x7B, 0x5B):
             depth += 1
-            deepest = max(deepest, depth)
-            if deepest > MAX_JSON_DEPTH:
+            if depth > MAX_JSON_DEPTH:
                 return True
-        elif byte in (0x7D, 0x5D):
+        else:
             depth -= 1
     return False
 

@@ -21,6 +21,7 @@ from irflow.audit import AuditChain
 from irflow.engine.notifier import OutboxNotifier
 from irflow.engine.runs import RunRequest, prepare_run, start_recorded_run
 from irflow.engine.runtime import Services
+from irflow.engine.sentinel_claims import claims_of
 from irflow.engine.sentinel_payload import Delivery
 from irflow.engine.sentinel_routing import NoRoute, Route, route
 from irflow.engine.uow import unit_of_work
@@ -35,9 +36,23 @@ Outcome = Literal["started", "awaiting_responder", "unrouted", "attached", "upda
 @dataclass(frozen=True)
 class Intake:
     incident_id: str
-    run_id: str | None
+    run_id: str | None  # the run the intake started; None when its rule waits or none matched
     deduplicated: bool
     outcome: Outcome
+
+
+INTAKE_ACTOR_PREFIX = "sentinel:"  # every actor of an authenticated delivery (irflow/api/routes/webhooks.py)
+
+
+def known(svc: Services, delivery: Delivery) -> Intake | None:
+    """A re-delivery of a claimed incident, answered from memory without the database; None when the delivery
+    may need a write (an Update event is audited) or the claim is not remembered in this process."""
+    if delivery.event_type == "Update":
+        return None
+    claim = claims_of(svc.db).get(delivery.external_ref)
+    if claim is None:
+        return None
+    return Intake(claim[0], claim[1], True, "attached")
 
 
 def receive(svc: Services, delivery: Delivery, *, actor: str) -> Intake:
@@ -48,7 +63,7 @@ def receive(svc: Services, delivery: Delivery, *, actor: str) -> Intake:
     leaves the incident with its pending run, which the next worker to launch starts (runs committed as
     pending without a workflow are started at launch). No crash loses a run or makes a second one.
     """
-    existing = _attach(svc, delivery, actor)
+    existing = known(svc, delivery) or _attach(svc, delivery, actor)
     if existing is not None:
         return existing
     decision = route(delivery, svc.settings.playbooks_dir)
@@ -66,6 +81,7 @@ def receive(svc: Services, delivery: Delivery, *, actor: str) -> Intake:
             raise RuntimeError("the Sentinel incident was claimed, yet no incident holds its id")
         return attached
     incident_id, run_id = claimed
+    claims_of(svc.db).remember(delivery.external_ref, incident_id, run_id)
     if run_id is not None:
         run_id, _handle = start_recorded_run(
             svc, run_id, actor=actor, dedupe_key=f"sentinel:{delivery.external_ref}"
@@ -78,22 +94,27 @@ def receive(svc: Services, delivery: Delivery, *, actor: str) -> Intake:
 
 
 def _attach(svc: Services, delivery: Delivery, actor: str) -> Intake | None:
-    """The existing incident of this delivery; an Update event is audited on it. None when there is none."""
-    latest_run = (
+    """The existing incident of this delivery; an Update event is audited on it. None when there is none.
+
+    The run answered is the one the intake started (recorded with the claim, so it never changes), not a
+    later one a responder started: what a re-delivery is told does not depend on whether its claim was
+    remembered (:func:`known`) or read here."""
+    intake_run = (
         select(Run.id)
-        .where(Run.incident_id == Incident.id)
-        .order_by(Run.created_at.desc())
+        .where(Run.incident_id == Incident.id, Run.actor.startswith(INTAKE_ACTOR_PREFIX))
+        .order_by(Run.created_at)
         .limit(1)
         .scalar_subquery()
     )
     # Only an Update writes (its audit event); a re-delivery reads, on SQLite without the write lock.
     with svc.db.transaction() if delivery.event_type == "Update" else svc.db.read() as session:
         found = session.execute(  # one round trip: most deliveries of a storm are re-deliveries
-            select(Incident.id, latest_run).where(Incident.external_ref == delivery.external_ref)
+            select(Incident.id, intake_run).where(Incident.external_ref == delivery.external_ref)
         ).first()
         if found is None:
             return None
         incident_id, run_id = found
+        claims_of(svc.db).remember(delivery.external_ref, incident_id, run_id)
         if delivery.event_type != "Update":
             return Intake(incident_id, run_id, True, "attached")
         AuditChain().append(

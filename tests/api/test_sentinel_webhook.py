@@ -27,7 +27,9 @@ from irflow.api.app import create_app
 from irflow.api.entra import EntraValidator
 from irflow.api.routes import webhooks
 from irflow.engine import runtime
+from irflow.engine.runs import submit_run
 from irflow.engine.sentinel import receive
+from irflow.engine.sentinel_claims import claims_of
 from irflow.engine.sentinel_payload import parse_delivery
 from irflow.settings import Settings
 from irflow.sim.models import Tenant
@@ -375,3 +377,30 @@ def _other_key() -> object:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def test_a_re_delivery_reports_the_run_the_intake_started_from_memory_and_from_the_database(
+    client: TestClient, svc: runtime.Services, sim: SimServer
+) -> None:
+    """Re-deliveries answered from this process's claim memory and from the database say the same: the
+    incident and the run the intake started, not a run a responder started later."""
+    document = incident(_subscription(sim), title="Mass blob download with a SAS")
+    first = _post(client, document).json()  # type: ignore[attr-defined]
+    assert _wait_for_run(svc, first["run_id"]) == "succeeded"
+    with svc.db.read() as session:
+        intake_run = session.get(Run, first["run_id"])
+        assert intake_run is not None
+        playbook = intake_run.playbook_name
+        params = {name: value for name, value in intake_run.params.items() if value not in ("", None)}
+    later = submit_run(
+        svc, playbook, params, actor="responder", dry_run=True, incident_id=first["incident_id"]
+    )
+    assert later.run_id != first["run_id"]
+    _wait_for_run(svc, later.run_id)
+    expected = {"incident_id": first["incident_id"], "run_id": first["run_id"], "deduplicated": True}
+    assert claims_of(svc.db).get(parse_delivery(body_of(document)).external_ref) is not None
+    assert _post(client, {**document, "eventUniqueId": str(uuid.uuid4())}).json() == expected  # type: ignore[attr-defined]
+    claims_of(svc.db).clear()
+    assert _post(client, {**document, "eventUniqueId": str(uuid.uuid4())}).json() == expected  # type: ignore[attr-defined]
+    assert claims_of(svc.db).get(parse_delivery(body_of(document)).external_ref) is not None
+    assert _counts(svc)["runs"] == 2

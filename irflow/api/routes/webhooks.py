@@ -31,7 +31,7 @@ from irflow.api.deps import client_ip, throttled
 from irflow.api.entra import EntraTokenError, EntraValidator
 from irflow.api.errors import ErrorResponse, payload
 from irflow.audit import AuditChain
-from irflow.engine.sentinel import receive
+from irflow.engine.sentinel import known, receive
 from irflow.engine.sentinel_payload import MAX_BODY_BYTES, DeliveryRejected, parse_delivery
 from irflow.notify.channels import verify as verify_signature
 from irflow.store.db import Database
@@ -46,7 +46,10 @@ REJECTION_ACTOR = "sentinel-webhook"
 
 class Accepted(BaseModel):
     incident_id: str
-    run_id: str | None = Field(description="The run started for this incident (null while none runs).")
+    run_id: str | None = Field(
+        description="The run the intake started for this incident (null when its rule waits for a responder "
+        "or no rule matched; a run a responder starts later is not reported here)."
+    )
     deduplicated: bool = Field(description="The incident existed already: nothing new was started.")
 
 
@@ -188,8 +191,10 @@ def _handle(request: Request, body: bytes) -> JSONResponse:
         delivery = parse_delivery(body)
     except DeliveryRejected as exc:
         raise Refused(exc.status, exc.code, str(exc)) from None
-    with _intake_slots(svc.db):
-        intake = receive(svc, delivery, actor=actor)
+    intake = known(svc, delivery)  # most deliveries of a storm: a re-delivery of a remembered claim
+    if intake is None:
+        with _intake_slots(svc.db):
+            intake = receive(svc, delivery, actor=actor)
     log.info(
         "sentinel delivery accepted",
         incident_id=intake.incident_id,
