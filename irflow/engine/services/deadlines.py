@@ -17,7 +17,7 @@ from irflow.engine.incidents import (
     record_obligation_sent,
 )
 from irflow.engine.incidents import record_notice_sent as record_notice_by_kind
-from irflow.engine.services.errors import Conflict, NotFound, problems
+from irflow.engine.services.errors import Conflict, NotFound, messages
 from irflow.engine.services.principals import Principal
 from irflow.engine.services.views import DeadlineView, Facts, NoticeSentView, Page
 from irflow.store.db import Database
@@ -155,12 +155,19 @@ def record_notice_sent(
     db: Database, incident_id: str, obligation_id: str, command: ObligationSent, *, by: Principal
 ) -> NoticeRecordedView:
     """The obligation becomes met (or late) and the deadlines that run from its send date move (audited)."""
+    return _recorded(
+        incident_id, lambda: record_obligation_sent(db, incident_id, obligation_id, command, author=by.actor)
+    )
+
+
+def _recorded(incident_id: str, record: Any) -> NoticeRecordedView:
+    """Run *record* (a notice recording), mapping its refusals to service errors, and view what it changed."""
     try:
-        recorded = record_obligation_sent(db, incident_id, obligation_id, command, author=by.actor)
-    except LookupError as exc:
+        recorded = record()
+    except LookupError as exc:  # no incident, or no such obligation
         raise NotFound(str(exc)) from None
     except ValidationError as exc:  # the facts no longer make a whole
-        raise Conflict(problems(exc)) from None
+        raise Conflict(messages(exc)) from None
     except ValueError as exc:  # future date, before discovery, second recording, count too high
         raise Conflict(str(exc)) from None
     return NoticeRecordedView(
@@ -191,29 +198,14 @@ def record_notice(
     db: Database, incident_id: str, command: NoticeRecord, *, by: Principal
 ) -> NoticeRecordedView:
     """The obligation becomes met (or late) and the deadlines that run from its send date move (audited)."""
-    from irflow.engine.services.errors import messages as plain_problems
-
     notice = NoticeSentInput.model_validate(command.model_dump(exclude={"copy_sha256", "copy_size"}))
     copy = (
         NoticeCopy(sha256=command.copy_sha256, size=command.copy_size)
         if command.copy_sha256 is not None and command.copy_size is not None
         else None
     )
-    try:
-        recorded = record_notice_by_kind(db, incident_id, notice, author=by.actor, copy=copy)
-    except LookupError as exc:  # no incident, or no such obligation
-        raise NotFound(str(exc)) from None
-    except ValidationError as exc:  # the facts no longer make a whole
-        raise Conflict(plain_problems(exc)) from None
-    except ValueError as exc:  # future date, before discovery, second recording, count too high
-        raise Conflict(str(exc)) from None
-    return NoticeRecordedView(
-        notice=NoticeSentView.model_validate(recorded.notice),
-        deadlines=[
-            DeadlineView.model_validate({**row, "incident_id": incident_id}) for row in recorded.deadlines
-        ],
-        deadline_changes=recorded.deadline_changes,
-        warnings=recorded.warnings,
+    return _recorded(
+        incident_id, lambda: record_notice_by_kind(db, incident_id, notice, author=by.actor, copy=copy)
     )
 
 
