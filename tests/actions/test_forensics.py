@@ -21,6 +21,7 @@ from irflow.actions.forensics import (
 from irflow.audit import AuditChain
 from irflow.engine.evidence import EvidenceRecorder
 from irflow.engine.state import StateStore
+from irflow.redaction import fingerprint
 from irflow.sim.mock import mount
 from irflow.sim.models import Tenant
 from irflow.store.db import Database
@@ -89,8 +90,8 @@ class TestCaptureResourceState:
         assert event == {
             "evidence_id": row.id,
             "kind": "resource_state",
-            "source": account,
-            "location": "database",
+            "source_fingerprint": fingerprint(account),  # ids only: a resource name may say what it holds
+            "location_fingerprint": fingerprint("database"),
             "sha256": row.sha256,
             "size": row.size,
         }

@@ -56,17 +56,26 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=30)
 
 
-def _kill_at_random_moment(process: subprocess.Popen[bytes], delay: float) -> bool:
-    """SIGKILL after ``delay`` seconds, unless it ended before; True when killed."""
-    try:
-        process.wait(timeout=delay)
-        return False
-    except subprocess.TimeoutExpired:
-        _kill(process)
+def _ended(process: subprocess.Popen[bytes], db: Path) -> bool:
+    """The process exited, or (a long-running worker) the run it serves has ended."""
+    if process.poll() is not None:
         return True
+    recorded = _run_row(db) if RESTART[0] == "worker" else None
+    return recorded is not None and recorded[0] in ("succeeded", "failed")
 
 
-def _kill_after_write(process: subprocess.Popen[bytes], sim: SimProcess, nth: int) -> bool:
+def _kill_at_random_moment(process: subprocess.Popen[bytes], db: Path, delay: float) -> bool:
+    """SIGKILL after ``delay`` seconds, unless it (or its run) ended before; True when killed."""
+    deadline = time.monotonic() + delay
+    while time.monotonic() < deadline:
+        if _ended(process, db):
+            return False
+        time.sleep(0.05)
+    _kill(process)
+    return True
+
+
+def _kill_after_write(process: subprocess.Popen[bytes], db: Path, sim: SimProcess, nth: int) -> bool:
     """SIGKILL while the simulator holds the answer to the ``nth`` write from now; True when killed."""
     sim.pause_after_write(nth, hold_s=120)
     try:
@@ -75,7 +84,7 @@ def _kill_after_write(process: subprocess.Popen[bytes], sim: SimProcess, nth: in
             if sim.hook()["paused"]:
                 _kill(process)
                 return True
-            if process.poll() is not None:
+            if _ended(process, db):
                 return False
             time.sleep(0.01)
         raise AssertionError(f"no {nth}th write within 240 s and the worker did not end: it hangs")
@@ -194,11 +203,11 @@ def test_sigkilled_worker_recovers_without_repeating_an_azure_write(tmp_path: Pa
             while killed_here < budget:
                 if rng.random() < 0.5:
                     point = f"{rng.uniform(0.5, 6.0):.2f}s"
-                    killed = _kill_at_random_moment(process, float(point[:-1]))
+                    killed = _kill_at_random_moment(process, db, float(point[:-1]))
                 else:
                     nth = rng.randint(1, 4)
                     point = f"write+{nth}"
-                    killed = _kill_after_write(process, sim, nth)
+                    killed = _kill_after_write(process, db, sim, nth)
                 if not killed:  # it finished first: no kill at this point
                     break
                 killed_here += 1

@@ -21,7 +21,6 @@ from irflow.engine import runtime
 from irflow.engine.runs import submit_run
 from irflow.engine.state import StateStore
 from irflow.settings import Settings
-from irflow.store.db import Database
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -114,7 +113,7 @@ def test_three_replicas_share_runs_and_a_live_one_takes_over_a_killed_one(replic
     _wait(lambda: runtime.engine_ready(settings), "the first worker to create DBOS's tables")
     group.start("replica-b")
     group.start("replica-c")
-    db = Database(settings.database_url)
+    db = runtime.open_database(settings)  # with the installation's keys: what it submits is sealed with them
     state = StateStore(db)
     svc = runtime.Services(settings=settings, db=db, state=state)
     sql = create_engine(settings.database_url)
