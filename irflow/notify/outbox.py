@@ -110,11 +110,14 @@ def enqueue(
     actor: str,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     templates_dir: Path | None = None,
+    look_first: bool = True,
 ) -> Notification:
     """Render *template* with *context* and store it as a pending notification, audited
     ``notification.queued``, in the caller's transaction. With a *dedupe_key* already used, return that
     notification and write nothing. Raises :class:`~irflow.notify.render.RenderError` (nothing stored)
-    when the template does not render."""
+    when the template does not render. ``look_first=False`` skips the look-up of the *dedupe_key* for a
+    caller that knows it is new (one naming an incident created in its transaction): the insert still
+    settles a race (see :func:`irflow.store.unique.insert_unique`)."""
     if not channel or len(channel) > _CHANNEL_NAME_MAX:
         raise ValueError(f"channel name must be 1 to {_CHANNEL_NAME_MAX} characters")
     if not recipient or not recipient.strip():
@@ -140,7 +143,10 @@ def enqueue(
     )
     if dedupe_key is not None:
         notification, created = insert_unique(
-            session, notification, select(Notification).where(Notification.dedupe_key == dedupe_key)
+            session,
+            notification,
+            select(Notification).where(Notification.dedupe_key == dedupe_key),
+            look_first=look_first,
         )
         if not created:
             return notification
