@@ -13,6 +13,7 @@ IP addresses, HTTP status codes and hex digests (a SHA-256 fingerprint is not a 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import math
@@ -342,6 +343,7 @@ _DIGEST_WORDS = frozenset(
 _WORD_BREAK = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
+@functools.lru_cache(maxsize=4096)  # field names repeat (see _redact_name)
 def _words(name: str) -> tuple[str, ...]:
     return tuple(w.lower() for w in _WORD_BREAK.split(name) if w)
 
@@ -385,9 +387,9 @@ def _redact(value: Any, default: Callable[[Any], Any] | None, *, under_key: bool
         return mask("nested")
     if isinstance(value, Mapping):
         return {
-            _redact(k, default, under_key=False, depth=depth + 1): _redact_field(
-                k, v, default, under_key=under_key, depth=depth + 1
-            )
+            (
+                _redact_name(k) if type(k) is str else _redact(k, default, under_key=False, depth=depth + 1)
+            ): _redact_field(k, v, default, under_key=under_key, depth=depth + 1)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple | set | frozenset):
@@ -398,6 +400,13 @@ def _redact(value: Any, default: Callable[[Any], Any] | None, *, under_key: bool
     if default is not None:
         return _redact(default(value), None, under_key=under_key, depth=depth + 1)
     return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _redact_name(name: str) -> str:
+    """:func:`redact_text` of a field name, remembered: an audit payload or a log event repeats a few names
+    (``incident_id``, ``channel`` …) thousands of times, and each costs some twenty pattern scans."""
+    return redact_text(name)
 
 
 def _redact_field(

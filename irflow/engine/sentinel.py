@@ -254,5 +254,5 @@ def _escalate(svc: Services, session: Session, incident: Incident, actor: str, *
             dedupe_key=OutboxNotifier.dedupe_key(incident.id, "sentinel.escalate", channel, recipient),
             actor=actor,
             templates_dir=settings.templates_dir,
-            look_first=False,  # the key names the incident this unit of work has just created
+            new_key=True,  # the key names the incident this unit of work has just created
         )

@@ -38,7 +38,7 @@ from irflow.notify.channels import Channel, DeliveryError, Message, scrub
 from irflow.notify.render import content_type_of, render
 from irflow.redaction import fingerprint
 from irflow.store.db import Database
-from irflow.store.models import Notification
+from irflow.store.models import Notification, new_id
 from irflow.store.unique import insert_unique
 
 log = get_logger(__name__)
@@ -110,14 +110,16 @@ def enqueue(
     actor: str,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     templates_dir: Path | None = None,
-    look_first: bool = True,
+    new_key: bool = False,
 ) -> Notification:
     """Render *template* with *context* and store it as a pending notification, audited
     ``notification.queued``, in the caller's transaction. With a *dedupe_key* already used, return that
     notification and write nothing. Raises :class:`~irflow.notify.render.RenderError` (nothing stored)
-    when the template does not render. ``look_first=False`` skips the look-up of the *dedupe_key* for a
-    caller that knows it is new (one naming an incident created in its transaction): the insert still
-    settles a race (see :func:`irflow.store.unique.insert_unique`)."""
+    when the template does not render.
+
+    ``new_key=True`` is for a caller whose *dedupe_key* cannot have been used (it names an incident created
+    in the caller's transaction): the row is added without a look-up or a savepoint and written by the
+    transaction's next flush; a taken key would fail the whole transaction, never write a second row."""
     if not channel or len(channel) > _CHANNEL_NAME_MAX:
         raise ValueError(f"channel name must be 1 to {_CHANNEL_NAME_MAX} characters")
     if not recipient or not recipient.strip():
@@ -141,12 +143,12 @@ def enqueue(
         next_attempt_at=now,
         created_at=now,
     )
-    if dedupe_key is not None:
+    if new_key:
+        notification.id = new_id()  # the audit event names it before the flush that inserts it
+        session.add(notification)
+    elif dedupe_key is not None:
         notification, created = insert_unique(
-            session,
-            notification,
-            select(Notification).where(Notification.dedupe_key == dedupe_key),
-            look_first=look_first,
+            session, notification, select(Notification).where(Notification.dedupe_key == dedupe_key)
         )
         if not created:
             return notification

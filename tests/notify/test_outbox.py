@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import HttpServer, Received, SmtpServer, free_port
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from irflow import clock
 from irflow.audit import AuditChain
@@ -147,6 +148,41 @@ def test_a_repeated_dedupe_key_returns_the_first_and_writes_nothing(database: Da
     assert _types(database) == ["notification.queued"]
     other = _enqueue(database, dedupe_key="inc-1:media-notice")
     assert other.id != first.id and _types(database) == ["notification.queued"] * 2
+
+
+def test_a_new_key_is_written_with_the_transaction_and_a_taken_one_fails_it(database: Database) -> None:
+    incident_id = _incident(database)
+    with database.transaction() as session:
+        added = enqueue(
+            session,
+            channel="email",
+            template="individual-notice",
+            recipient=RECIPIENT,
+            context=sample_context("individual-notice"),
+            actor=ACTOR,
+            incident_id=incident_id,
+            dedupe_key=f"{incident_id}:individual:1",
+            new_key=True,
+        )
+        assert session.get(Notification, added.id) is added  # named before its flush, as the audit says
+    row = _row(database, added.id)
+    assert row.dedupe_key == f"{incident_id}:individual:1" and row.recipient == RECIPIENT
+    (event,) = _events(database)
+    assert json.loads(event.payload)["notification_id"] == added.id
+    with pytest.raises(IntegrityError), database.transaction() as session:
+        enqueue(
+            session,
+            channel="email",
+            template="individual-notice",
+            recipient="other@example.org",
+            context=sample_context("individual-notice"),
+            actor=ACTOR,
+            dedupe_key=f"{incident_id}:individual:1",
+            new_key=True,
+        )  # the commit's flush meets the taken key
+    with database.transaction() as session:
+        assert session.execute(select(func.count()).select_from(Notification)).scalar_one() == 1
+    assert _types(database) == ["notification.queued"]
 
 
 def test_a_template_that_does_not_render_stores_nothing(database: Database) -> None:
