@@ -204,6 +204,40 @@ def test_a_rule_without_auto_start_waits_for_a_responder(
     assert _counts(svc) == {"incidents": 1, "runs": 0, "notifications": 1}
 
 
+def test_a_remembered_re_delivery_is_answered_on_the_event_loop(
+    client: TestClient, svc: runtime.Services, sim: SimServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import starlette.concurrency
+
+    document = incident(_subscription(sim), title="Anomalous sign-in from a new country")
+
+    def delivery(**extra: object) -> dict[str, object]:  # each one signed anew: another body
+        return {**document, "eventUniqueId": str(uuid.uuid4()), **extra}
+
+    first = _post(client, delivery())
+    assert first.status_code == 202 and first.json()["deduplicated"] is False
+    threaded: list[str] = []
+    to_thread = starlette.concurrency.run_in_threadpool
+
+    async def counted(func: Any, *args: Any, **kwargs: Any) -> Any:
+        threaded.append(func.__name__)
+        return await to_thread(func, *args, **kwargs)
+
+    monkeypatch.setattr(starlette.concurrency, "run_in_threadpool", counted)
+    again = _post(client, delivery())
+    assert again.status_code == 202 and again.json() == {**first.json(), "deduplicated": True}
+    assert threaded == []  # signed, small, remembered: no worker thread
+    # A body past the inline limit is authenticated and parsed in a worker thread, with the same answer.
+    large = _post(client, delivery(padding=["x" * 20_000] * (webhooks.INLINE_BODY_BYTES // 20_000 + 1)))
+    assert large.status_code == 202 and large.json() == again.json()
+    assert threaded == ["_accept"]
+    body = body_of(delivery())
+    forged = client.post(URL, content=body, headers=signed_headers(body, secret="not-the-secret"))
+    assert forged.status_code == 401 and threaded == ["_accept", "_audit_rejection"]
+    assert _counts(svc) == {"incidents": 1, "runs": 0, "notifications": 1}
+    assert _audit_types(svc).count("sentinel.delivery_rejected") == 1
+
+
 def test_an_azure_monitor_common_alert_routes_by_its_targets(
     client: TestClient, svc: runtime.Services, sim: SimServer
 ) -> None:
