@@ -61,7 +61,7 @@ class Sim:
     info: dict[str, Any]
 
 
-def sim_command(
+def _sim_command(
     *,
     latency_ms: int | None = None,
     caller_ip: str | None = EGRESS_IP,
@@ -91,7 +91,7 @@ def sim_serve(
     """``irflow sim serve --port 0`` with these options, yielded once its start line is read; stopped after.
     ``latency_ms`` is the simulator's delay per Azure call; ``caller_ip`` the address its firewalls see
     irflow's calls come from (None: none); ``extra`` further flags as given."""
-    command = sim_command(
+    command = _sim_command(
         latency_ms=latency_ms, caller_ip=caller_ip, fault_profile=fault_profile, extra=extra
     )
     # stderr to a file, not a pipe nobody reads (a full pipe blocks the server); read if it does not start
