@@ -30,6 +30,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+from procs import sim_serve
 
 AUDIENCE = "api://irflow-test"
 DASHBOARD_CLIENT_ID = "5a0c5f37-0b35-4a0a-9b7e-1f6f4fd3d7a1"
@@ -300,6 +301,14 @@ def api_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             yield svc, sim
         finally:
             runtime.shutdown()
+
+
+@pytest.fixture
+def sim_process() -> Iterator[dict[str, Any]]:
+    """``irflow sim serve`` as a real process, 20 ms per Azure call, irflow's calls coming from its egress IP;
+    yields its JSON start line."""
+    with sim_serve(latency_ms=20) as sim:
+        yield sim.info
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,83 +15,27 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from procs import create_token, irflow_env, serve
 
 pytestmark = pytest.mark.slow
-PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 ACCOUNTS = ("phipatientexports", "phiimaging")
-
-
-@pytest.fixture
-def sim_process() -> Iterator[dict[str, Any]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "irflow", "sim", "serve", "--port", "0", "--latency-ms", "20"]
-        # irflow's egress IP: the strict firewalls see irflow come from it (IRFLOW_EGRESS_IPS)
-        + ["--caller-ip", "192.0.2.10"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    info = json.loads(process.stdout.readline())
-    yield info
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=20)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
 def served(sim_process, oidc, tmp_path: Path) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
     env = {
-        **os.environ,
-        **sim_process["env"],
-        "IRFLOW_DATABASE_URL": f"sqlite:///{tmp_path / 'irflow.db'}",
-        "IRFLOW_ONCALL_RECIPIENTS": "soc-oncall@example.org",
-        "IRFLOW_QUEUE_POLLING_INTERVAL": "0.05",
-        "IRFLOW_PLAYBOOKS_DIR": str(PLAYBOOKS),
+        **irflow_env(sim_process, f"sqlite:///{tmp_path / 'irflow.db'}"),
         "IRFLOW_ENTRA_TENANT_ID": oidc.tenant_id,
         "IRFLOW_ENTRA_AUDIENCE": oidc.audience,
         "IRFLOW_ENTRA_AUTHORITY": oidc.authority,
     }
-    tokens = {}
-    for role, name in (("responder", "oncall"), ("admin", "laptop")):
-        created = subprocess.run(
-            [sys.executable, "-m", "irflow", "tokens", "create", "--role", role, "--name", name],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert created.returncode == 0, created.stderr
-        tokens[role] = created.stdout.splitlines()[-1]
-    port = _free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "irflow", "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=log,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        assert process.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "irflow serve did not become ready"
-        time.sleep(0.2)
-    try:
+    tokens = {
+        role: create_token(env, tmp_path, role=role, name=name)
+        for role, name in (("responder", "oncall"), ("admin", "laptop"))
+    }
+    with serve(env, tmp_path, log=tmp_path / "serve.log") as server:
         yield {
-            "base": base,
+            "base": server.base,
             "token": tokens["responder"],
             "admin_token": tokens["admin"],
             "sim": sim_process,
@@ -102,13 +43,6 @@ def served(sim_process, oidc, tmp_path: Path) -> Iterator[dict[str, Any]]:  # ty
             "env": env,
             "dir": tmp_path,
         }
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def test_trigger_a_playbook_through_the_api_and_watch_it_finish(served) -> None:  # type: ignore[no-untyped-def]

@@ -11,10 +11,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,6 +24,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from itsdangerous import URLSafeSerializer
+from procs import irflow_env, serve, sim_serve
 from sentinel_helpers import SECRET, body_of, incident, signed_headers
 from sqlalchemy import select
 
@@ -53,12 +50,6 @@ def _need_chromium() -> None:
     pytest.skip(message)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, oidc_cross_site: Any) -> Iterator[dict[str, Any]]:
     """``irflow sim serve`` and ``irflow serve`` (with a playbook whose key rotation waits for an approver),
@@ -74,73 +65,38 @@ def stack(tmp_path_factory: pytest.TempPathFactory, oidc_cross_site: Any) -> Ite
     assert gated != sas.read_text()
     sas.write_text(gated)
 
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "irflow", "sim", "serve", "--port", "0", "--caller-ip", "192.0.2.10"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert sim.stdout is not None
-    info = json.loads(sim.stdout.readline())
     database_url = f"sqlite:///{tmp / 'irflow.db'}"
-    port = _free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("IRFLOW_")},
-        **info["env"],
-        "IRFLOW_DATABASE_URL": database_url,
-        "IRFLOW_SENTINEL_SECRET": SECRET,
-        "IRFLOW_ONCALL_RECIPIENTS": "soc-oncall@example.org",
-        "IRFLOW_QUEUE_POLLING_INTERVAL": "0.05",
-        "IRFLOW_PLAYBOOKS_DIR": str(playbooks),
-        "IRFLOW_UI_SESSION_SECRET": SESSION_SECRET,
-        "IRFLOW_ENTRA_TENANT_ID": oidc_cross_site.tenant_id,
-        "IRFLOW_ENTRA_AUDIENCE": oidc_cross_site.audience,
-        "IRFLOW_ENTRA_AUTHORITY": oidc_cross_site.authority,
-        "IRFLOW_UI_CLIENT_ID": oidc_cross_site.client_id,
-    }
-    log = (tmp / "serve.log").open("wb")
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "irflow", "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp,
-        stdout=log,
-        stderr=log,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            assert serve.poll() is None, (tmp / "serve.log").read_text()[-3000:]
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "irflow serve did not become ready"
-            time.sleep(0.2)
-        db = Database(database_url)
-        tokens = {
-            role: create_token(db, TokenCreate(name=f"ui-{role}", role=role), actor="test").token  # type: ignore[arg-type]
-            for role in ("viewer", "approver", "compliance", "admin")
+    with sim_serve() as sim:
+        env = {
+            # set up before the suite's autouse fixture clears IRFLOW_* of the environment for a test
+            **irflow_env(
+                sim.info,
+                database_url,
+                playbooks=playbooks,
+                base={k: v for k, v in os.environ.items() if not k.startswith("IRFLOW_")},
+            ),
+            "IRFLOW_SENTINEL_SECRET": SECRET,
+            "IRFLOW_UI_SESSION_SECRET": SESSION_SECRET,
+            "IRFLOW_ENTRA_TENANT_ID": oidc_cross_site.tenant_id,
+            "IRFLOW_ENTRA_AUDIENCE": oidc_cross_site.audience,
+            "IRFLOW_ENTRA_AUTHORITY": oidc_cross_site.authority,
+            "IRFLOW_UI_CLIENT_ID": oidc_cross_site.client_id,
         }
-        yield {
-            "base": base,
-            "sim": info,
-            "db": db,
-            "tokens": tokens,
-            "oidc": oidc_cross_site,
-            "log": tmp / "serve.log",
-        }
-        db.dispose()
-    finally:
-        serve.terminate()
-        try:
-            serve.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            serve.kill()
-            serve.wait(timeout=10)
-        sim.send_signal(signal.SIGTERM)
-        sim.wait(timeout=20)
+        with serve(env, tmp, log=tmp / "serve.log", ready_within=120) as server:
+            db = Database(database_url)
+            tokens = {
+                role: create_token(db, TokenCreate(name=f"ui-{role}", role=role), actor="test").token  # type: ignore[arg-type]
+                for role in ("viewer", "approver", "compliance", "admin")
+            }
+            yield {
+                "base": server.base,
+                "sim": sim.info,
+                "db": db,
+                "tokens": tokens,
+                "oidc": oidc_cross_site,
+                "log": server.log,
+            }
+            db.dispose()
 
 
 @pytest.fixture(scope="module")

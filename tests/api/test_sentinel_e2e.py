@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from procs import irflow_env, start_serve
 from sentinel_helpers import SECRET, body_of, incident, signed_headers
 from sqlalchemy import func, select
 
@@ -24,71 +18,6 @@ from irflow.store.db import Database
 from irflow.store.models import AuditEvent, Incident, Run
 
 pytestmark = pytest.mark.slow
-PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
-
-
-@pytest.fixture
-def sim_process() -> Iterator[dict[str, Any]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "irflow", "sim", "serve", "--port", "0", "--latency-ms", "20"]
-        # irflow's egress IP: the strict firewalls see irflow come from it (IRFLOW_EGRESS_IPS)
-        + ["--caller-ip", "192.0.2.10"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    info = json.loads(process.stdout.readline())
-    yield info
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=20)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _serve(database_url: str, sim: dict[str, Any], cwd: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        **sim["env"],
-        "IRFLOW_DATABASE_URL": database_url,
-        "IRFLOW_SENTINEL_SECRET": SECRET,
-        "IRFLOW_ONCALL_RECIPIENTS": "soc-oncall@example.org",
-        "IRFLOW_QUEUE_POLLING_INTERVAL": "0.05",
-        "IRFLOW_PLAYBOOKS_DIR": str(PLAYBOOKS),
-    }
-    log = (cwd / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "irflow", "serve", "--port", str(port)],
-        env=env,
-        cwd=cwd,
-        stdout=log,
-        stderr=log,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        assert process.poll() is None, (cwd / "serve.log").read_text()[-3000:]
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return process, base
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "irflow serve did not become ready"
-        time.sleep(0.2)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
 
 
 def _deliver(base: str, document: dict[str, Any], **header_args: Any) -> httpx.Response:
@@ -139,7 +68,9 @@ def test_a_sentinel_delivery_contains_on_its_own_and_storms_and_forgeries_change
     database_url: str, sim_process: dict[str, Any], tmp_path: Path
 ) -> None:
     sub = sim_process["subscription_id"]
-    process, base = _serve(database_url, sim_process, tmp_path)
+    env = {**irflow_env(sim_process, database_url), "IRFLOW_SENTINEL_SECRET": SECRET}
+    server = start_serve(env, tmp_path, log=tmp_path / "serve.log")
+    base = server.base
     db = Database(database_url)
     try:
         # 1. A delivery in Sentinel's schema starts containment by itself, and the containment completes.
@@ -225,7 +156,7 @@ def test_a_sentinel_delivery_contains_on_its_own_and_storms_and_forgeries_change
             )
         assert refused == len(attempts)
     finally:
-        _stop(process)
+        server.stop()
         db.dispose()
 
 

@@ -3,12 +3,9 @@ the simulator's admin routes (journal, state, faults, the write hook) as a test 
 
 from __future__ import annotations
 
-import json
 import os
 import random
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,16 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import procs
 import requests
+from procs import REPO, irflow_command
 
-REPO = Path(__file__).resolve().parents[2]
-IRFLOW_EGRESS_IP = "192.0.2.10"
+IRFLOW_EGRESS_IP = procs.EGRESS_IP
 RG = "rg-phi-prod"
 ACCOUNTS = ("phipatientexports", "phiclaimsarchive", "phiimaging")
-
-
-def irflow_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "irflow", *args]
 
 
 # Read when the module is imported: the suite's autouse fixture removes IRFLOW_* variables before each test.
@@ -97,40 +91,17 @@ class SimProcess:
 
 @contextmanager
 def sim_serve(*flags: str) -> Iterator[SimProcess]:
-    process = subprocess.Popen(
-        irflow_command("sim", "serve", "--port", "0", "--caller-ip", IRFLOW_EGRESS_IP, *flags),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=REPO,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line, f"irflow sim serve {' '.join(flags)} did not start"
-        sim = SimProcess(process, json.loads(line))
+    """``irflow sim serve`` with these flags, irflow's calls coming from its egress IP."""
+    with procs.sim_serve(caller_ip=IRFLOW_EGRESS_IP, extra=flags, cwd=REPO) as started:
+        sim = SimProcess(started.process, started.info)
         try:
             yield sim
         finally:
             sim.session.close()
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def irflow_env(sim: SimProcess, db: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        **sim.env,
-        "IRFLOW_DATABASE_URL": f"sqlite:///{db}",
-        "IRFLOW_QUEUE_POLLING_INTERVAL": "0.05",
-        "IRFLOW_ONCALL_RECIPIENTS": "soc-oncall@example.org",
-        "IRFLOW_PLAYBOOKS_DIR": str(REPO / "playbooks"),
-    }
+    return procs.irflow_env(sim.info, f"sqlite:///{db}")
 
 
 def run_cli(env: dict[str, str], *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:

@@ -5,59 +5,25 @@ follows it, and exits with the run's outcome."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+from procs import irflow_env, start_serve
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_run_is_executed_by_the_serving_worker(sim_process, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     info = sim_process
     db = tmp_path / "irflow.db"
-    env = {
-        **os.environ,
-        **info["env"],
-        "IRFLOW_DATABASE_URL": f"sqlite:///{db}",
-        "IRFLOW_QUEUE_POLLING_INTERVAL": "0.05",
-        "IRFLOW_ONCALL_RECIPIENTS": "soc-oncall@example.org",
-        "IRFLOW_PLAYBOOKS_DIR": str(REPO / "playbooks"),
-    }
-    port = _free_port()
-    serve_log = open(tmp_path / "serve.log", "w")  # noqa: SIM115
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "irflow", "serve", "--port", str(port)],
-        env={**env, "IRFLOW_EXECUTOR_ID": "serve-1"},
-        cwd=tmp_path,
-        stdout=serve_log,
-        stderr=subprocess.STDOUT,
+    env = irflow_env(info, f"sqlite:///{db}")
+    serve = start_serve(
+        {**env, "IRFLOW_EXECUTOR_ID": "serve-1"}, tmp_path, log=tmp_path / "serve.log", ready_within=60
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert serve.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "serve never became ready"
-            time.sleep(0.2)
         account = (
             f"/subscriptions/{info['subscription_id']}/resourceGroups/rg-phi-prod/providers/"
             "Microsoft.Storage/storageAccounts/phiimaging"
@@ -83,11 +49,9 @@ def test_run_is_executed_by_the_serving_worker(sim_process, tmp_path: Path) -> N
         assert run.returncode == 0, run.stderr
         view = json.loads(run.stdout)
         assert view["status"] == "succeeded"
-        assert serve.poll() is None  # serve kept running: no EngineBusy, no second executor
+        assert serve.process.poll() is None  # serve kept running: no EngineBusy, no second executor
     finally:
-        serve.send_signal(signal.SIGTERM)
-        serve.wait(timeout=30)
-        serve_log.close()
+        serve.stop()
     with sqlite3.connect(tmp_path / "irflow.dbos.db") as conn:
         executors = dict(
             conn.execute(

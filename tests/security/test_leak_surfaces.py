@@ -21,10 +21,7 @@ import io
 import json
 import os
 import re
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -34,6 +31,7 @@ import pytest
 import requests
 import yaml
 from hostile import REPO, TIME_LIMIT, irflow
+from procs import start_serve
 from pypdf import PdfReader
 from test_leaks import CORPUS, VALUES
 
@@ -84,12 +82,6 @@ def _scenario(path: Path) -> Path:
     )
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _forms(value: str) -> set[str]:
@@ -166,26 +158,17 @@ def test_the_corpus_leaks_through_no_surface(tmp_path: Path) -> None:
         token = irflow("tokens", "create", "--role", "admin", "--name", "leak", env=env)
         assert token.returncode == 0, token.stderr
         logs["tokens: stderr"] = token.stderr
-        port = _free_port()
-        serve_log = tmp_path / "serve.stderr"
-        server = subprocess.Popen(  # its logs go to a file: a full pipe would block the server at DEBUG
-            [sys.executable, "-m", "irflow", "serve", "--port", str(port)],
-            env={**os.environ, "PYTHONPATH": str(REPO), **env, "IRFLOW_LOG_LEVEL": "DEBUG"},
-            stdout=subprocess.DEVNULL,
-            stderr=serve_log.open("w"),
-            text=True,
-            cwd=REPO,
+        serve_log = tmp_path / "serve.log"
+        server = start_serve(  # its logs go to a file: a full pipe would block the server at DEBUG
+            {**os.environ, "PYTHONPATH": str(REPO), **env, "IRFLOW_LOG_LEVEL": "DEBUG"},
+            REPO,
+            log=serve_log,
+            ready_within=120,
         )
         try:
-            api = f"http://127.0.0.1:{port}/api/v1"
+            api = f"{server.base}/api/v1"
             http = requests.Session()
             http.headers["Authorization"] = f"Bearer {token.stdout.strip().splitlines()[-1]}"
-            for _ in range(600):
-                try:
-                    if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok:
-                        break
-                except requests.ConnectionError:
-                    time.sleep(0.2)
             account = tenant.storage_account("phiimaging").id
             incidents = []
             for title in _chunks(VALUES, 5):  # every value in a title
@@ -252,9 +235,8 @@ def test_the_corpus_leaks_through_no_surface(tmp_path: Path) -> None:
                     time.sleep(0.1)
                 assert run["status"] == "succeeded", run
         finally:
-            server.terminate()
-            server.wait(timeout=TIME_LIMIT)
-        logs["serve: stderr"] = serve_log.read_text()
+            server.stop(TIME_LIMIT)
+        logs["serve: stdout and stderr"] = serve_log.read_text()
 
         # 3. risk assessments and CLI error paths, at DEBUG/json
         cli_env = {**env, **base_env}
