@@ -1,4 +1,5 @@
-"""The playbook interpreter: a DBOS workflow per run, a child workflow per step target.
+"""The playbook interpreter: a DBOS workflow per run; a step's targets run in lanes (or a child workflow per
+target where the target waits for a human or has a timeout of its own).
 
 Determinism: the workflow reads the playbook from the copy pinned in the run (content and hash), renders
 params from inputs and earlier outputs only, and touches the clock, the database and Azure only inside
@@ -180,6 +181,12 @@ def create_steps(run_id: str, position: int, spec: dict[str, Any], items: list[d
 
 @DBOS.step()
 @_portable
+def claim_target(run_id: str, chain: list[tuple[str, int, bool]], token: str) -> tuple[str, str] | None:
+    return services().state.claim_target(run_id, [tuple(link) for link in chain], token)  # type: ignore[misc]
+
+
+@DBOS.step()
+@_portable
 def change_step(
     step_id: str, trigger: str, fields: dict[str, Any] | None = None, payload: dict[str, Any] | None = None
 ) -> str:
@@ -324,8 +331,31 @@ def target_workflow(step_id: str, spec: dict[str, Any], dry_run: bool, auto_appr
     Never raises for a failure of the step itself: whatever goes wrong ends as the step's failure with its
     reason. Only a cancellation (DBOS's own, a BaseException) passes through.
     """
+    return _settled_target(step_id, StepSpec.model_validate(spec), dry_run, auto_approve)
+
+
+@DBOS.workflow()
+def lane_workflow(run_id: str, specs: list[dict[str, Any]], auto_approve: bool) -> int:
+    """One lane of a fan-out: claims the next target of the given steps, runs it, and claims again until
+    nothing is left to claim. A step's ``concurrency`` lanes replace a child workflow per target: one claim
+    step per target instead of a workflow's start, queueing, status and result records, with the same
+    steps per target (a replay resumes the claimed target at its last completed step). Returns how many
+    targets this lane ran."""
+    steps = {spec["id"]: StepSpec.model_validate(spec) for spec in specs}
+    chain = [(key, step.concurrency, step.on_failure == "continue") for key, step in steps.items()]
+    ran = 0
+    while True:
+        claimed = claim_target(run_id, chain, f"{DBOS.workflow_id}#{ran}")
+        if claimed is None:
+            return ran
+        step_id, step_key = claimed
+        _settled_target(step_id, steps[step_key], False, auto_approve)
+        ran += 1
+
+
+def _settled_target(step_id: str, step: StepSpec, dry_run: bool, auto_approve: bool) -> dict[str, Any]:
     try:
-        return _run_target(step_id, StepSpec.model_validate(spec), dry_run, auto_approve)
+        return _run_target(step_id, step, dry_run, auto_approve)
     except Exception as exc:
         error = _safe_error(exc)
         change_step(step_id, "fail", {"error": error}, {"error": error})
@@ -507,6 +537,8 @@ class _Prepared:
 def _run_step(member: _Prepared, run: dict[str, Any], queue: Any) -> list[dict[str, Any]]:
     """Every target of one step through the fan-out queue, at most ``concurrency`` at once; a slot frees as
     soon as any target ends (not the oldest)."""
+    if _lanes_fit([member], run):
+        return _run_lanes([member], run, queue)[0]
     step, spec = member.step, member.spec
     outcomes: list[dict[str, Any] | None] = [None] * len(member.step_ids)
     window: dict[int, Any] = {}
@@ -532,6 +564,8 @@ def _run_pipeline(members: list[_Prepared], run: dict[str, Any], queue: Any) -> 
     (isolating the last account never waits for another account's later steps), and a slot frees as soon
     as any of its targets ends. A target failing under ``on_failure: stop`` or ``escalate`` ends its item's
     chain: the item's later steps stay ``pending`` (not run; a retry of the run runs them)."""
+    if _lanes_fit(members, run):
+        return _run_lanes(members, run, queue)
     count = len(members[0].step_ids)
     outcomes: list[list[dict[str, Any] | None]] = [[None] * count for _ in members]
     ready: list[list[int]] = [[] for _ in members]  # items waiting for a slot, per step
@@ -583,6 +617,67 @@ def _run_pipeline(members: list[_Prepared], run: dict[str, Any], queue: Any) -> 
         else:
             advance(position + 1, item)
     return [[o for o in column if o is not None] for column in outcomes]
+
+
+def _lanes_fit(members: list[_Prepared], run: dict[str, Any]) -> bool:
+    """Lanes run targets that need neither a human nor a deadline of their own: a gate waits for a message
+    to its target's own workflow, and a ``timeout`` is a workflow timeout; a dry run stops at the plan."""
+    return not run["dry_run"] and all(
+        member.step.timeout is None and not (member.step.requires_approval and not run["auto_approve"])
+        for member in members
+    )
+
+
+def _run_lanes(members: list[_Prepared], run: dict[str, Any], queue: Any) -> list[list[dict[str, Any]]]:
+    """The targets of one step, or of a pipeline of steps, through lanes on the fan-out queue: as many
+    lanes as the steps' concurrencies add up to, each claiming targets until none is left (a slot frees as
+    soon as a target ends; a target of a later step is claimable once its item's earlier target let it go
+    on, so the pipeline's item A may rotate keys while item B is still being isolated).
+
+    Afterwards the targets' recorded states are the outcomes. A target stopped by its item's failure
+    earlier in the pipeline stays ``pending`` (not run; a retry of the run runs it). One that a lane
+    claimed but did not end (the lane itself stopped on an internal error) fails with that reason."""
+    outcomes = [[member.settled(index) for index in range(len(member.step_ids))] for member in members]
+    todo = sum(outcome is None for column in outcomes for outcome in column)
+    if todo:
+        lanes = min(todo, sum(member.step.concurrency for member in members))
+        specs = [member.spec for member in members]
+        handles = [queue.enqueue(lane_workflow, run["id"], specs, run["auto_approve"]) for _ in range(lanes)]
+        for handle in handles:
+            try:
+                handle.get_result(polling_interval_sec=WAIT_POLL_S)
+            except Exception as exc:  # cancelled with the run, or an internal error: the states tell
+                log.warning("lane ended early", run_id=run["id"], error_type=type(exc).__name__)
+    known = iter(read_step_states([step_id for member in members for step_id in member.step_ids]))
+    stopped: dict[int, str] = {}  # item → why its later targets did not run
+    for position, member in enumerate(members):
+        for index, step_id in enumerate(member.step_ids):
+            row = next(known)
+            outcome = outcomes[position][index]
+            if outcome is None:
+                outcome = _lane_outcome(step_id, row, stopped.get(index))
+                outcomes[position][index] = outcome
+            if index in stopped:
+                continue
+            if outcome["state"] == "failed" and member.step.on_failure != "continue":
+                stopped[index] = f"not run: {member.step.id} failed for this target"
+            elif outcome["state"] == "pending":
+                stopped[index] = outcome["error"]
+    return [[outcome for outcome in column if outcome is not None] for column in outcomes]
+
+
+def _lane_outcome(step_id: str, row: dict[str, Any], stopped: str | None) -> dict[str, Any]:
+    state = row["state"]
+    if state == "succeeded":
+        return {"state": state, "result": row["result"] or {}}
+    if state in ("failed", "skipped", "cancelled"):
+        return {"state": state, "error": row["error"] or state}
+    if state == "pending" and stopped is not None:
+        note_step(step_id, "step.not_run", {"reason": stopped})
+        return {"state": "pending", "error": stopped}
+    error = "not run to its end: the lane running it stopped on an internal error"
+    change_step(step_id, "fail", {"error": error}, {"error": error})
+    return {"state": "failed", "error": error}
 
 
 def _aligned(members: list[_Prepared]) -> bool:
