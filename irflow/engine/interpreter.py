@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from irflow import clock
 from irflow.actions.base import ActionError, StepContext, get_action, retry_after_of
 from irflow.engine.evidence import EvidenceRecorder
-from irflow.engine.machines import IllegalTransition
+from irflow.engine.machines import STEP_TERMINAL, IllegalTransition
 from irflow.engine.notifier import OutboxNotifier
 from irflow.engine.playbook import PlaybookError, StepSpec, parse_playbook, pipeline_chain
 
@@ -181,12 +181,6 @@ def create_steps(run_id: str, position: int, spec: dict[str, Any], items: list[d
 
 @DBOS.step()
 @_portable
-def claim_target(run_id: str, chain: list[tuple[str, int, bool]], token: str) -> tuple[str, str] | None:
-    return services().state.claim_target(run_id, [tuple(link) for link in chain], token)  # type: ignore[misc]
-
-
-@DBOS.step()
-@_portable
 def change_step(
     step_id: str, trigger: str, fields: dict[str, Any] | None = None, payload: dict[str, Any] | None = None
 ) -> str:
@@ -215,7 +209,33 @@ def plan_target(step_id: str, then_apply: bool = False) -> dict[str, Any]:
     irflow's changes the resource in between) and the outcome comes back as ``applied``. A replay of this
     step after a crash reads Azure again; the state transitions recognise what was already recorded.
     """
+    return _plan(services().state.step_row(step_id), then_apply)
+
+
+@DBOS.step()
+@_portable
+def claim_and_run(run_id: str, chain: list[tuple[str, int, bool]], token: str) -> dict[str, Any] | None:
+    """A lane's next target, claimed, and its first attempt: plan and apply in one step (as
+    ``plan_target(then_apply=True)``), with its success recorded here too. None when nothing is claimable.
+
+    A replay after a crash claims the same target again (same token). If the target already ended, its
+    recorded outcome comes back without a call to Azure; otherwise the attempt runs again, which is safe as
+    for ``plan_target`` (the plan reads what Azure holds now and the write changes only what differs).
+    """
+    claimed = services().state.claim_target(run_id, [tuple(link) for link in chain], token)  # type: ignore[misc]
+    if claimed is None:
+        return None
+    step_id, step_key = claimed
     row = services().state.step_row(step_id)
+    if row["state"] in STEP_TERMINAL:  # ended before a crash cut this step short
+        planned = {"ok": True, "plan": row["plan"] or {}, "ended": row["state"], "error": row["error"]}
+    else:
+        planned = _plan(row, then_apply=True, record_success=True)
+    return {"step_id": step_id, "step_key": step_key, "planned": planned}
+
+
+def _plan(row: dict[str, Any], then_apply: bool, record_success: bool = False) -> dict[str, Any]:
+    step_id = row["id"]
     with bind_context(incident_id=row["incident_id"], run_id=row["run_id"], step_id=row["step_key"]):
         try:
             action, ctx = _context(row)
@@ -225,10 +245,12 @@ def plan_target(step_id: str, then_apply: bool = False) -> dict[str, Any]:
                 return {"ok": True, "plan": plan}
             with services().target_locks.hold(row["action"], row["target"]):
                 plan = action.plan(ctx).model_dump(mode="json")
-                _record_plan(step_id, row, plan)
-                services().state.transition_step(step_id, "start")
+                _record_plan(step_id, row, plan, then_start=True)
                 ctx.first_attempt_at = row["first_attempt_at"] or clock.now()  # what "start" just recorded
                 applied = _apply_and_verify(action, ctx, row)
+            if record_success and applied["ok"]:
+                _record_success(step_id, applied["result"])
+                applied["recorded"] = True
             return {"ok": True, "plan": plan, "applied": applied}
         except ActionError as exc:
             return _failure(exc, exc.retryable)
@@ -239,11 +261,28 @@ def plan_target(step_id: str, then_apply: bool = False) -> dict[str, Any]:
             return _failure(exc, True)
 
 
-def _record_plan(step_id: str, row: dict[str, Any], plan: dict[str, Any]) -> None:
-    if row["state"] == "pending":
-        services().state.transition_step(
-            step_id, "plan", plan=plan, payload={"changes": plan["changes"], "notes": plan["notes"]}
-        )
+def _record_success(step_id: str, result: dict[str, Any]) -> None:
+    services().state.transition_step(
+        step_id,
+        "succeed",
+        payload={
+            "changed": result["changed"],
+            "changes": result["changes"],
+            "prior_state": result["prior_state"],
+        },
+        result=result,
+        error=None,
+    )
+
+
+def _record_plan(step_id: str, row: dict[str, Any], plan: dict[str, Any], then_start: bool = False) -> None:
+    """The plan recorded (a target still ``pending``), then ``start`` when asked: one transaction."""
+    Change = tuple[str, dict[str, Any], dict[str, Any] | None]
+    planned: Change = ("plan", {"plan": plan}, {"changes": plan["changes"], "notes": plan["notes"]})
+    started: Change = ("start", {}, None)
+    changes = ([planned] if row["state"] == "pending" else []) + ([started] if then_start else [])
+    if changes:
+        services().state.transition_step_many(step_id, changes)
 
 
 @DBOS.step()
@@ -345,27 +384,34 @@ def lane_workflow(run_id: str, specs: list[dict[str, Any]], auto_approve: bool) 
     chain = [(key, step.concurrency, step.on_failure == "continue") for key, step in steps.items()]
     ran = 0
     while True:
-        claimed = claim_target(run_id, chain, f"{DBOS.workflow_id}#{ran}")
+        claimed = claim_and_run(run_id, chain, f"{DBOS.workflow_id}#{ran}")
         if claimed is None:
             return ran
-        step_id, step_key = claimed
-        _settled_target(step_id, steps[step_key], False, auto_approve)
+        step_id, step = claimed["step_id"], steps[claimed["step_key"]]
+        _settled_target(step_id, step, False, auto_approve, claimed["planned"])
         ran += 1
 
 
-def _settled_target(step_id: str, step: StepSpec, dry_run: bool, auto_approve: bool) -> dict[str, Any]:
+def _settled_target(
+    step_id: str, step: StepSpec, dry_run: bool, auto_approve: bool, planned: dict[str, Any] | None = None
+) -> dict[str, Any]:
     try:
-        return _run_target(step_id, step, dry_run, auto_approve)
+        return _run_target(step_id, step, dry_run, auto_approve, planned)
     except Exception as exc:
         error = _safe_error(exc)
         change_step(step_id, "fail", {"error": error}, {"error": error})
         return {"state": "failed", "error": error}
 
 
-def _run_target(step_id: str, step: StepSpec, dry_run: bool, auto_approve: bool) -> dict[str, Any]:
+def _run_target(
+    step_id: str, step: StepSpec, dry_run: bool, auto_approve: bool, planned: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``planned``: the first plan attempt a lane already made (``claim_and_run``)."""
     gated = step.requires_approval and not auto_approve
+    if planned is not None and "ended" in planned:  # ended before a crash: nothing more to do
+        return {"state": planned["ended"], "error": planned["error"]}
     # Without a gate the first attempt runs in the plan's step: one read of Azure serves plan and apply.
-    planned = _plan_with_retries(step_id, step, then_apply=not dry_run and not gated)
+    planned = _plan_with_retries(step_id, step, then_apply=not dry_run and not gated, first=planned)
     if not planned["ok"]:
         change_step(step_id, "fail", {"error": planned["error"]}, {"error": planned["error"]})
         return {"state": "failed", "error": planned["error"]}
@@ -397,6 +443,8 @@ def _run_target(step_id: str, step: StepSpec, dry_run: bool, auto_approve: bool)
         else:
             change_step(step_id, "start")
             outcome = apply_target(step_id)
+        if outcome["ok"] and outcome.get("recorded"):
+            return {"state": "succeeded", "result": outcome["result"]}
         if outcome["ok"]:
             result = outcome["result"]
             change_step(
@@ -417,10 +465,17 @@ def _run_target(step_id: str, step: StepSpec, dry_run: bool, auto_approve: bool)
     return {"state": "failed", "error": last_error}
 
 
-def _plan_with_retries(step_id: str, step: StepSpec, then_apply: bool = False) -> dict[str, Any]:
-    """Plan under the step's retry policy: a read that fails for a transient reason is tried again."""
-    planned: dict[str, Any] = {}
+def _plan_with_retries(
+    step_id: str, step: StepSpec, then_apply: bool = False, first: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Plan under the step's retry policy: a read that fails for a transient reason is tried again.
+    ``first``: the outcome of a first attempt already made."""
+    planned: dict[str, Any] = first or {}
     for attempt in range(1, step.retry.max_attempts + 1):
+        if attempt == 1 and first is not None:
+            if planned["ok"] or not planned.get("retryable"):
+                return planned
+            continue
         if attempt > 1:
             delay = _retry_delay(step, attempt, planned)
             note_step(step_id, "step.plan_retrying", {"error": planned["error"], "delay_s": delay})

@@ -328,6 +328,27 @@ class StateStore:
                 return self._change_step(work, step, incident_id, run, trigger, actor, payload, fields)
         raise AssertionError("unreachable: the second attempt locks the run")
 
+    def transition_step_many(
+        self,
+        step_id: str,
+        changes: list[tuple[str, dict[str, Any], dict[str, Any] | None]],
+        *,
+        actor: str = ENGINE_ACTOR,
+    ) -> str:
+        """Several changes of one step in one transaction, in order (``plan`` then ``start``), each with its
+        audit event. Only changes that leave the run alone: none into or out of ``awaiting_approval``."""
+        with self._work() as work:
+            found = work.lock_step_with_incident(step_id)
+            if found is None:
+                raise LookupError(f"no step {step_id}")
+            step, incident_id = found
+            state = step.state
+            for trigger, fields, payload in changes:
+                if "awaiting_approval" in (state, STEP.destination(trigger)):
+                    raise ValueError(f"{trigger} touches an approval gate: use transition_step")
+                state = self._change_step(work, step, incident_id, None, trigger, actor, payload, fields)
+            return state
+
     def _change_step(
         self,
         work: UnitOfWork,
@@ -644,6 +665,8 @@ class StateStore:
                 "params": step.params,
                 "target": step.target,
                 "state": step.state,
+                "plan": step.plan,
+                "error": step.error,
                 "attempts": step.attempts,
                 "first_attempt_at": step.first_attempt_at,
                 "reference_time": incident.detected_at,
