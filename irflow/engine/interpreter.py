@@ -1,4 +1,5 @@
-"""The playbook interpreter: a DBOS workflow per run, a child workflow per step target.
+"""The playbook interpreter: a DBOS workflow per run; a step's targets run in lanes (or a child workflow per
+target where the target waits for a human or has a timeout of its own).
 
 Determinism: the workflow reads the playbook from the copy pinned in the run (content and hash), renders
 params from inputs and earlier outputs only, and touches the clock, the database and Azure only inside
@@ -20,7 +21,7 @@ from pydantic import ValidationError
 from irflow import clock
 from irflow.actions.base import ActionError, StepContext, get_action, retry_after_of
 from irflow.engine.evidence import EvidenceRecorder
-from irflow.engine.machines import IllegalTransition
+from irflow.engine.machines import STEP_TERMINAL, IllegalTransition
 from irflow.engine.notifier import OutboxNotifier
 from irflow.engine.playbook import PlaybookError, StepSpec, parse_playbook, pipeline_chain
 
@@ -208,7 +209,33 @@ def plan_target(step_id: str, then_apply: bool = False) -> dict[str, Any]:
     irflow's changes the resource in between) and the outcome comes back as ``applied``. A replay of this
     step after a crash reads Azure again; the state transitions recognise what was already recorded.
     """
+    return _plan(services().state.step_row(step_id), then_apply)
+
+
+@DBOS.step()
+@_portable
+def claim_and_run(run_id: str, chain: list[tuple[str, int, bool]], token: str) -> dict[str, Any] | None:
+    """A lane's next target, claimed, and its first attempt: plan and apply in one step (as
+    ``plan_target(then_apply=True)``), with its success recorded here too. None when nothing is claimable.
+
+    A replay after a crash claims the same target again (same token). If the target already ended, its
+    recorded outcome comes back without a call to Azure; otherwise the attempt runs again, which is safe as
+    for ``plan_target`` (the plan reads what Azure holds now and the write changes only what differs).
+    """
+    claimed = services().state.claim_target(run_id, [tuple(link) for link in chain], token)  # type: ignore[misc]
+    if claimed is None:
+        return None
+    step_id, step_key = claimed
     row = services().state.step_row(step_id)
+    if row["state"] in STEP_TERMINAL:  # ended before a crash cut this step short
+        planned = {"ok": True, "plan": row["plan"] or {}, "ended": row["state"], "error": row["error"]}
+    else:
+        planned = _plan(row, then_apply=True, record_success=True)
+    return {"step_id": step_id, "step_key": step_key, "planned": planned}
+
+
+def _plan(row: dict[str, Any], then_apply: bool, record_success: bool = False) -> dict[str, Any]:
+    step_id = row["id"]
     with bind_context(incident_id=row["incident_id"], run_id=row["run_id"], step_id=row["step_key"]):
         try:
             action, ctx = _context(row)
@@ -218,10 +245,12 @@ def plan_target(step_id: str, then_apply: bool = False) -> dict[str, Any]:
                 return {"ok": True, "plan": plan}
             with services().target_locks.hold(row["action"], row["target"]):
                 plan = action.plan(ctx).model_dump(mode="json")
-                _record_plan(step_id, row, plan)
-                services().state.transition_step(step_id, "start")
+                _record_plan(step_id, row, plan, then_start=True)
                 ctx.first_attempt_at = row["first_attempt_at"] or clock.now()  # what "start" just recorded
                 applied = _apply_and_verify(action, ctx, row)
+            if record_success and applied["ok"]:
+                _record_success(step_id, applied["result"])
+                applied["recorded"] = True
             return {"ok": True, "plan": plan, "applied": applied}
         except ActionError as exc:
             return _failure(exc, exc.retryable)
@@ -232,11 +261,28 @@ def plan_target(step_id: str, then_apply: bool = False) -> dict[str, Any]:
             return _failure(exc, True)
 
 
-def _record_plan(step_id: str, row: dict[str, Any], plan: dict[str, Any]) -> None:
-    if row["state"] == "pending":
-        services().state.transition_step(
-            step_id, "plan", plan=plan, payload={"changes": plan["changes"], "notes": plan["notes"]}
-        )
+def _record_success(step_id: str, result: dict[str, Any]) -> None:
+    services().state.transition_step(
+        step_id,
+        "succeed",
+        payload={
+            "changed": result["changed"],
+            "changes": result["changes"],
+            "prior_state": result["prior_state"],
+        },
+        result=result,
+        error=None,
+    )
+
+
+def _record_plan(step_id: str, row: dict[str, Any], plan: dict[str, Any], then_start: bool = False) -> None:
+    """The plan recorded (a target still ``pending``), then ``start`` when asked: one transaction."""
+    Change = tuple[str, dict[str, Any], dict[str, Any] | None]
+    planned: Change = ("plan", {"plan": plan}, {"changes": plan["changes"], "notes": plan["notes"]})
+    started: Change = ("start", {}, None)
+    changes = ([planned] if row["state"] == "pending" else []) + ([started] if then_start else [])
+    if changes:
+        services().state.transition_step_many(step_id, changes)
 
 
 @DBOS.step()
@@ -324,18 +370,48 @@ def target_workflow(step_id: str, spec: dict[str, Any], dry_run: bool, auto_appr
     Never raises for a failure of the step itself: whatever goes wrong ends as the step's failure with its
     reason. Only a cancellation (DBOS's own, a BaseException) passes through.
     """
+    return _settled_target(step_id, StepSpec.model_validate(spec), dry_run, auto_approve)
+
+
+@DBOS.workflow()
+def lane_workflow(run_id: str, specs: list[dict[str, Any]], auto_approve: bool) -> int:
+    """One lane of a fan-out: claims the next target of the given steps, runs it, and claims again until
+    nothing is left to claim. A step's ``concurrency`` lanes replace a child workflow per target: one claim
+    step per target instead of a workflow's start, queueing, status and result records, with the same
+    steps per target (a replay resumes the claimed target at its last completed step). Returns how many
+    targets this lane ran."""
+    steps = {spec["id"]: StepSpec.model_validate(spec) for spec in specs}
+    chain = [(key, step.concurrency, step.on_failure == "continue") for key, step in steps.items()]
+    ran = 0
+    while True:
+        claimed = claim_and_run(run_id, chain, f"{DBOS.workflow_id}#{ran}")
+        if claimed is None:
+            return ran
+        step_id, step = claimed["step_id"], steps[claimed["step_key"]]
+        _settled_target(step_id, step, False, auto_approve, claimed["planned"])
+        ran += 1
+
+
+def _settled_target(
+    step_id: str, step: StepSpec, dry_run: bool, auto_approve: bool, planned: dict[str, Any] | None = None
+) -> dict[str, Any]:
     try:
-        return _run_target(step_id, StepSpec.model_validate(spec), dry_run, auto_approve)
+        return _run_target(step_id, step, dry_run, auto_approve, planned)
     except Exception as exc:
         error = _safe_error(exc)
         change_step(step_id, "fail", {"error": error}, {"error": error})
         return {"state": "failed", "error": error}
 
 
-def _run_target(step_id: str, step: StepSpec, dry_run: bool, auto_approve: bool) -> dict[str, Any]:
+def _run_target(
+    step_id: str, step: StepSpec, dry_run: bool, auto_approve: bool, planned: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``planned``: the first plan attempt a lane already made (``claim_and_run``)."""
     gated = step.requires_approval and not auto_approve
+    if planned is not None and "ended" in planned:  # ended before a crash: nothing more to do
+        return {"state": planned["ended"], "error": planned["error"]}
     # Without a gate the first attempt runs in the plan's step: one read of Azure serves plan and apply.
-    planned = _plan_with_retries(step_id, step, then_apply=not dry_run and not gated)
+    planned = _plan_with_retries(step_id, step, then_apply=not dry_run and not gated, first=planned)
     if not planned["ok"]:
         change_step(step_id, "fail", {"error": planned["error"]}, {"error": planned["error"]})
         return {"state": "failed", "error": planned["error"]}
@@ -367,6 +443,8 @@ def _run_target(step_id: str, step: StepSpec, dry_run: bool, auto_approve: bool)
         else:
             change_step(step_id, "start")
             outcome = apply_target(step_id)
+        if outcome["ok"] and outcome.get("recorded"):
+            return {"state": "succeeded", "result": outcome["result"]}
         if outcome["ok"]:
             result = outcome["result"]
             change_step(
@@ -387,10 +465,17 @@ def _run_target(step_id: str, step: StepSpec, dry_run: bool, auto_approve: bool)
     return {"state": "failed", "error": last_error}
 
 
-def _plan_with_retries(step_id: str, step: StepSpec, then_apply: bool = False) -> dict[str, Any]:
-    """Plan under the step's retry policy: a read that fails for a transient reason is tried again."""
-    planned: dict[str, Any] = {}
+def _plan_with_retries(
+    step_id: str, step: StepSpec, then_apply: bool = False, first: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Plan under the step's retry policy: a read that fails for a transient reason is tried again.
+    ``first``: the outcome of a first attempt already made."""
+    planned: dict[str, Any] = first or {}
     for attempt in range(1, step.retry.max_attempts + 1):
+        if attempt == 1 and first is not None:
+            if planned["ok"] or not planned.get("retryable"):
+                return planned
+            continue
         if attempt > 1:
             delay = _retry_delay(step, attempt, planned)
             note_step(step_id, "step.plan_retrying", {"error": planned["error"], "delay_s": delay})
@@ -507,6 +592,8 @@ class _Prepared:
 def _run_step(member: _Prepared, run: dict[str, Any], queue: Any) -> list[dict[str, Any]]:
     """Every target of one step through the fan-out queue, at most ``concurrency`` at once; a slot frees as
     soon as any target ends (not the oldest)."""
+    if _lanes_fit([member], run):
+        return _run_lanes([member], run, queue)[0]
     step, spec = member.step, member.spec
     outcomes: list[dict[str, Any] | None] = [None] * len(member.step_ids)
     window: dict[int, Any] = {}
@@ -532,6 +619,8 @@ def _run_pipeline(members: list[_Prepared], run: dict[str, Any], queue: Any) -> 
     (isolating the last account never waits for another account's later steps), and a slot frees as soon
     as any of its targets ends. A target failing under ``on_failure: stop`` or ``escalate`` ends its item's
     chain: the item's later steps stay ``pending`` (not run; a retry of the run runs them)."""
+    if _lanes_fit(members, run):
+        return _run_lanes(members, run, queue)
     count = len(members[0].step_ids)
     outcomes: list[list[dict[str, Any] | None]] = [[None] * count for _ in members]
     ready: list[list[int]] = [[] for _ in members]  # items waiting for a slot, per step
@@ -583,6 +672,67 @@ def _run_pipeline(members: list[_Prepared], run: dict[str, Any], queue: Any) -> 
         else:
             advance(position + 1, item)
     return [[o for o in column if o is not None] for column in outcomes]
+
+
+def _lanes_fit(members: list[_Prepared], run: dict[str, Any]) -> bool:
+    """Lanes run targets that need neither a human nor a deadline of their own: a gate waits for a message
+    to its target's own workflow, and a ``timeout`` is a workflow timeout; a dry run stops at the plan."""
+    return not run["dry_run"] and all(
+        member.step.timeout is None and not (member.step.requires_approval and not run["auto_approve"])
+        for member in members
+    )
+
+
+def _run_lanes(members: list[_Prepared], run: dict[str, Any], queue: Any) -> list[list[dict[str, Any]]]:
+    """The targets of one step, or of a pipeline of steps, through lanes on the fan-out queue: as many
+    lanes as the steps' concurrencies add up to, each claiming targets until none is left (a slot frees as
+    soon as a target ends; a target of a later step is claimable once its item's earlier target let it go
+    on, so the pipeline's item A may rotate keys while item B is still being isolated).
+
+    Afterwards the targets' recorded states are the outcomes. A target stopped by its item's failure
+    earlier in the pipeline stays ``pending`` (not run; a retry of the run runs it). One that a lane
+    claimed but did not end (the lane itself stopped on an internal error) fails with that reason."""
+    outcomes = [[member.settled(index) for index in range(len(member.step_ids))] for member in members]
+    todo = sum(outcome is None for column in outcomes for outcome in column)
+    if todo:
+        lanes = min(todo, sum(member.step.concurrency for member in members))
+        specs = [member.spec for member in members]
+        handles = [queue.enqueue(lane_workflow, run["id"], specs, run["auto_approve"]) for _ in range(lanes)]
+        for handle in handles:
+            try:
+                handle.get_result(polling_interval_sec=WAIT_POLL_S)
+            except Exception as exc:  # cancelled with the run, or an internal error: the states tell
+                log.warning("lane ended early", run_id=run["id"], error_type=type(exc).__name__)
+    known = iter(read_step_states([step_id for member in members for step_id in member.step_ids]))
+    stopped: dict[int, str] = {}  # item → why its later targets did not run
+    for position, member in enumerate(members):
+        for index, step_id in enumerate(member.step_ids):
+            row = next(known)
+            outcome = outcomes[position][index]
+            if outcome is None:
+                outcome = _lane_outcome(step_id, row, stopped.get(index))
+                outcomes[position][index] = outcome
+            if index in stopped:
+                continue
+            if outcome["state"] == "failed" and member.step.on_failure != "continue":
+                stopped[index] = f"not run: {member.step.id} failed for this target"
+            elif outcome["state"] == "pending":
+                stopped[index] = outcome["error"]
+    return [[outcome for outcome in column if outcome is not None] for column in outcomes]
+
+
+def _lane_outcome(step_id: str, row: dict[str, Any], stopped: str | None) -> dict[str, Any]:
+    state = row["state"]
+    if state == "succeeded":
+        return {"state": state, "result": row["result"] or {}}
+    if state in ("failed", "skipped", "cancelled"):
+        return {"state": state, "error": row["error"] or state}
+    if state == "pending" and stopped is not None:
+        note_step(step_id, "step.not_run", {"reason": stopped})
+        return {"state": "pending", "error": stopped}
+    error = "not run to its end: the lane running it stopped on an internal error"
+    change_step(step_id, "fail", {"error": error}, {"error": error})
+    return {"state": "failed", "error": error}
 
 
 def _aligned(members: list[_Prepared]) -> bool:

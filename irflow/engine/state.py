@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, func, select, text, update
+from sqlalchemy.orm import Session, aliased
 
 from irflow import clock
 from irflow.audit import AuditChain
@@ -328,6 +328,27 @@ class StateStore:
                 return self._change_step(work, step, incident_id, run, trigger, actor, payload, fields)
         raise AssertionError("unreachable: the second attempt locks the run")
 
+    def transition_step_many(
+        self,
+        step_id: str,
+        changes: list[tuple[str, dict[str, Any], dict[str, Any] | None]],
+        *,
+        actor: str = ENGINE_ACTOR,
+    ) -> str:
+        """Several changes of one step in one transaction, in order (``plan`` then ``start``), each with its
+        audit event. Only changes that leave the run alone: none into or out of ``awaiting_approval``."""
+        with self._work() as work:
+            found = work.lock_step_with_incident(step_id)
+            if found is None:
+                raise LookupError(f"no step {step_id}")
+            step, incident_id = found
+            state = step.state
+            for trigger, fields, payload in changes:
+                if "awaiting_approval" in (state, STEP.destination(trigger)):
+                    raise ValueError(f"{trigger} touches an approval gate: use transition_step")
+                state = self._change_step(work, step, incident_id, None, trigger, actor, payload, fields)
+            return state
+
     def _change_step(
         self,
         work: UnitOfWork,
@@ -465,14 +486,75 @@ class StateStore:
         now = clock.now()
         for step in steps:
             old, step.state, step.updated_at = step.state, state, now
-            if state == "pending":
-                step.error, step.next_attempt_at = None, None
+            if state == "pending":  # claimable again by a lane (workflow_id held its claim)
+                step.error, step.next_attempt_at, step.workflow_id = None, None, None
             work.audit(
                 actor=actor,
                 type=f"step.{state}",
                 incident_id=run.incident_id,
                 payload=_step_payload(step, **{"from": old, "attempt": step.attempts, **extra}),
             )
+
+    def claim_target(
+        self, run_id: str, chain: list[tuple[str, int, bool]], token: str
+    ) -> tuple[str, str] | None:
+        """The next target a lane runs, claimed with ``token`` in ``steps.workflow_id``; None when nothing is
+        claimable now.
+
+        ``chain`` is the steps the lanes share, in order: (step key, concurrency, whether a failed target lets
+        its item go on). A target is claimable when it is pending and unclaimed, fewer than its step's
+        concurrency are claimed and unfinished, and (past the first step) its item's target of the previous
+        step ended in a way that lets it go on. Earlier steps come first (isolating every account before
+        rotating any key), then item order. Claiming again with the same token returns the same target: a
+        lane replayed after a crash resumes the target it had claimed.
+        """
+        with self._work() as work:
+            session = work.session
+            mine = session.execute(
+                select(Step.id, Step.step_key).where(Step.run_id == run_id, Step.workflow_id == token)
+            ).first()
+            if mine is not None:
+                return mine[0], mine[1]
+            if session.get_bind().dialect.name == "postgresql":
+                # Claims of one run, one at a time across replicas (the concurrency count stays exact);
+                # the run's row itself is never locked by fan-out.
+                session.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"claim:{run_id}"}
+                )
+            for position, (step_key, concurrency, _) in enumerate(chain):
+                in_flight = session.scalar(
+                    select(func.count()).where(
+                        Step.run_id == run_id,
+                        Step.step_key == step_key,
+                        Step.workflow_id.is_not(None),
+                        Step.state.not_in(tuple(STEP_TERMINAL)),
+                    )
+                )
+                if in_flight >= concurrency:
+                    continue
+                query = select(Step.id).where(
+                    Step.run_id == run_id,
+                    Step.step_key == step_key,
+                    Step.state == "pending",
+                    Step.workflow_id.is_(None),
+                )
+                if position > 0:
+                    previous_key, _, goes_on = chain[position - 1]
+                    previous = aliased(Step)
+                    ended = ("succeeded", "skipped", "failed") if goes_on else ("succeeded", "skipped")
+                    query = query.where(
+                        exists().where(
+                            previous.run_id == run_id,
+                            previous.step_key == previous_key,
+                            previous.item_index == Step.item_index,
+                            previous.state.in_(ended),
+                        )
+                    )
+                found = session.scalar(query.order_by(Step.item_index).limit(1))
+                if found is not None:
+                    session.execute(update(Step).where(Step.id == found).values(workflow_id=token))
+                    return found, step_key
+            return None
 
     def step_states(self, step_ids: list[str]) -> list[dict[str, Any]]:
         with self.db.read() as session:
@@ -583,6 +665,8 @@ class StateStore:
                 "params": step.params,
                 "target": step.target,
                 "state": step.state,
+                "plan": step.plan,
+                "error": step.error,
                 "attempts": step.attempts,
                 "first_attempt_at": step.first_attempt_at,
                 "reference_time": incident.detected_at,

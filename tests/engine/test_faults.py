@@ -105,11 +105,13 @@ def test_5xx_and_429_bursts_runs_complete_or_fail_clearly(tmp_path: Path) -> Non
         db = tmp_path / "irflow.db"
         before = sim.state()
         view = assert_clear_outcome(_containment(sim, db), sim, before)
-        statuses = [entry["status"] for entry in sim.journal()]
-        assert 500 in statuses  # the faults were there (10 % of well over a hundred calls)
         # a second shipped playbook on the same database: the first run, whatever its end, blocks nothing
         again = _containment(sim, db, "public-blob-exposure")
         assert_clear_outcome(again, sim, before)
+        # The faults were there. Both runs make about 60 calls: a seed drawing no 500 among them happens
+        # (0.9^60, 0.2 %); none of either kind (~0.01 %) would mean the faults were not on.
+        statuses = {entry["status"] for entry in sim.journal()}
+        assert statuses & {500, 429}, statuses
         _audit_verifies(irflow_env(sim, db))
     second = json.loads(again.stdout)["status"]
     print(f"storage-sas-exfiltration: {view['status']}; public-blob-exposure: {second}")
