@@ -537,7 +537,7 @@ class StateStore:
                 # Claims of one run, one at a time across replicas (the concurrency count stays exact);
                 # the run's row itself is never locked by fan-out.
                 session.execute(_CLAIM_LOCK, {"key": f"claim:{run_id}"})
-            in_flight = dict(session.execute(_IN_FLIGHT, {"run": run_id}).tuples().all())
+            in_flight: dict[str, int] = dict(session.execute(_IN_FLIGHT, {"run": run_id}).all())
             for position, (step_key, concurrency, _) in enumerate(chain):
                 if in_flight.get(step_key, 0) >= concurrency:
                     continue
