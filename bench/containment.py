@@ -3,7 +3,9 @@
     python bench/containment.py [--accounts 100] [--latency-ms 100] [--subscriptions 10] [--no-throttle]
                                 [--database-url postgresql+psycopg://…/empty]
 
-Both talk to the HTTPS simulator (``irflow.sim``) with ``latency_ms`` added to every Azure call and ARM's
+Both talk to the HTTPS simulator (``irflow.sim``, in a process of its own, as Azure is: in irflow's process
+it would take irflow's interpreter lock and its garbage collections would walk the tenant's whole state)
+with ``latency_ms`` added to every Azure call and ARM's
 documented throttling enforced (token buckets per subscription: reads 250 / 25 per s, writes 200 / 10 per
 s, https://learn.microsoft.com/en-us/azure/azure-resource-manager/management/request-limits-and-throttling).
 The accounts are spread over ``--subscriptions`` subscriptions (one subscription makes ARM's write budget,
@@ -24,6 +26,7 @@ Printed, from the simulator's journal of the irflow run:
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import re
 import sys
 import tempfile
@@ -31,6 +34,7 @@ import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from pydantic import SecretStr
@@ -74,6 +78,54 @@ def build_tenant(accounts: int, subscriptions: int, latency_ms: int, throttle: b
     tenant.faults.latency_ms = latency_ms
     tenant.faults.throttle = throttle
     return tenant, ids
+
+
+def _serve_tenant(conn: Any, accounts: int, subscriptions: int, latency_ms: int, throttle: bool) -> None:
+    """The simulator's process: serves one tenant until the bench says stop."""
+    from irflow.logs import configure_logging
+    from irflow.sim.server import SimServer
+
+    configure_logging(level="WARNING")
+    tenant, ids = build_tenant(accounts, subscriptions, latency_ms, throttle)
+    with SimServer(tenant) as server:
+        conn.send({"endpoint": server.endpoint, "token": server.token, "ca_file": server.ca_file, "ids": ids})
+        conn.recv()
+
+
+class SimProcess:
+    """A tenant served by the simulator in a process of its own; its journal read over the admin API."""
+
+    def __init__(self, accounts: int, subscriptions: int, latency_ms: int, throttle: bool) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(
+            target=_serve_tenant, args=(child, accounts, subscriptions, latency_ms, throttle), daemon=True
+        )
+
+    def __enter__(self) -> tuple[Any, list[str]]:
+        self._process.start()
+        info = self._conn.recv()
+        self.server = SimpleNamespace(endpoint=info["endpoint"], token=info["token"], ca_file=info["ca_file"])
+        return self.server, info["ids"]
+
+    def __exit__(self, *_: Any) -> None:
+        self._conn.send("stop")
+        self._process.join(timeout=30)
+
+    def journal(self) -> list[Any]:
+        import httpx
+
+        answer = httpx.get(
+            f"{self.server.endpoint}/_sim/journal",
+            headers={"Authorization": f"Bearer {self.server.token}"},
+            verify=self.server.ca_file,
+            timeout=60,
+        )
+        answer.raise_for_status()
+        return [
+            SimpleNamespace(**{**entry, "time": datetime.fromisoformat(entry["time"].replace("Z", "+00:00"))})
+            for entry in answer.json()
+        ]
 
 
 def sequential_loop(server: Any, ids: list[str]) -> float:
@@ -176,10 +228,10 @@ def account_of(entry: Any) -> str | None:
     return found.group(1).lower() if found else None
 
 
-def journal_by_account(tenant: Any) -> dict[str, list[Any]]:
+def journal_by_account(entries: list[Any]) -> dict[str, list[Any]]:
     """Every Azure call of the run, per account (ARM and blob data plane)."""
     per: dict[str, list[Any]] = defaultdict(list)
-    for entry in tenant.journal.entries():
+    for entry in entries:
         name = account_of(entry)
         if name is None:
             continue
@@ -211,24 +263,24 @@ def main() -> None:
     )
     args = parser.parse_args()
     from irflow.logs import configure_logging
-    from irflow.sim.server import SimServer
 
     configure_logging(level="WARNING")
     latency = args.latency_ms / 1000.0
     throttle = not args.no_throttle
+    tenant = (args.accounts, args.subscriptions, args.latency_ms, throttle)
 
-    loop_tenant, loop_ids = build_tenant(args.accounts, args.subscriptions, args.latency_ms, throttle)
-    with SimServer(loop_tenant) as server:
+    loop_sim = SimProcess(*tenant)
+    with loop_sim as (server, loop_ids):
         loop_s = sequential_loop(server, loop_ids)
-    loop_calls = len(loop_tenant.journal.entries())
+        loop_calls = len(loop_sim.journal())
 
-    tenant, ids = build_tenant(args.accounts, args.subscriptions, args.latency_ms, throttle)
-    with tempfile.TemporaryDirectory() as tmp, SimServer(tenant) as server:
+    sim = SimProcess(*tenant)
+    with tempfile.TemporaryDirectory() as tmp, sim as (server, ids):
         full_s, began, _ = run_irflow(server, ids, Path(tmp), args.database_url)
-    entries = tenant.journal.entries()
+        entries = sim.journal()
     first_call_s = (entries[0].time - began).total_seconds()
     throttled = sum(1 for e in entries if e.status == 429)
-    per = journal_by_account(tenant)
+    per = journal_by_account(entries)
     isolated_at = []
     chain_iso = calls_iso = 0
     for name, calls in per.items():

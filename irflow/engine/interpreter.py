@@ -700,7 +700,7 @@ def _run_lanes(members: list[_Prepared], run: dict[str, Any], queue: Any) -> lis
         handles = [queue.enqueue(lane_workflow, run["id"], specs, run["auto_approve"]) for _ in range(lanes)]
         for handle in handles:
             try:
-                handle.get_result(polling_interval_sec=WAIT_POLL_S)
+                handle.get_result(polling_interval_sec=LANE_POLL_S)
             except Exception as exc:  # cancelled with the run, or an internal error: the states tell
                 log.warning("lane ended early", run_id=run["id"], error_type=type(exc).__name__)
     known = iter(read_step_states([step_id for member in members for step_id in member.step_ids]))
@@ -743,6 +743,9 @@ def _aligned(members: list[_Prepared]) -> bool:
 
 # How often a step waits for the first of its targets to end: one query over the whole window.
 WAIT_POLL_S = 0.02
+# How often a step looks whether its lanes ended: each lane runs many targets, and its end only closes the
+# step (a target's own end moves its item on within the lanes, without waiting for this).
+LANE_POLL_S = 0.1
 
 
 def _first_done(window: dict[int, Any]) -> int:

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, func, select, text, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
 
 from irflow import clock
 from irflow.audit import AuditChain
@@ -27,6 +27,27 @@ from irflow.store.db import Database
 from irflow.store.models import Incident, Run, Step
 
 ENGINE_ACTOR = "irflow-engine"
+
+# A lane's claims (StateStore.claim_target): plain statements, one round trip each, compiled once.
+_ENDED = ", ".join(f"'{state}'" for state in sorted(STEP_TERMINAL))
+_CLAIMED = text("SELECT id, step_key FROM steps WHERE run_id = :run AND workflow_id = :token")
+_CLAIM_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:key))")
+_IN_FLIGHT = text(
+    "SELECT step_key, count(*) FROM steps WHERE run_id = :run AND workflow_id IS NOT NULL "
+    f"AND state NOT IN ({_ENDED}) GROUP BY step_key"
+)
+_FIRST_FREE = text(
+    "SELECT id FROM steps WHERE run_id = :run AND step_key = :key AND state = 'pending' "
+    "AND workflow_id IS NULL ORDER BY item_index LIMIT 1"
+)
+_NEXT_FREE = text(
+    "SELECT s.id FROM steps s WHERE s.run_id = :run AND s.step_key = :key AND s.state = 'pending' "
+    "AND s.workflow_id IS NULL AND EXISTS (SELECT 1 FROM steps p WHERE p.run_id = :run "
+    "AND p.step_key = :previous AND p.item_index = s.item_index "
+    "AND (p.state IN ('succeeded', 'skipped') OR (p.state = 'failed' AND :goes_on = 1))) "
+    "ORDER BY s.item_index LIMIT 1"
+)
+_CLAIM = text("UPDATE steps SET workflow_id = :token WHERE id = :id")
 
 
 @dataclass(frozen=True)
@@ -508,51 +529,28 @@ class StateStore:
         rotating any key), then item order. Claiming again with the same token returns the same target: a
         lane replayed after a crash resumes the target it had claimed.
         """
-        with self._work() as work:
-            session = work.session
-            mine = session.execute(
-                select(Step.id, Step.step_key).where(Step.run_id == run_id, Step.workflow_id == token)
-            ).first()
+        with self.db.transaction() as session:  # scheduling only: no fact for the audit trail
+            mine = session.execute(_CLAIMED, {"run": run_id, "token": token}).first()
             if mine is not None:
                 return mine[0], mine[1]
             if session.get_bind().dialect.name == "postgresql":
                 # Claims of one run, one at a time across replicas (the concurrency count stays exact);
                 # the run's row itself is never locked by fan-out.
-                session.execute(
-                    text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"claim:{run_id}"}
-                )
+                session.execute(_CLAIM_LOCK, {"key": f"claim:{run_id}"})
+            in_flight: dict[str, int] = dict(session.execute(_IN_FLIGHT, {"run": run_id}).all())
             for position, (step_key, concurrency, _) in enumerate(chain):
-                in_flight = session.scalar(
-                    select(func.count()).where(
-                        Step.run_id == run_id,
-                        Step.step_key == step_key,
-                        Step.workflow_id.is_not(None),
-                        Step.state.not_in(tuple(STEP_TERMINAL)),
-                    )
-                )
-                if in_flight >= concurrency:
+                if in_flight.get(step_key, 0) >= concurrency:
                     continue
-                query = select(Step.id).where(
-                    Step.run_id == run_id,
-                    Step.step_key == step_key,
-                    Step.state == "pending",
-                    Step.workflow_id.is_(None),
-                )
-                if position > 0:
-                    previous_key, _, goes_on = chain[position - 1]
-                    previous = aliased(Step)
-                    ended = ("succeeded", "skipped", "failed") if goes_on else ("succeeded", "skipped")
-                    query = query.where(
-                        exists().where(
-                            previous.run_id == run_id,
-                            previous.step_key == previous_key,
-                            previous.item_index == Step.item_index,
-                            previous.state.in_(ended),
-                        )
+                if position == 0:
+                    found = session.scalar(_FIRST_FREE, {"run": run_id, "key": step_key})
+                else:
+                    previous, _, goes_on = chain[position - 1]
+                    found = session.scalar(
+                        _NEXT_FREE,
+                        {"run": run_id, "key": step_key, "previous": previous, "goes_on": int(goes_on)},
                     )
-                found = session.scalar(query.order_by(Step.item_index).limit(1))
                 if found is not None:
-                    session.execute(update(Step).where(Step.id == found).values(workflow_id=token))
+                    session.execute(_CLAIM, {"id": found, "token": token})
                     return found, step_key
             return None
 
